@@ -1,0 +1,8 @@
+export type { BottleErrorOptions, ErrorSpec, ErrorTable } from "./bottle-error.ts";
+export {
+  BottleError,
+  COMMON_ERRORS,
+  defineErrors,
+  isBottleError,
+  toBottleError,
+} from "./bottle-error.ts";
