@@ -1,0 +1,184 @@
+/** Route expansion (token kinds → routes), token slots, and resolution of token values. */
+import { ManifestError, type ManifestIssue } from "./errors.ts";
+import type { PathKey } from "./issues.ts";
+import { dottedPath } from "./issues.ts";
+import type { Manifest, Role, RouteAuth, TokenSpec } from "./schema.ts";
+
+/** One proxy route after expansion of the `tokens` short form. */
+export interface Route {
+  readonly path: string;
+  readonly upstream: string;
+  readonly auth: RouteAuth;
+  readonly token_ref: string;
+  readonly roles: readonly Role[];
+  /** Where it was declared: `cred_proxy.tokens[0]` or `cred_proxy.routes[1]`. */
+  readonly source: string;
+}
+
+/** A token slot: the proxy's own environment variable and the host variable feeding it. */
+export interface TokenSlot {
+  /** Variable name inside the proxy process (`BOTTLE_PROXY_TOKEN_0`). */
+  readonly slot: string;
+  /** Host environment variable read at start (`ANTHROPIC_API_KEY`). */
+  readonly token_ref: string;
+  /** Paths of the routes using it. */
+  readonly routes: readonly string[];
+}
+
+type CredProxy = Manifest["cred_proxy"];
+
+/** Internal: the expansion with source paths as key arrays (rules need them). */
+export function expandWithSources(credProxy: CredProxy): Array<Route & { sourcePath: PathKey[] }> {
+  const out: Array<Route & { sourcePath: PathKey[] }> = [];
+  credProxy.tokens.forEach((token, index) => {
+    const sourcePath: PathKey[] = ["cred_proxy", "tokens", index];
+    for (const route of expandToken(token))
+      out.push({ ...route, source: dottedPath(sourcePath), sourcePath });
+  });
+  credProxy.routes.forEach((route, index) => {
+    const sourcePath: PathKey[] = ["cred_proxy", "routes", index];
+    out.push({
+      path: route.path,
+      upstream: stripSlash(route.upstream),
+      auth: route.auth,
+      token_ref: route.token_ref,
+      roles: [...new Set(route.roles)],
+      source: dottedPath(sourcePath),
+      sourcePath,
+    });
+  });
+  return out;
+}
+
+function expandToken(token: TokenSpec): Array<Omit<Route, "source">> {
+  const ref = token.token_ref;
+  switch (token.kind) {
+    case "anthropic":
+      return [
+        {
+          path: "/anthropic/",
+          upstream: stripSlash(token.upstream),
+          auth: token.auth === "api-key" ? { header: "x-api-key" } : { scheme: "Bearer" },
+          token_ref: ref,
+          roles: ["anthropic-base-url"],
+        },
+      ];
+    case "github":
+      return [
+        {
+          path: "/gh-api/",
+          upstream: stripSlash(token.api),
+          auth: { scheme: "Bearer" },
+          token_ref: ref,
+          roles: [],
+        },
+        {
+          path: "/gh-git/",
+          upstream: stripSlash(token.web),
+          auth: { scheme: "Basic", username: "x-access-token" },
+          token_ref: ref,
+          roles: ["git-insteadof"],
+        },
+      ];
+    case "gitea":
+      return [
+        {
+          path: `/gitea/${giteaKey(token.url)}/`,
+          upstream: stripSlash(token.url),
+          auth: { scheme: "token" },
+          token_ref: ref,
+          roles: ["git-insteadof"],
+        },
+      ];
+    case "npm":
+      return [
+        {
+          path: "/npm/",
+          upstream: stripSlash(token.registry),
+          auth: { scheme: "Bearer" },
+          token_ref: ref,
+          roles: ["npm-registry"],
+        },
+      ];
+  }
+}
+
+/** SECURITY: the `<host>` segment of a Gitea route is a lookup key only, never used to build a URL. */
+function giteaKey(url: string): string {
+  return new URL(url).hostname
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]/g, "-")
+    .replace(/^[.-]+/, "");
+}
+
+function stripSlash(url: string): string {
+  return url.replace(/\/+$/, "");
+}
+
+/** The proxy routes of a manifest: `tokens` expanded first, then the explicit `routes`. */
+export function expandRoutes(manifest: Pick<Manifest, "cred_proxy">): readonly Route[] {
+  return Object.freeze(
+    expandWithSources(manifest.cred_proxy).map(({ sourcePath: _, ...route }) =>
+      Object.freeze(route),
+    ),
+  );
+}
+
+/** One slot per distinct `token_ref`, in order of first use; routes sharing a token share a slot. */
+export function tokenSlots(routes: readonly Route[]): readonly TokenSlot[] {
+  const byRef = new Map<string, { slot: string; token_ref: string; routes: string[] }>();
+  for (const route of routes) {
+    let slot = byRef.get(route.token_ref);
+    if (slot === undefined) {
+      slot = { slot: `BOTTLE_PROXY_TOKEN_${byRef.size}`, token_ref: route.token_ref, routes: [] };
+      byRef.set(route.token_ref, slot);
+    }
+    slot.routes.push(route.path);
+  }
+  return Object.freeze(
+    [...byRef.values()].map((s) => Object.freeze({ ...s, routes: Object.freeze(s.routes) })),
+  );
+}
+
+/** Printable ASCII without spaces, 1 to 16 KiB: anything else would corrupt a header. */
+const TOKEN_VALUE = /^[\x21-\x7e]{1,16384}$/;
+
+/**
+ * Reads each slot's host variable from `env` and returns `{ slot: value }` (null prototype).
+ * Throws one `ManifestError` listing every problem: BTL_MANIFEST_TOKEN_UNSET,
+ * BTL_MANIFEST_TOKEN_EMPTY, BTL_MANIFEST_TOKEN_INVALID. SECURITY: errors name variables only.
+ */
+export function resolveTokenValues(
+  slots: readonly TokenSlot[],
+  env: Readonly<Record<string, string | undefined>>,
+): Readonly<Record<string, string>> {
+  const values: Record<string, string> = Object.create(null);
+  const issues: ManifestIssue[] = [];
+  for (const { slot, token_ref, routes } of slots) {
+    const value = Object.hasOwn(env, token_ref) ? env[token_ref] : undefined;
+    const uses = `(used by ${routes.join(", ")})`;
+    if (value === undefined) {
+      issues.push({
+        code: "BTL_MANIFEST_TOKEN_UNSET",
+        path: "",
+        message: `environment variable ${token_ref} is not set ${uses}`,
+      });
+    } else if (value === "") {
+      issues.push({
+        code: "BTL_MANIFEST_TOKEN_EMPTY",
+        path: "",
+        message: `environment variable ${token_ref} is empty ${uses}`,
+      });
+    } else if (!TOKEN_VALUE.test(value)) {
+      issues.push({
+        code: "BTL_MANIFEST_TOKEN_INVALID",
+        path: "",
+        message: `environment variable ${token_ref} must be 1 to 16384 printable ASCII characters without spaces ${uses}`,
+      });
+    } else {
+      values[slot] = value;
+    }
+  }
+  if (issues.length > 0) throw new ManifestError(issues);
+  return Object.freeze(values);
+}
