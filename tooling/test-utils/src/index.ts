@@ -1,1 +1,21 @@
-export {};
+// Shared test utilities of the bottle workspace. Every resource they create is released by
+// vitest's onTestFinished, so call them inside a test, not in beforeAll.
+export { expectNoCanary, makeCanary } from "./canary.ts";
+export type { ProcessExit } from "./child-supervisor.ts";
+export { createBaseEnv } from "./env.ts";
+export type { GitEnv, GitOptions, GitResult, WorkRepoOptions } from "./git.ts";
+export { commitFiles, createBareRepo, createGitEnv, createWorkRepo, git } from "./git.ts";
+export type {
+  LogRecord,
+  RunProcessOptions,
+  RunProcessResult,
+  StartedProcess,
+  StartProcessOptions,
+} from "./process.ts";
+export { runProcess, startProcess } from "./process.ts";
+export type { ErrorTableRow } from "./readme.ts";
+export { readErrorTable } from "./readme.ts";
+export type { TestdirFile } from "./temp-dir.ts";
+export { testdir, writeFiles } from "./temp-dir.ts";
+export type { RecordedRequest, Upstream, UpstreamHandler } from "./upstream.ts";
+export { startUpstream } from "./upstream.ts";

@@ -1,0 +1,107 @@
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import type { AddressInfo } from "node:net";
+import { onTestFinished } from "vitest";
+import { createDeferred } from "./deferred.ts";
+
+/** The per-request body cap of an upstream: a test sending more has a bug. */
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+/** A request as the upstream received it, body fully read. */
+export interface RecordedRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  /** Names and values alternating, in wire order and case. */
+  rawHeaders: string[];
+  body: Buffer;
+  httpVersion: string;
+}
+
+/** Answers a recorded request. */
+export type UpstreamHandler = (req: RecordedRequest, res: ServerResponse) => void | Promise<void>;
+
+/** A loopback HTTP server that records every request. */
+export interface Upstream {
+  /** `http://127.0.0.1:PORT`, no trailing slash. */
+  url: string;
+  port: number;
+  requests: RecordedRequest[];
+  server: Server;
+  /** Closes all connections and the server; rejects with the first error a handler threw. */
+  close(): Promise<void>;
+}
+
+function answerOk(_req: RecordedRequest, res: ServerResponse): void {
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end('{"ok":true}');
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of req) {
+    bytes += (chunk as Buffer).length;
+    if (bytes > MAX_BODY_BYTES) throw new Error(`request body exceeds ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Starts a real `node:http` server on `127.0.0.1:0` that records each request (body read first)
+ * into `requests`, then calls `handler` (default: 200 `{"ok":true}`). Closed after the test.
+ */
+export async function startUpstream(handler: UpstreamHandler = answerOk): Promise<Upstream> {
+  const requests: RecordedRequest[] = [];
+  const handlerErrors: unknown[] = [];
+  const server = createServer(
+    { requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 1_000 },
+    (req, res) => {
+      void (async () => {
+        try {
+          const recorded: RecordedRequest = {
+            method: req.method ?? "",
+            url: req.url ?? "",
+            headers: req.headers,
+            rawHeaders: req.rawHeaders,
+            body: await readBody(req),
+            httpVersion: req.httpVersion,
+          };
+          requests.push(recorded);
+          await handler(recorded, res);
+        } catch (error) {
+          handlerErrors.push(error);
+          if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+          if (!res.writableEnded) res.end("upstream handler failed");
+        }
+      })();
+    },
+  );
+  const { promise: listening, resolve, reject } = createDeferred<void>();
+  server.once("error", reject);
+  server.listen({ host: "127.0.0.1", port: 0 }, () => resolve());
+  await listening;
+  server.off("error", reject);
+  const { port } = server.address() as AddressInfo;
+
+  let closed: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    closed ??= new Promise<void>((resolve, reject) => {
+      server.closeAllConnections();
+      server.close((error) => (error ? reject(error) : resolve()));
+    });
+    await closed;
+    // Reported once: an explicit close() that surfaced the error leaves the cleanup quiet.
+    if (handlerErrors.length > 0) {
+      throw new Error("an upstream handler threw", { cause: handlerErrors.splice(0)[0] });
+    }
+  };
+  onTestFinished(() => close());
+  return { url: `http://127.0.0.1:${port}`, port, requests, server, close };
+}
