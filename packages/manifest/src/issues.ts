@@ -36,22 +36,19 @@ export function placeIssue(issue: RawIssue, doc?: Document, lines?: LineCounter)
 function locate(doc: Document, path: readonly PathKey[], atKey: boolean): number | undefined {
   let node: unknown = doc.contents;
   let offset = rangeStart(node);
-  path.forEach((key, index) => {
-    if (node === undefined) return;
-    const last = index === path.length - 1;
+  for (const [index, key] of path.entries()) {
     if (isMap(node)) {
       const pair = node.items.find(
         (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(key),
       );
-      if (pair === undefined) return void (node = undefined);
-      node = last && atKey ? pair.key : pair.value;
-    } else if (isSeq(node) && typeof key === "number") {
-      node = node.items[key];
+      node =
+        pair === undefined ? undefined : atKey && index === path.length - 1 ? pair.key : pair.value;
     } else {
-      node = undefined;
+      node = isSeq(node) && typeof key === "number" ? node.items[key] : undefined;
     }
+    if (node === undefined) break;
     offset = rangeStart(node) ?? offset;
-  });
+  }
   return offset;
 }
 

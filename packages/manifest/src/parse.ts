@@ -6,7 +6,7 @@ import * as v from "valibot";
 import { type Document, LineCounter, parseDocument } from "yaml";
 import { ManifestError, type ManifestErrorCode } from "./errors.ts";
 import { checkSecretFile, type PathBase, resolvePath } from "./files.ts";
-import { fromValibot, placeIssue, type RawIssue } from "./issues.ts";
+import { fromValibot, type PathKey, placeIssue, type RawIssue } from "./issues.ts";
 import { checkRules } from "./rules.ts";
 import { type Manifest, ManifestSchema } from "./schema.ts";
 
@@ -65,12 +65,12 @@ export function parseManifest(text: string, options: ParseOptions = {}): Manifes
       syntax.map((e) => {
         const code: ManifestErrorCode =
           e.code === "DUPLICATE_KEY" ? "BTL_MANIFEST_DUPLICATE_KEY" : "BTL_MANIFEST_PARSE";
-        const pos = e.linePos?.[0];
+        const pos = lines.linePos(e.pos[0]);
         const message =
           e.code === "DUPLICATE_KEY"
             ? "the same key appears twice in this mapping"
             : (e.message.split("\n")[0] ?? "");
-        return { code, path: "", message, ...(pos ? { line: pos.line, column: pos.col } : {}) };
+        return { code, path: "", message, line: pos.line, column: pos.col };
       }),
       filename,
     );
@@ -97,6 +97,8 @@ export function parseManifest(text: string, options: ParseOptions = {}): Manifes
       },
     ]);
   }
+  const reserved = findReservedKeys(data, []);
+  if (reserved.length > 0) return fail(reserved);
   const result = v.safeParse(ManifestSchema, data, { abortEarly: false });
   if (!result.success) {
     return fail(result.issues.map((issue) => fromValibot(issue, ManifestSchema as never, data)));
@@ -111,6 +113,27 @@ export function parseManifest(text: string, options: ParseOptions = {}): Manifes
   const fileIssues = resolveFiles(manifest, base, options.checkFiles ?? true);
   if (fileIssues.length > 0) return fail(fileIssues);
   return deepFreeze(manifest);
+}
+
+/** Keys that name object internals; valibot's records would drop them silently. */
+const RESERVED_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+function findReservedKeys(value: unknown, path: PathKey[]): RawIssue[] {
+  if (typeof value !== "object" || value === null) return [];
+  return Object.entries(value).flatMap(([key, child]) => {
+    const at = [...path, Array.isArray(value) ? Number(key) : key];
+    if (!Array.isArray(value) && RESERVED_KEYS.has(key)) {
+      return [
+        {
+          code: "BTL_MANIFEST_INVALID",
+          path: at,
+          atKey: true,
+          message: `\`${key}\` is a reserved name`,
+        } as const,
+      ];
+    }
+    return findReservedKeys(child, at);
+  });
 }
 
 function toData(doc: Document, fail: (issues: RawIssue[]) => never): unknown {

@@ -75,8 +75,9 @@ const Agent = v.strictObject({
   ),
   workdir: v.optional(
     v.pipe(
-      text("`workdir`", 1024),
-      v.startsWith("/", "Expected `workdir` to be an absolute path"),
+      v.string(),
+      v.maxLength(1024, "Expected `workdir` to be at most 1024 characters"),
+      v.regex(/^\/[^\u0000-\u001f\u007f-\u009f]*$/, "Expected `workdir` to be an absolute path"),
       v.description("Working directory of the agent inside the bottle."),
     ),
     "/workspace",

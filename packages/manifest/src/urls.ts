@@ -64,6 +64,10 @@ const REPO_PATH = /^[A-Za-z0-9._~/-]+$/;
 export function parseGitUrl(value: string): GitUrl | string {
   if (/[\s\u0000-\u001f\u007f-\u009f\\]/.test(value))
     return "to have no spaces, backslashes or control characters";
+  // Checked on the raw text: URL parsing would silently collapse `..` and decode escapes.
+  if (value.includes("%") || /(?:^|[/:])\.{1,2}(?:\/|$)/.test(value)) {
+    return "to have a plain repository path (no dot segments or escapes)";
+  }
   const scp = /^([^@/:]+)@([^/:]+):(?!\/\/)(.+)$/.exec(value);
   let parsed: GitUrl;
   if (!value.includes("://") && scp) {
