@@ -81,7 +81,7 @@ export function defineErrors<T extends ErrorTable>(
 ): { readonly table: Readonly<T>; readonly codes: { readonly [K in keyof T]: K } } {
   const codes: Record<string, string> = Object.create(null);
   for (const code of Object.keys(table)) {
-    if (!/^BTL_[A-Z0-9]+(?:_[A-Z0-9]+)+$/.test(code)) {
+    if (!/^BTL_(?:INTERNAL|[A-Z0-9]+(?:_[A-Z0-9]+)+)$/.test(code)) {
       throw new Error(`Expected error code \`${code}\` to match BTL_<AREA>_<REASON>`);
     }
     codes[code] = code;

@@ -1,0 +1,161 @@
+/**
+ * The plan of a bottle: what `bottle up` would do, computed from the manifest and the names of
+ * host environment variables. Pure: no files written, no processes, and never a secret value.
+ */
+import { createHash } from "node:crypto";
+import { statSync } from "node:fs";
+import {
+  expandRoutes,
+  type Manifest,
+  parseGitUrl,
+  type RouteAuth,
+  tokenSlots,
+} from "@bottle/manifest";
+
+/** How a host environment variable stands: never its value. */
+export type EnvState = "set" | "empty" | "unset";
+
+/** The plan, as `bottle plan --json` prints it. */
+export interface Plan {
+  readonly project: string;
+  readonly agent: {
+    readonly command: readonly string[];
+    readonly workdir: string;
+    readonly image: string | null;
+    readonly env: readonly string[];
+  };
+  readonly repos: ReadonlyArray<{
+    readonly name: string;
+    /** Path on the gate: `<project>/<name>.git`. */
+    readonly served_as: string;
+    readonly upstream: string;
+    readonly transport: string;
+    readonly host: string;
+    readonly credential: string;
+    readonly host_key: string | null;
+    readonly push: { readonly force_push: string; readonly deletes: string };
+  }>;
+  readonly scan: {
+    readonly scanner: string;
+    readonly extra_rules: number;
+    readonly allowlisted: number;
+  } | null;
+  readonly routes: ReadonlyArray<{
+    readonly path: string;
+    readonly upstream: string;
+    readonly auth: string;
+    readonly slot: string;
+    readonly roles: readonly string[];
+  }>;
+  /** Every host variable the bottle reads, what for, and whether it is set. */
+  readonly host_env: ReadonlyArray<{
+    readonly name: string;
+    readonly state: EnvState;
+    readonly used_by: readonly string[];
+  }>;
+  /** Secret files the sidecars read (already checked: present, mode 0600 or stricter). */
+  readonly files: ReadonlyArray<{
+    readonly path: string;
+    readonly mode: string;
+    readonly used_by: string;
+  }>;
+}
+
+/** `ssh-ed25519 SHA256:…`, as `ssh-keygen -lf` prints it: safe to show, easy to compare. */
+export function hostKeyFingerprint(line: string): string {
+  const [type = "", blob = ""] = line.trim().split(/\s+/);
+  const digest = createHash("sha256").update(Buffer.from(blob, "base64")).digest("base64");
+  return `${type} SHA256:${digest.replace(/=+$/, "")}`;
+}
+
+/** A short, secret-free description of a route's authentication. */
+export function describeAuth(auth: RouteAuth): string {
+  if ("header" in auth) return `header ${auth.header}`;
+  return auth.scheme === "Basic" ? `Basic ${auth.username}:<token>` : `${auth.scheme} <token>`;
+}
+
+/** Builds the plan. `env` is only asked whether a variable is set, never for its value. */
+export function planBottle(
+  manifest: Manifest,
+  env: Readonly<Record<string, string | undefined>>,
+): Plan {
+  const hostEnv = new Map<string, string[]>();
+  const use = (name: string, what: string) => {
+    hostEnv.set(name, [...(hostEnv.get(name) ?? []), what]);
+  };
+  const files: Array<{ path: string; mode: string; used_by: string }> = [];
+  const file = (path: string, usedBy: string) => {
+    files.push({
+      path,
+      mode: (statSync(path, { throwIfNoEntry: false })?.mode ?? 0).toString(8).slice(-4),
+      used_by: usedBy,
+    });
+  };
+
+  const repos = Object.entries(manifest.git_gate?.repos ?? {}).map(([name, repo]) => {
+    const url = parseGitUrl(repo.url);
+    const key = repo.key;
+    let credential: string;
+    if (key.provider === "static") {
+      credential = `static SSH key ${key.identity}`;
+      file(key.identity, `git_gate.repos.${name}`);
+    } else if (key.provider === "gitea") {
+      credential = `deploy key provisioned through ${key.api}`;
+      use(key.token_ref, `deploy-key provisioner for repo ${name}`);
+    } else if (key.provider === "github-app") {
+      credential = `GitHub App ${key.app} installation token`;
+    } else {
+      credential = `token as ${key.username}`;
+      use(key.token_ref, `push and fetch token for repo ${name}`);
+    }
+    return {
+      name,
+      served_as: `${manifest.name}/${name}.git`,
+      upstream: repo.url,
+      transport: typeof url === "string" ? "?" : url.transport,
+      host: typeof url === "string" ? "?" : url.host,
+      credential,
+      host_key: repo.host_key === undefined ? null : hostKeyFingerprint(repo.host_key),
+      push: { force_push: repo.push.force_push, deletes: repo.push.deletes },
+    };
+  });
+  for (const [name, app] of Object.entries(manifest.github_apps))
+    file(app.private_key, `github_apps.${name}`);
+
+  const routes = expandRoutes(manifest);
+  const slots = tokenSlots(routes);
+  const slotOf = new Map(slots.map((s) => [s.token_ref, s.slot]));
+  for (const slot of slots) use(slot.token_ref, `proxy ${slot.slot} (${slot.routes.join(", ")})`);
+
+  const state = (name: string): EnvState => {
+    const value = Object.hasOwn(env, name) ? env[name] : undefined;
+    return value === undefined ? "unset" : value === "" ? "empty" : "set";
+  };
+  const scan = manifest.git_gate?.scan;
+  return {
+    project: manifest.name,
+    agent: {
+      command: manifest.agent.command,
+      workdir: manifest.agent.workdir,
+      image: manifest.agent.image ?? null,
+      env: Object.keys(manifest.agent.env),
+    },
+    repos,
+    scan: scan
+      ? {
+          scanner: scan.scanner,
+          extra_rules: scan.rules.length,
+          allowlisted: scan.allowlist.length,
+        }
+      : null,
+    routes: routes.map((r) => ({
+      path: r.path,
+      upstream: r.upstream,
+      auth: describeAuth(r.auth),
+      slot: slotOf.get(r.token_ref) ?? "",
+      roles: r.roles,
+    })),
+    host_env: [...hostEnv].map(([name, usedBy]) => ({ name, state: state(name), used_by: usedBy })),
+    files,
+  };
+}
