@@ -9,7 +9,7 @@ import {
 } from "@bottle/manifest";
 import { testdir } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
-import { GITHUB_HOST_KEY, manifest } from "./helpers.ts";
+import { GITHUB_HOST_KEY, manifest, parseError } from "./helpers.ts";
 
 const withIdentity = (identity: string) =>
   manifest(
@@ -41,15 +41,12 @@ describe("secret files named by the manifest", () => {
   });
 
   it("refuses an identity file that does not exist", () => {
-    const error = (() => {
-      try {
-        parseManifest(withIdentity("/nonexistent/bottle-key"), { filename: "b.yaml" });
-      } catch (e) {
-        return e as ManifestError;
-      }
-    })();
-    expect(error?.code).toBe(codes.BTL_MANIFEST_FILE);
-    expect(error?.issues[0]).toMatchObject({ path: "git_gate.repos.api.key.identity", line: 10 });
+    const error = parseError(withIdentity("/nonexistent/bottle-key"), {
+      filename: "b.yaml",
+      checkFiles: true,
+    });
+    expect(error.code).toBe(codes.BTL_MANIFEST_FILE);
+    expect(error.issues[0]).toMatchObject({ path: "git_gate.repos.api.key.identity", line: 10 });
   });
 
   it.each([0o644, 0o640, 0o604])("refuses an identity file with mode %o", async (mode) => {

@@ -1,0 +1,31 @@
+// Sums vitest's JSON reports of every workspace package with a test script and prints
+// `N passed, N failed` (and skipped). Exits 1 when a package left no report or a test failed.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+const root = join(import.meta.dirname, "..");
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+const missing = [];
+for (const group of ["packages", "apps", "tooling"]) {
+  for (const name of readdirSync(join(root, group))) {
+    const dir = join(root, group, name);
+    const pkgFile = join(dir, "package.json");
+    if (!existsSync(pkgFile)) continue;
+    const pkg = JSON.parse(readFileSync(pkgFile, "utf8"));
+    if (!pkg.scripts?.test) continue;
+    const reportFile = join(dir, "vitest-report.json");
+    if (!existsSync(reportFile)) {
+      missing.push(`${group}/${name}`);
+      continue;
+    }
+    const report = JSON.parse(readFileSync(reportFile, "utf8"));
+    passed += report.numPassedTests ?? 0;
+    failed += report.numFailedTests ?? 0;
+    skipped += (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
+  }
+}
+if (missing.length > 0) console.error(`no test report from: ${missing.join(", ")}`);
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+process.exitCode = failed > 0 || missing.length > 0 || passed === 0 ? 1 : 0;
