@@ -1,0 +1,132 @@
+import { parseGitRoute, splitCommand, systemdListenFd } from "@bottle/gate-server";
+import { describe, expect, it } from "vitest";
+import { readCredential } from "../src/auth.ts";
+import { parseCgiHead } from "../src/cgi.ts";
+
+describe("parseGitRoute", () => {
+  it.each([
+    [
+      "GET",
+      "/alpha.git/info/refs?service=git-upload-pack",
+      { project: "alpha", repo: undefined, repoPath: "alpha.git", scope: "read" },
+    ],
+    [
+      "GET",
+      "/alpha.git/info/refs?service=git-receive-pack",
+      { project: "alpha", scope: "write", service: "git-receive-pack" },
+    ],
+    [
+      "POST",
+      "/alpha.git/git-upload-pack",
+      { project: "alpha", endpoint: "/git-upload-pack", scope: "read" },
+    ],
+    [
+      "POST",
+      "/alpha.git/git-receive-pack",
+      { project: "alpha", endpoint: "/git-receive-pack", scope: "write" },
+    ],
+    [
+      "POST",
+      "/alpha/docs.git/git-upload-pack",
+      { project: "alpha", repo: "docs", repoPath: "alpha/docs.git" },
+    ],
+    ["GET", "/alpha/my.repo_1.git/HEAD", { repo: "my.repo_1", endpoint: "/HEAD", scope: "read" }],
+  ])("routes %s %s", (method, target, expected) => {
+    expect(parseGitRoute(method, target)).toMatchObject(expected);
+  });
+
+  it.each([
+    ["GET", "/alpha.git/info/refs"],
+    ["GET", "/alpha.git/info/refs?service=git-upload-archive"],
+    ["GET", "/alpha.git/info/refs?service=git-upload-pack&x=1"],
+    ["POST", "/alpha.git/info/refs?service=git-upload-pack"],
+    ["GET", "/alpha.git/git-upload-pack"],
+    ["POST", "/alpha.git/git-upload-pack?x"],
+    ["GET", "/alpha.git/objects/info/packs"],
+    ["GET", "/alpha.git/objects/ab/cdef0123"],
+    ["GET", "/alpha.git/config"],
+    ["GET", "/alpha.git/info/alternates"],
+    ["GET", "/../alpha.git/info/refs?service=git-upload-pack"],
+    ["GET", "/alpha/../beta.git/info/refs?service=git-upload-pack"],
+    ["GET", "/alpha/..git/info/refs?service=git-upload-pack"],
+    ["GET", "/%2e%2e/alpha.git/info/refs?service=git-upload-pack"],
+    ["GET", "/alpha%2fdocs.git/info/refs?service=git-upload-pack"],
+    ["GET", "/alpha/docs%2egit/info/refs?service=git-upload-pack"],
+    ["GET", "/alpha\\docs.git/info/refs?service=git-upload-pack"],
+    ["GET", "//alpha.git/info/refs?service=git-upload-pack"],
+    ["GET", "/alpha//docs.git/info/refs?service=git-upload-pack"],
+    ["GET", "/a/b/c.git/info/refs?service=git-upload-pack"],
+    ["GET", "/Alpha.git/info/refs?service=git-upload-pack"],
+    ["GET", "/alpha/.hidden.git/info/refs?service=git-upload-pack"],
+    ["GET", "/alpha/x.git.git/info/refs?service=git-upload-pack"],
+    ["GET", "/alpha/dócs.git/info/refs?service=git-upload-pack"],
+    ["GET", "/alpha.git/info/refs\u0000?service=git-upload-pack"],
+    ["GET", "http://evil.example/alpha.git/info/refs?service=git-upload-pack"],
+    ["DELETE", "/alpha.git/git-receive-pack"],
+  ])("refuses %s %s", (method, target) => {
+    expect(parseGitRoute(method, target)).toBeUndefined();
+  });
+});
+
+describe("readCredential", () => {
+  const b64 = (s: string) => Buffer.from(s).toString("base64");
+  it.each([
+    [undefined, { kind: "none" }],
+    ["", { kind: "none" }],
+    [`Basic ${b64("tok:ignored")}`, { kind: "token", token: "tok" }],
+    [`Basic ${b64("tok")}`, { kind: "token", token: "tok" }],
+    [`basic ${b64("tok:")}`, { kind: "token", token: "tok" }],
+    ["Bearer tok", { kind: "token", token: "tok" }],
+    ["Basic !!!", { kind: "malformed" }],
+    [`Basic ${b64(":password")}`, { kind: "malformed" }],
+    [`Basic ${b64("t o k:x")}`, { kind: "malformed" }],
+    ["Digest abc", { kind: "malformed" }],
+    ["Bearer", { kind: "malformed" }],
+    ["Bearer ", { kind: "malformed" }],
+  ])("reads %s", (header, expected) => {
+    expect(readCredential(header)).toEqual(expected);
+  });
+});
+
+describe("splitCommand", () => {
+  it.each([
+    ["bottle-git-gate access-hook", ["bottle-git-gate", "access-hook"]],
+    ["  a   b  ", ["a", "b"]],
+    [`node "/path with space/hook.js" --x='y z'`, ["node", "/path with space/hook.js", "--x=y z"]],
+    [`a "" b`, ["a", "", "b"]],
+    [`a $HOME \`id\` ;rm`, ["a", "$HOME", "`id`", ";rm"]],
+    [`a "q\\"uote"`, ["a", 'q"uote']],
+  ])("splits %s without a shell", (text, words) => {
+    expect(splitCommand(text)).toEqual(words);
+  });
+
+  it("refuses an unterminated quote", () => {
+    expect(() => splitCommand(`a "b`)).toThrow(SyntaxError);
+  });
+});
+
+describe("parseCgiHead", () => {
+  it("reads Status and headers, CRLF or LF", () => {
+    const crlf = parseCgiHead(
+      Buffer.from("Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nbody"),
+    );
+    expect(crlf).toEqual({ status: 404, headers: { "Content-Type": "text/plain" }, bodyStart: 51 });
+    const lf = parseCgiHead(Buffer.from("Content-Type: x\n\nrest"));
+    expect(lf).toMatchObject({ status: 200, bodyStart: 17 });
+  });
+
+  it("waits for the end of the head and refuses garbage", () => {
+    expect(parseCgiHead(Buffer.from("Content-Type: x\r\n"))).toBe("incomplete");
+    expect(parseCgiHead(Buffer.from("no colon here\r\n\r\n"))).toBe("invalid");
+    expect(parseCgiHead(Buffer.from("Status: 999\r\n\r\n"))).toBe("invalid");
+  });
+});
+
+describe("systemdListenFd", () => {
+  it("takes fd 3 only when LISTEN_PID names this process", () => {
+    expect(systemdListenFd({ LISTEN_PID: "42", LISTEN_FDS: "1" }, 42)).toBe(3);
+    expect(systemdListenFd({ LISTEN_PID: "43", LISTEN_FDS: "1" }, 42)).toBeUndefined();
+    expect(systemdListenFd({ LISTEN_PID: "42", LISTEN_FDS: "0" }, 42)).toBeUndefined();
+    expect(systemdListenFd({}, 42)).toBeUndefined();
+  });
+});

@@ -1,0 +1,57 @@
+/** The error table of @bottle/gate-tokens. */
+import { BottleError, COMMON_ERRORS, defineErrors } from "@bottle/errors";
+
+export const { table: TOKEN_ERRORS, codes } = defineErrors({
+  BTL_TOKENS_INVALID_INPUT: {
+    status: 400,
+    exit: 2,
+    meaning: "A project, task, scope, expiry or selector is not valid.",
+  },
+  BTL_TOKENS_MISSING: {
+    status: 503,
+    exit: 3,
+    meaning: "The token file does not exist (yet): nothing can be verified.",
+  },
+  BTL_TOKENS_FILE_MODE: {
+    status: 503,
+    exit: 3,
+    meaning: "The token file is readable by group or others, or its directory is writable by them.",
+  },
+  BTL_TOKENS_CORRUPT: {
+    status: 503,
+    exit: 3,
+    meaning: "The token file is not a valid token file; it is left untouched.",
+  },
+  BTL_TOKENS_IO: {
+    status: 503,
+    exit: 3,
+    meaning: "The token file or its directory cannot be read or written.",
+  },
+  BTL_TOKENS_LOCKED: {
+    status: 503,
+    exit: 3,
+    meaning: "Another writer held the lock for too long.",
+  },
+  BTL_TOKENS_NOT_FOUND: {
+    status: 404,
+    exit: 1,
+    meaning: "No token matched the revoke selector.",
+  },
+  BTL_TOKENS_DENIED: {
+    status: 401,
+    exit: 1,
+    meaning: "The token is malformed, unknown (or revoked), or expired.",
+  },
+  ...COMMON_ERRORS,
+});
+
+/** A gate-tokens error code. */
+export type TokenErrorCode = keyof typeof TOKEN_ERRORS;
+
+/** An error of the token store. SECURITY: messages name files and ids, never tokens. */
+export class TokenStoreError extends BottleError {
+  constructor(code: TokenErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(code, message, TOKEN_ERRORS[code], options);
+    this.name = "TokenStoreError";
+  }
+}
