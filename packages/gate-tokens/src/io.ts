@@ -14,11 +14,12 @@ import writeFileAtomic from "write-file-atomic";
 import { TokenStoreError } from "./errors.ts";
 import { parseTokenFile, serializeTokenFile, type TokenFile } from "./format.ts";
 
-/** File identity used to notice a change: mtime, size and inode. */
+/** File identity used to notice a change: mtime, size, inode, and mode (a chmod must count). */
 export interface FileStamp {
   readonly mtimeMs: number;
   readonly size: number;
   readonly ino: number;
+  readonly mode: number;
 }
 
 /**
@@ -40,7 +41,7 @@ export function readTokenFile(file: string): { contents: TokenFile; stamp: FileS
     const text = readFileSync(fd, "utf8");
     return {
       contents: parseTokenFile(text, file, stat.mtime),
-      stamp: { mtimeMs: stat.mtimeMs, size: stat.size, ino: stat.ino },
+      stamp: { mtimeMs: stat.mtimeMs, size: stat.size, ino: stat.ino, mode: stat.mode },
     };
   } finally {
     closeSync(fd);

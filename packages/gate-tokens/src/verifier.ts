@@ -1,6 +1,6 @@
 /**
  * The verifier servers use: synchronous, one `stat` per call, the file re-read only when its
- * mtime, size or inode changed. While the file is missing, unreadable, too open or corrupt,
+ * mtime, size, inode or mode changed. While the file is missing, unreadable, too open or corrupt,
  * every token is denied (`unavailable`) and `state()` says why.
  */
 import { statSync } from "node:fs";
@@ -37,7 +37,7 @@ export function createTokenVerifier(options: {
     let current: FileStamp | undefined;
     try {
       const s = statSync(options.file);
-      current = { mtimeMs: s.mtimeMs, size: s.size, ino: s.ino };
+      current = { mtimeMs: s.mtimeMs, size: s.size, ino: s.ino, mode: s.mode };
     } catch {
       current = undefined;
     }
@@ -46,7 +46,8 @@ export function createTokenVerifier(options: {
       stamp &&
       current.mtimeMs === stamp.mtimeMs &&
       current.size === stamp.size &&
-      current.ino === stamp.ino
+      current.ino === stamp.ino &&
+      current.mode === stamp.mode
     )
       return;
     const before = state;
