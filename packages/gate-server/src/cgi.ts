@@ -65,10 +65,11 @@ export function runHttpBackend(
   req: IncomingMessage,
   res: ServerResponse,
   cgi: CgiRequest,
-  gitBinary = "git",
+  command: readonly [string, ...string[]] = ["git", "http-backend"],
 ): Promise<CgiResult> {
   return new Promise((resolve) => {
-    const child = spawn(gitBinary, ["http-backend"], {
+    const [program, ...args] = command;
+    const child = spawn(program, args, {
       env: cgiEnvironment(req, cgi),
       stdio: ["pipe", "pipe", "pipe"],
       detached: true, // its own process group, so hooks and pack-objects die with it

@@ -3,8 +3,10 @@
  * per-task tokens scoped to a project, runs the access hook before upload-pack, and hands the
  * request to `git http-backend` with gate-owned hooks.
  */
+
+import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, realpathSync, rmSync, statSync } from "node:fs";
+import { accessSync, constants, mkdtempSync, realpathSync, rmSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -83,6 +85,7 @@ export function createGateServer(options: GateServerOptions): GateServer {
   const isAdmin = createAdminCheck(options.adminToken);
   const limiter = createLimiter(options.maxConcurrent ?? 32, options.maxQueued ?? 256);
   const PATH = options.path ?? "/usr/local/bin:/usr/bin:/bin";
+  const httpBackend = findHttpBackend(PATH);
   const baseEnv = {
     PATH,
     HOME: home,
@@ -307,6 +310,26 @@ function refuse(
     ...headers,
   });
   res.end(body);
+}
+
+/**
+ * The `git-http-backend` program itself, from `git --exec-path`: spawning it directly saves
+ * the exec through the `git` wrapper on every request (about 5 ms here). Falls back to the
+ * wrapper when git does not say.
+ */
+function findHttpBackend(PATH: string): readonly [string, ...string[]] {
+  try {
+    const dir = execFileSync("git", ["--exec-path"], {
+      env: { PATH },
+      encoding: "utf8",
+      timeout: 10_000,
+    }).trim();
+    const program = join(dir, "git-http-backend");
+    accessSync(program, constants.X_OK);
+    return [program];
+  } catch {
+    return ["git", "http-backend"];
+  }
 }
 
 function realDir(path: string, what: string): string {
