@@ -228,18 +228,23 @@ export function createGateServer(options: GateServerOptions): GateServer {
       }
       if (res.destroyed) return;
       if (expectContinue) res.writeContinue();
-      const outcome = await runHttpBackend(req, res, {
-        projectRoot: basePath,
-        pathInfo: `/${route.repoPath}${route.endpoint}`,
-        query: route.query,
-        remoteUser: task,
-        env: {
-          ...baseEnv,
-          ...configEnv,
-          BOTTLE_GATE_PROJECT: route.project,
-          BOTTLE_GATE_TASK: task,
+      const outcome = await runHttpBackend(
+        req,
+        res,
+        {
+          projectRoot: basePath,
+          pathInfo: `/${route.repoPath}${route.endpoint}`,
+          query: route.query,
+          remoteUser: task,
+          env: {
+            ...baseEnv,
+            ...configEnv,
+            BOTTLE_GATE_PROJECT: route.project,
+            BOTTLE_GATE_TASK: task,
+          },
         },
-      });
+        httpBackend,
+      );
       entry.bytesIn = outcome.bytesIn;
       entry.bytesOut = outcome.bytesOut;
       if (outcome.status >= 500 && outcome.stderr) entry.git = outcome.stderr.slice(0, 1024);

@@ -305,7 +305,7 @@ describe("listeners", { tags: ["slow"] }, () => {
       env: gate.gitEnv.env,
     });
     expect((await git(["log", "--format=%s"], { cwd: dir, env: gate.gitEnv.env })).stdout).toBe(
-      "second\ninitial\n",
+      "second\ninitial commit\n",
     );
   });
 
