@@ -1,15 +1,12 @@
 import { join } from "node:path";
 import { CLI_ERRORS, CliError, codes } from "@bottle/cli";
 import { isBottleError } from "@bottle/errors";
-import { readErrorTable } from "@bottle/test-utils";
+import { expectErrorTableDocumented } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
 
 describe("CLI error codes", () => {
   it("match the README's Errors table, row for row", async () => {
-    const rows = await readErrorTable(join(import.meta.dirname, "../README.md"));
-    expect(rows).toEqual(
-      Object.entries(CLI_ERRORS).map(([code, s]) => ({ code, status: s.status, exit: s.exit })),
-    );
+    await expectErrorTableDocumented(join(import.meta.dirname, "../README.md"), CLI_ERRORS);
   });
 
   it("are branded BottleErrors", () => {

@@ -1,18 +1,12 @@
 import { join } from "node:path";
 import { BottleError, isBottleError } from "@bottle/errors";
 import { codes, MANIFEST_ERRORS, ManifestError } from "@bottle/manifest";
-import { readErrorTable } from "@bottle/test-utils";
+import { expectErrorTableDocumented } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
 
 describe("error codes", () => {
   it("match the README's Errors table, row for row", async () => {
-    const documented = await readErrorTable(join(import.meta.dirname, "../README.md"));
-    const table = Object.entries(MANIFEST_ERRORS).map(([code, spec]) => ({
-      code,
-      status: spec.status,
-      exit: spec.exit,
-    }));
-    expect(documented).toEqual(table);
+    await expectErrorTableDocumented(join(import.meta.dirname, "../README.md"), MANIFEST_ERRORS);
   });
 
   it("are exported as a frozen codes object", () => {

@@ -14,7 +14,7 @@ export type {
 } from "./process.ts";
 export { runProcess, startProcess } from "./process.ts";
 export type { ErrorTableRow } from "./readme.ts";
-export { readErrorTable } from "./readme.ts";
+export { expectErrorTableDocumented, readErrorTable } from "./readme.ts";
 export type { TestdirFile } from "./temp-dir.ts";
 export { testdir, writeFiles } from "./temp-dir.ts";
 export type { RecordedRequest, Upstream, UpstreamHandler } from "./upstream.ts";

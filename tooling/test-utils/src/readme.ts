@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { expect } from "vitest";
 
 /** One row of a README's `## Errors` table. */
 export interface ErrorTableRow {
@@ -81,4 +82,18 @@ export async function readErrorTable(readmePath: string): Promise<ErrorTableRow[
   }
   if (rows.length === 0) throw new Error(`${readmePath}: the Errors table has no rows`);
   return rows;
+}
+
+/**
+ * Asserts that a package's error table and its README's Errors table agree row for row: same
+ * codes, same order, same HTTP status and exit code.
+ */
+export async function expectErrorTableDocumented(
+  readmePath: string,
+  table: Readonly<Record<string, { readonly status: number; readonly exit: number }>>,
+): Promise<void> {
+  const rows = await readErrorTable(readmePath);
+  expect(rows).toEqual(
+    Object.entries(table).map(([code, spec]) => ({ code, status: spec.status, exit: spec.exit })),
+  );
 }
