@@ -9,6 +9,7 @@ describe("@bottle/test-utils", () => {
       "createBaseEnv",
       "createGitEnv",
       "createWorkRepo",
+      "expectErrorTableDocumented",
       "expectNoCanary",
       "git",
       "makeCanary",
