@@ -1,11 +1,11 @@
-/** The error table of @bottle/gate-tokens. */
+/** The error table of @bottle/gate-tokens: one row per stable code (documented in the README). */
 import { BottleError, COMMON_ERRORS, defineErrors } from "@bottle/errors";
 
 export const { table: TOKEN_ERRORS, codes } = defineErrors({
   BTL_TOKENS_INVALID_INPUT: {
     status: 400,
     exit: 2,
-    meaning: "A project, task, scope, expiry or selector is not valid.",
+    meaning: "A project, task, scope, expiry, selector, option or argument is not valid.",
   },
   BTL_TOKENS_MISSING: {
     status: 503,
@@ -30,12 +30,12 @@ export const { table: TOKEN_ERRORS, codes } = defineErrors({
   BTL_TOKENS_LOCKED: {
     status: 503,
     exit: 3,
-    meaning: "Another writer held the lock for too long.",
+    meaning: "Another writer held the lock for too long, or the lock was lost mid-change.",
   },
   BTL_TOKENS_NOT_FOUND: {
     status: 404,
     exit: 1,
-    meaning: "No token matched the revoke selector.",
+    meaning: "No token matched the revoke selector; nothing was written.",
   },
   BTL_TOKENS_DENIED: {
     status: 401,
@@ -48,7 +48,10 @@ export const { table: TOKEN_ERRORS, codes } = defineErrors({
 /** A gate-tokens error code. */
 export type TokenErrorCode = keyof typeof TOKEN_ERRORS;
 
-/** An error of the token store. SECURITY: messages name files and ids, never tokens. */
+/**
+ * The one error class of @bottle/gate-tokens; match on `code`.
+ * SECURITY: messages name files, ids, projects and tasks, never a token or a digest.
+ */
 export class TokenStoreError extends BottleError {
   constructor(code: TokenErrorCode, message: string, options: { cause?: unknown } = {}) {
     super(code, message, TOKEN_ERRORS[code], options);

@@ -1,17 +1,17 @@
 /**
- * The token file: version 1 stores SHA-256 digests only. The older plain format
- * `{"<token>": {"project": …, "task": …}}` is read too and migrated on the next write.
+ * The token file. Version 1 stores SHA-256 digests only. The older plain format
+ * `{"<token>": {"project": …, "task": …}}` is read too, and rewritten as version 1 by the next
+ * write. SECURITY: no message here quotes a value from the file (a legacy file holds tokens).
  */
-import { createHash, randomBytes as cryptoRandomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import * as v from "valibot";
 import { TokenStoreError } from "./errors.ts";
+import { digestToken, isWellFormed } from "./token.ts";
 
-/** Every token starts with this, so secret scanners can recognise one. */
-export const TOKEN_PREFIX = "bottle_gt_";
-/** What a token may do: `read` fetches, `write` pushes; they are independent. */
+/** What a token may do: `read` fetches, `write` pushes. They are independent. */
 export type Scope = "read" | "write";
 
-/** A token as `list` shows it: never the token or its digest. */
+/** A token as `list`, `revoke` and `verify` show it: never the token or its digest. */
 export interface TokenRecord {
   readonly id: string;
   readonly project: string;
@@ -26,110 +26,143 @@ export interface StoredRecord extends TokenRecord {
   readonly digest: string;
 }
 
-export const PROJECT = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-export const TASK = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
-const ID = /^gt_[0-9a-f]{16}$/;
-const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?Z$/;
-/** Legacy tokens predate the prefix: any printable ASCII without spaces, 8 to 512 characters. */
-const ANY_TOKEN = /^[\x21-\x7e]{8,512}$/;
-
-const RecordSchema = v.strictObject({
-  id: v.pipe(v.string(), v.regex(ID)),
-  digest: v.pipe(v.string(), v.regex(DIGEST)),
-  project: v.pipe(v.string(), v.regex(PROJECT)),
-  task: v.pipe(v.string(), v.regex(TASK)),
-  scopes: v.pipe(v.array(v.picklist(["read", "write"])), v.minLength(1)),
-  created: v.pipe(v.string(), v.regex(ISO)),
-  expires: v.nullable(v.pipe(v.string(), v.regex(ISO))),
-});
-const FileSchema = v.strictObject({ version: v.literal(1), tokens: v.array(RecordSchema) });
-const LegacyEntry = v.object({
-  project: v.pipe(v.string(), v.regex(PROJECT)),
-  task: v.pipe(v.string(), v.regex(TASK)),
-});
-
-/** `sha256:<hex>` of a token. */
-export function digestToken(token: string): string {
-  return `sha256:${createHash("sha256").update(token, "utf8").digest("hex")}`;
-}
-
-/** A new token: the prefix and 24 random bytes (192 bits), base64url. */
-export function newToken(random: (size: number) => Buffer = cryptoRandomBytes): string {
-  return TOKEN_PREFIX + random(24).toString("base64url");
-}
-
-/** A new random record id. */
-export function newId(random: (size: number) => Buffer = cryptoRandomBytes): string {
-  return `gt_${random(8).toString("hex")}`;
-}
-
-/** True when `token` could be a token at all (checked before any lookup). */
-export function isWellFormed(token: string): boolean {
-  return ANY_TOKEN.test(token);
-}
-
-/** The parsed file: its records, and whether it was in the legacy plain format. */
+/** The parsed file, and whether it was in the legacy plain format. */
 export interface TokenFile {
   readonly records: readonly StoredRecord[];
   readonly legacy: boolean;
 }
 
+/** A project slug: no wildcard can exist. */
+export const PROJECT = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+export const TASK = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+export const ID = /^gt_[0-9a-f]{16}$/;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?Z$/;
+
+export const PROJECT_MESSAGE =
+  "Expected a project slug (a-z, 0-9 and inner -, 1 to 63 characters; no wildcard)";
+export const TASK_MESSAGE =
+  "Expected a task of 1 to 128 characters A-Z a-z 0-9 . _ : - starting with a letter or digit";
+
+const text = (pattern: RegExp, message: string) =>
+  v.pipe(v.string(message), v.regex(pattern, message));
+const time = (message: string) =>
+  v.pipe(
+    v.string(message),
+    v.regex(ISO, message),
+    v.check((s) => !Number.isNaN(Date.parse(s)), message),
+  );
+
+const RecordSchema = v.strictObject(
+  {
+    id: text(ID, "Expected an id like gt_0123456789abcdef"),
+    digest: text(DIGEST, "Expected sha256: and 64 lowercase hex digits"),
+    project: text(PROJECT, PROJECT_MESSAGE),
+    task: text(TASK, TASK_MESSAGE),
+    scopes: v.pipe(
+      v.array(v.picklist(["read", "write"], "Expected read or write"), "Expected a list"),
+      v.minLength(1, "Expected at least one scope"),
+      v.check((s) => new Set(s).size === s.length, "Expected each scope at most once"),
+    ),
+    created: time("Expected an ISO 8601 UTC time"),
+    expires: v.nullable(time("Expected an ISO 8601 UTC time or null")),
+  },
+  "Expected a record with exactly id, digest, project, task, scopes, created and expires",
+);
+const FileSchema = v.strictObject(
+  {
+    version: v.literal(1, "Expected version 1"),
+    tokens: v.array(RecordSchema, "Expected a list of token records"),
+  },
+  "Expected exactly the keys version and tokens",
+);
+const LegacyEntry = v.strictObject(
+  { project: text(PROJECT, PROJECT_MESSAGE), task: text(TASK, TASK_MESSAGE) },
+  "Expected exactly the keys project and task",
+);
+
+/** `a.0.b` for an issue path; SECURITY: a key that is not one of ours is shown as `<key>`. */
+function issuePath(issue: v.BaseIssue<unknown>): string {
+  const keys = (issue.path ?? []).map((p) => {
+    const key = p.key;
+    return typeof key === "number" || (typeof key === "string" && /^[a-z]{1,10}$/.test(key))
+      ? String(key)
+      : "<key>";
+  });
+  return keys.length === 0 ? "(top)" : keys.join(".");
+}
+
+const corrupt = (file: string, detail: string, cause?: unknown) =>
+  new TokenStoreError(
+    "BTL_TOKENS_CORRUPT",
+    `${file} is not a valid token file: ${detail}`,
+    cause === undefined ? {} : { cause },
+  );
+
 /**
- * Parses the file's text. `mtime` dates legacy entries. Throws BTL_TOKENS_CORRUPT naming the
- * first problem; SECURITY: never quotes the file (a legacy file holds plain tokens).
+ * Parses the file's text; `mtime` dates (and names) legacy entries. Throws BTL_TOKENS_CORRUPT
+ * naming the first problem by its path, never quoting the file.
  */
-export function parseTokenFile(text: string, file: string, mtime: Date): TokenFile {
+export function parseTokenFile(source: string, file: string, mtime: Date): TokenFile {
   let data: unknown;
   try {
-    data = JSON.parse(text);
+    data = JSON.parse(source);
   } catch (error) {
-    throw new TokenStoreError("BTL_TOKENS_CORRUPT", `${file} is not valid JSON`, { cause: error });
+    throw corrupt(file, "not JSON", error);
   }
   if (typeof data !== "object" || data === null || Array.isArray(data)) {
-    throw new TokenStoreError(
-      "BTL_TOKENS_CORRUPT",
-      `${file} is not a token file (expected an object)`,
-    );
+    throw corrupt(file, "expected a JSON object");
   }
-  if ("version" in data) {
-    const result = v.safeParse(FileSchema, data);
+  if (!("version" in data)) return { records: parseLegacy(data, file, mtime), legacy: true };
+  const result = v.safeParse(FileSchema, data);
+  if (!result.success) {
+    const issue = result.issues[0];
+    throw corrupt(file, issue ? `${issuePath(issue)}: ${issue.message}` : "schema violation");
+  }
+  const records = result.output.tokens;
+  const ids = new Set<string>();
+  const digests = new Set<string>();
+  for (const [index, record] of records.entries()) {
+    if (ids.has(record.id)) throw corrupt(file, `tokens.${index}.id: Expected each id once`);
+    if (digests.has(record.digest))
+      throw corrupt(file, `tokens.${index}.digest: Expected each digest once`);
+    ids.add(record.id);
+    digests.add(record.digest);
+  }
+  return { records, legacy: false };
+}
+
+/**
+ * Legacy entries get both scopes, no expiry, `created` = the file's mtime, and an id that is
+ * stable while the file is unchanged. SECURITY: the id comes from the mtime, the position,
+ * the project and the task, never from the token.
+ */
+function parseLegacy(data: object, file: string, mtime: Date): StoredRecord[] {
+  const records: StoredRecord[] = [];
+  const created = mtime.toISOString();
+  for (const [index, [token, entry]] of Object.entries(data).entries()) {
+    if (!isWellFormed(token)) throw corrupt(file, `legacy entry ${index}: the token is malformed`);
+    const result = v.safeParse(LegacyEntry, entry);
     if (!result.success) {
       const issue = result.issues[0];
-      const where = issue?.path?.map((p) => String(p.key)).join(".") ?? "";
-      throw new TokenStoreError(
-        "BTL_TOKENS_CORRUPT",
-        `${file} is not a valid version 1 token file (at ${where || "the top"})`,
-      );
+      throw corrupt(file, `legacy entry ${index}: ${issue?.message ?? "schema violation"}`);
     }
-    return { records: result.output.tokens, legacy: false };
-  }
-  const records: StoredRecord[] = [];
-  let index = 0;
-  for (const [token, entry] of Object.entries(data)) {
-    index++;
-    if (!isWellFormed(token) || !v.is(LegacyEntry, entry)) {
-      throw new TokenStoreError(
-        "BTL_TOKENS_CORRUPT",
-        `${file}: legacy entry ${index} is not {"<token>": {"project", "task"}}`,
-      );
-    }
-    const digest = digestToken(token);
-    const id = `gt_${createHash("sha256").update(`id:${digest}`).digest("hex").slice(0, 16)}`;
+    const { project, task } = result.output;
+    const seed = `bottle-gate-tokens legacy\0${created}\0${index}\0${project}\0${task}`;
     records.push({
-      id,
-      digest,
-      project: entry.project,
-      task: entry.task,
+      id: `gt_${createHash("sha256").update(seed).digest("hex").slice(0, 16)}`,
+      digest: digestToken(token),
+      project,
+      task,
       scopes: ["read", "write"],
-      created: mtime.toISOString(),
+      created,
       expires: null,
     });
   }
-  return { records, legacy: true };
+  return records;
 }
 
-/** The version 1 text of `records`. */
+/** The version 1 text of `records` (what every write produces). */
 export function serializeTokenFile(records: readonly StoredRecord[]): string {
   const tokens = records.map((r) => ({
     id: r.id,
@@ -143,8 +176,14 @@ export function serializeTokenFile(records: readonly StoredRecord[]): string {
   return `${JSON.stringify({ version: 1, tokens }, null, 2)}\n`;
 }
 
-/** A record without its digest. */
+/** A frozen copy of a record without its digest. */
 export function publicRecord(record: StoredRecord): TokenRecord {
-  const { digest: _, ...rest } = record;
-  return Object.freeze({ ...rest, scopes: Object.freeze([...rest.scopes]) });
+  return Object.freeze({
+    id: record.id,
+    project: record.project,
+    task: record.task,
+    scopes: Object.freeze([...record.scopes]),
+    created: record.created,
+    expires: record.expires,
+  });
 }

@@ -1,4 +1,7 @@
-/** Reading and writing the token file safely: mode checks, lock, atomic write, directory fsync. */
+/**
+ * Reading and changing the token file safely: mode checks on every read, and every change as
+ * lock → read → validate → change → atomic write (0600, fsync) → directory fsync → unlock.
+ */
 import {
   closeSync,
   fstatSync,
@@ -6,27 +9,47 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  realpathSync,
   statSync,
 } from "node:fs";
 import { dirname } from "node:path";
 import lockfile from "proper-lockfile";
 import writeFileAtomic from "write-file-atomic";
 import { TokenStoreError } from "./errors.ts";
-import { parseTokenFile, serializeTokenFile, type TokenFile } from "./format.ts";
+import { parseTokenFile, type StoredRecord, serializeTokenFile, type TokenFile } from "./format.ts";
 
-/** File identity used to notice a change: mtime, size, inode, and mode (a chmod must count). */
-export interface FileStamp {
-  readonly mtimeMs: number;
-  readonly size: number;
-  readonly ino: number;
-  readonly mode: number;
+/** Larger files are refused before parsing (a token record is about 250 bytes). */
+const MAX_FILE_BYTES = 16 * 1024 * 1024;
+/** proper-lockfile refuses a stale time under 2 s. */
+export const MIN_STALE_MS = 2_000;
+export const DEFAULT_STALE_MS = 10_000;
+
+const octal = (mode: number) => (mode & 0o777).toString(8).padStart(4, "0");
+
+/**
+ * SECURITY: a directory that group or others can write lets them swap the file (and the lock);
+ * refused, like a file they can read.
+ */
+function checkDirectory(dir: string): void {
+  let mode: number;
+  try {
+    mode = statSync(dir).mode;
+  } catch (error) {
+    throw new TokenStoreError("BTL_TOKENS_IO", `cannot stat ${dir}`, { cause: error });
+  }
+  if ((mode & 0o022) !== 0) {
+    throw new TokenStoreError(
+      "BTL_TOKENS_FILE_MODE",
+      `${dir} is writable by group or others (mode ${octal(mode)}); run chmod 700 ${dir}`,
+    );
+  }
 }
 
 /**
- * Reads and parses the token file, or `undefined` when it does not exist. SECURITY: a file
- * readable by group or others, or in a directory writable by them, is refused.
+ * Reads and parses the token file, or returns `undefined` when it does not exist. Throws
+ * BTL_TOKENS_FILE_MODE (readable by group or others), BTL_TOKENS_CORRUPT, BTL_TOKENS_IO.
  */
-export function readTokenFile(file: string): { contents: TokenFile; stamp: FileStamp } | undefined {
+export function readTokenFile(file: string): TokenFile | undefined {
   let fd: number;
   try {
     fd = openSync(file, "r");
@@ -35,78 +58,97 @@ export function readTokenFile(file: string): { contents: TokenFile; stamp: FileS
     throw new TokenStoreError("BTL_TOKENS_IO", `cannot open ${file}`, { cause: error });
   }
   try {
+    // fstat the descriptor we read, so the mode checked is the mode of the bytes parsed.
     const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new TokenStoreError("BTL_TOKENS_IO", `${file} is not a regular file`);
-    checkModes(file, stat.mode);
-    const text = readFileSync(fd, "utf8");
-    return {
-      contents: parseTokenFile(text, file, stat.mtime),
-      stamp: { mtimeMs: stat.mtimeMs, size: stat.size, ino: stat.ino, mode: stat.mode },
-    };
+    if (!stat.isFile()) throw new TokenStoreError("BTL_TOKENS_IO", `${file} is not a file`);
+    if ((stat.mode & 0o077) !== 0) {
+      throw new TokenStoreError(
+        "BTL_TOKENS_FILE_MODE",
+        `${file} is readable by group or others (mode ${octal(stat.mode)}); run chmod 600 ${file}`,
+      );
+    }
+    checkDirectory(dirname(file));
+    if (stat.size > MAX_FILE_BYTES) {
+      throw new TokenStoreError("BTL_TOKENS_CORRUPT", `${file} is larger than 16 MiB`);
+    }
+    let source: string;
+    try {
+      source = readFileSync(fd, "utf8");
+    } catch (error) {
+      throw new TokenStoreError("BTL_TOKENS_IO", `cannot read ${file}`, { cause: error });
+    }
+    return parseTokenFile(source, file, stat.mtime);
   } finally {
     closeSync(fd);
   }
 }
 
-function checkModes(file: string, mode: number): void {
-  if ((mode & 0o077) !== 0) {
-    const octal = (mode & 0o777).toString(8).padStart(4, "0");
-    throw new TokenStoreError(
-      "BTL_TOKENS_FILE_MODE",
-      `${file} is readable by group or others (mode ${octal}); run chmod 600 ${file}`,
-    );
-  }
-  const dirMode = statSync(dirname(file)).mode;
-  if ((dirMode & 0o022) !== 0) {
-    throw new TokenStoreError(
-      "BTL_TOKENS_FILE_MODE",
-      `the directory of ${file} is writable by group or others; run chmod 700 ${dirname(file)}`,
-    );
-  }
-}
-
-/** Lock options: a crashed writer's lock goes stale after `staleMs`. */
+/** Lock tuning. A crashed writer's lock is taken over once it is `staleMs` old. */
 export interface LockOptions {
   readonly staleMs?: number;
   readonly retries?: number;
 }
 
+/** A change: the new records and a result. It throws to write nothing. */
+export type Change<T> = (current: TokenFile) => { records: readonly StoredRecord[]; result: T };
+
 /**
- * Runs `change` under the file's lock: read → change → atomic write (mode 0600, fsync) →
- * directory fsync. The directory is created 0700 when missing. Nothing is written when
- * `change` returns `undefined` or throws.
+ * Runs `change` under the file's lock and writes its records atomically. The directory is
+ * created 0700 when missing. Nothing is written when reading fails or `change` throws.
+ * Throws BTL_TOKENS_FILE_MODE, BTL_TOKENS_CORRUPT, BTL_TOKENS_IO, BTL_TOKENS_LOCKED, and
+ * whatever `change` throws.
  */
 export async function updateTokenFile<T>(
   file: string,
-  change: (current: TokenFile) => { records: TokenFile["records"]; result: T } | undefined,
+  change: Change<T>,
   options: LockOptions = {},
-): Promise<T | undefined> {
+): Promise<T> {
   const dir = dirname(file);
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (error) {
     throw new TokenStoreError("BTL_TOKENS_IO", `cannot create ${dir}`, { cause: error });
   }
+  checkDirectory(dir);
+  const stale = options.staleMs ?? DEFAULT_STALE_MS;
+  let compromised: Error | undefined;
   let release: () => Promise<void>;
   try {
+    // `realpath: false` and an explicit lock path: the token file need not exist yet.
     release = await lockfile.lock(file, {
       realpath: false,
       lockfilePath: `${file}.lock`,
-      stale: options.staleMs ?? 10_000,
-      update: Math.max(1000, Math.floor((options.staleMs ?? 10_000) / 2)),
-      retries: { retries: options.retries ?? 100, factor: 1.2, minTimeout: 10, maxTimeout: 200 },
-      onCompromised: () => {}, // the write below is atomic either way
+      stale,
+      update: Math.floor(stale / 2),
+      // Enough attempts (10 ms growing to 200 ms apart) to outwait two stale periods.
+      retries: {
+        retries: options.retries ?? Math.ceil((2 * stale) / 200) + 20,
+        factor: 1.2,
+        minTimeout: 10,
+        maxTimeout: 200,
+        randomize: true,
+      },
+      // proper-lockfile's default throws from a timer and would crash the host process.
+      onCompromised: (error) => {
+        compromised = error;
+      },
     });
   } catch (error) {
-    throw new TokenStoreError("BTL_TOKENS_LOCKED", `could not lock ${file}`, { cause: error });
+    const code = (error as NodeJS.ErrnoException).code === "ELOCKED" ? "LOCKED" : "IO";
+    throw new TokenStoreError(`BTL_TOKENS_${code}`, `cannot lock ${file}`, { cause: error });
   }
   try {
-    const current = readTokenFile(file)?.contents ?? { records: [], legacy: false };
+    const current = readTokenFile(file) ?? { records: [], legacy: false };
     const next = change(current);
-    if (next === undefined) return undefined;
+    // The lock went stale under us (a stalled event loop): another writer may be in; back off.
+    if (compromised !== undefined) {
+      throw new TokenStoreError("BTL_TOKENS_LOCKED", `lost the lock on ${file}`, {
+        cause: compromised,
+      });
+    }
     try {
       await writeFileAtomic(file, serializeTokenFile(next.records), { mode: 0o600, fsync: true });
-      fsyncDirectory(dir);
+      fsyncDirectory(file);
     } catch (error) {
       throw new TokenStoreError("BTL_TOKENS_IO", `cannot write ${file}`, { cause: error });
     }
@@ -116,9 +158,9 @@ export async function updateTokenFile<T>(
   }
 }
 
-/** fsync the directory so the rename itself survives a crash. */
-function fsyncDirectory(dir: string): void {
-  const fd = openSync(dir, "r");
+/** fsync the directory of the (real) file so that the rename itself survives a crash. */
+function fsyncDirectory(file: string): void {
+  const fd = openSync(dirname(realpathSync(file)), "r");
   try {
     fsyncSync(fd);
   } finally {

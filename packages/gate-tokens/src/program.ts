@@ -2,11 +2,12 @@
 import { createRequire } from "node:module";
 import { isBottleError } from "@bottle/errors";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { TOKEN_ERRORS } from "./errors.ts";
+import { TOKEN_ERRORS, TokenStoreError } from "./errors.ts";
 import type { Scope, TokenRecord } from "./format.ts";
+import { MAX_EXPIRES_IN_SECONDS } from "./options.ts";
 import { createTokenStore, type RevokeSelector } from "./store.ts";
 
-/** What the process gives the program; `cli.ts` passes the real ones. */
+/** Where the program reads and writes; `cli.ts` passes the process's own. */
 export interface TokensIo {
   readonly stdout: { write(text: string): unknown };
   readonly stderr: { write(text: string): unknown };
@@ -17,74 +18,86 @@ export interface TokensIo {
 
 const require = createRequire(import.meta.url);
 const VERSION = (require("../package.json") as { version: string }).version;
+const ENV_FILE = "BOTTLE_GATE_TOKEN_FILE";
+/** `verify` reads at most this much of stdin as a token; more is malformed. */
+const MAX_STDIN_CHARS = 4096;
 
 const EXIT_CODES = `
 Exit codes:
-  0  done
-  1  verify: the token is refused; revoke: no token matched
-  2  invalid arguments
+  0  success
+  1  verify: the token is refused (BTL_TOKENS_DENIED); revoke: nothing matched
+     (BTL_TOKENS_NOT_FOUND); or an internal error (BTL_INTERNAL)
+  2  invalid arguments (BTL_TOKENS_INVALID_INPUT)
   3  the token file is missing, too open, corrupt, locked or unwritable
 
-The token file may also be given as BOTTLE_GATE_TOKEN_FILE.`;
+Errors print as CODE: message (codes are stable; see the README).
+The token file may also be given as ${ENV_FILE}.`;
 
 const describe = (r: TokenRecord) =>
   `${r.id}  project=${r.project}  task=${r.task}  scopes=${r.scopes.join(",")}  created=${r.created}  expires=${r.expires ?? "never"}`;
 
-/** Runs the command line and returns the exit code. */
+/** Runs the command line with `argv` (without node and script); returns the exit code. */
 export async function runTokensCli(argv: readonly string[], io: TokensIo): Promise<number> {
   let exitCode = 0;
+  const envFile = io.env[ENV_FILE] || undefined;
+  // The variable is a default read from `io.env` (commander's `.env()` would read process.env).
   const fileOption = () =>
-    new Option("--token-file <file>", "the token file")
-      .env("BOTTLE_GATE_TOKEN_FILE")
-      .makeOptionMandatory();
+    new Option("--token-file <file>", `the token file (default: $${ENV_FILE})`).default(envFile);
+  const store = (o: { tokenFile?: string }) => {
+    if (o.tokenFile === undefined || o.tokenFile === "") {
+      throw new TokenStoreError(
+        "BTL_TOKENS_INVALID_INPUT",
+        `give --token-file FILE or set ${ENV_FILE}`,
+      );
+    }
+    return createTokenStore({ file: o.tokenFile });
+  };
+
   const program = new Command("bottle-gate-tokens")
-    .description(
-      "Create, list, revoke and verify per-task gate tokens (stored only as SHA-256 digests).",
-    )
-    .version(VERSION, "-V, --version")
+    .description("Create, list, revoke and verify per-task gate tokens (stored only as digests).")
+    .version(VERSION, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .helpCommand("help [command]", "show help for a command")
     .addHelpText("after", EXIT_CODES)
     .exitOverride()
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
       writeErr: (text) => io.stderr.write(text),
+      // SECURITY: commander quotes stray arguments; a token pasted there is not echoed back.
       outputError: (text, write) =>
-        write(`BTL_TOKENS_INVALID_INPUT: ${text.replace(/^error: /, "")}`),
+        write(`BTL_TOKENS_INVALID_INPUT: ${redact(text.replace(/^error: /, ""))}`),
     });
-  // The variable stands in for the flag (commander would read process.env; this reads `io.env`).
-  const fromEnv = io.env.BOTTLE_GATE_TOKEN_FILE;
-  const args =
-    fromEnv !== undefined && !argv.includes("--token-file") && argv.length > 0
-      ? [...argv, "--token-file", fromEnv]
-      : argv;
 
   program
     .command("create")
-    .description("create a token for a task; prints the token (only) on stdout, once")
+    .description("create a token; prints the token (and only the token) on stdout, once")
     .addOption(fileOption())
     .requiredOption("--project <slug>", "the project the token reaches")
     .requiredOption("--task <name>", "the task it belongs to (revoke by it later)")
     .addOption(
-      new Option("--scope <scope...>", "what it may do")
+      new Option("--scope <scope...>", "what it may do: read (fetch), write (push)")
         .choices(["read", "write"])
-        .default(["read", "write"]),
+        .default(["read", "write"], "read write"),
     )
     .option("--expires-in <seconds>", "lifetime in seconds (default: until revoked)", (value) => {
       const n = Number(value);
-      if (!Number.isInteger(n) || n <= 0)
-        throw new InvalidArgumentError("expected a positive whole number of seconds");
+      if (!/^\d+$/.test(value) || n < 1 || n > MAX_EXPIRES_IN_SECONDS) {
+        throw new InvalidArgumentError(
+          `expected a whole number of seconds from 1 to ${MAX_EXPIRES_IN_SECONDS}`,
+        );
+      }
       return n;
     })
     .addHelpText("after", EXIT_CODES)
     .action(
       async (o: {
-        tokenFile: string;
+        tokenFile?: string;
         project: string;
         task: string;
         scope: Scope[];
         expiresIn?: number;
       }) => {
-        const store = createTokenStore({ file: o.tokenFile });
-        const { token, record } = await store.create({
+        const { token, record } = await store(o).create({
           project: o.project,
           task: o.task,
           scopes: o.scope,
@@ -97,14 +110,14 @@ export async function runTokensCli(argv: readonly string[], io: TokensIo): Promi
 
   program
     .command("list")
-    .description("list tokens (ids, projects, tasks, scopes; never a token or digest)")
+    .description("list tokens: ids, projects, tasks, scopes and times (never a token or digest)")
     .addOption(fileOption())
     .option("--project <slug>", "only this project")
     .option("--task <name>", "only this task")
-    .option("--json", "print JSON")
+    .option("--json", "print a JSON array")
     .addHelpText("after", EXIT_CODES)
-    .action(async (o: { tokenFile: string; project?: string; task?: string; json?: boolean }) => {
-      const records = await createTokenStore({ file: o.tokenFile }).list({
+    .action(async (o: { tokenFile?: string; project?: string; task?: string; json?: boolean }) => {
+      const records = await store(o).list({
         ...(o.project !== undefined ? { project: o.project } : {}),
         ...(o.task !== undefined ? { task: o.task } : {}),
       });
@@ -117,29 +130,14 @@ export async function runTokensCli(argv: readonly string[], io: TokensIo): Promi
 
   program
     .command("revoke")
-    .description(
-      "revoke by --id, by --task (optionally within --project), or every token of --project",
-    )
+    .description("revoke by --id, by --task (optionally within --project), or a whole --project")
     .addOption(fileOption())
     .option("--id <id>", "one token")
     .option("--task <name>", "every token of a task")
     .option("--project <slug>", "every token of a project (or narrows --task)")
     .addHelpText("after", EXIT_CODES)
-    .action(async (o: { tokenFile: string; id?: string; task?: string; project?: string }) => {
-      let selector: RevokeSelector;
-      if (o.id !== undefined && o.task === undefined && o.project === undefined)
-        selector = { id: o.id };
-      else if (o.id === undefined && o.task !== undefined)
-        selector = { task: o.task, ...(o.project !== undefined ? { project: o.project } : {}) };
-      else if (o.id === undefined && o.project !== undefined) selector = { project: o.project };
-      else {
-        io.stderr.write(
-          "BTL_TOKENS_INVALID_INPUT: give --id, or --task [--project], or --project\n",
-        );
-        exitCode = TOKEN_ERRORS.BTL_TOKENS_INVALID_INPUT.exit;
-        return;
-      }
-      const removed = await createTokenStore({ file: o.tokenFile }).revoke(selector);
+    .action(async (o: { tokenFile?: string; id?: string; task?: string; project?: string }) => {
+      const removed = await store(o).revoke(revokeSelector(o));
       io.stdout.write(removed.map((r) => `revoked ${describe(r)}\n`).join(""));
     });
 
@@ -148,9 +146,18 @@ export async function runTokensCli(argv: readonly string[], io: TokensIo): Promi
     .description("check a token read from stdin (never from the command line)")
     .addOption(fileOption())
     .addHelpText("after", EXIT_CODES)
-    .action(async (o: { tokenFile: string }) => {
-      const token = (await io.readStdin()).trim();
-      const result = await createTokenStore({ file: o.tokenFile }).verify(token);
+    .allowExcessArguments()
+    .action(async (o: { tokenFile?: string }, command: Command) => {
+      if (command.args.length > 0) {
+        // SECURITY: argv is visible to every local user (ps, /proc); do not quote it back.
+        throw new TokenStoreError(
+          "BTL_TOKENS_INVALID_INPUT",
+          "verify reads the token from stdin, never from the command line",
+        );
+      }
+      const tokens = store(o);
+      const input = (await io.readStdin()).trim();
+      const result = await tokens.verify(input.length > MAX_STDIN_CHARS ? "" : input);
       if (result.ok) {
         io.stdout.write(`${describe(result.record)}\n`);
       } else {
@@ -160,16 +167,42 @@ export async function runTokensCli(argv: readonly string[], io: TokensIo): Promi
     });
 
   try {
-    await program.parseAsync([...args], { from: "user" });
+    await program.parseAsync([...argv], { from: "user" });
   } catch (error) {
-    if (error instanceof CommanderError)
-      return error.exitCode === 0 ? 0 : TOKEN_ERRORS.BTL_TOKENS_INVALID_INPUT.exit;
-    if (isBottleError(error)) {
-      io.stderr.write(`${error.code}: ${error.message}\n`);
-      return error.exitCode;
-    }
-    io.stderr.write("BTL_INTERNAL: internal error\n");
-    return 1;
+    exitCode = report(error, io);
   }
   return exitCode;
+}
+
+/** Hides anything token-shaped in a message that quotes the command line. */
+function redact(text: string): string {
+  return text.replace(/bottle_gt_[A-Za-z0-9_-]*/g, "bottle_gt_[redacted]");
+}
+
+/** The selector `revoke` was given: exactly one of the three forms. */
+function revokeSelector(o: { id?: string; task?: string; project?: string }): RevokeSelector {
+  if (o.id !== undefined && o.task === undefined && o.project === undefined) return { id: o.id };
+  if (o.id === undefined && o.task !== undefined) {
+    return { task: o.task, ...(o.project !== undefined ? { project: o.project } : {}) };
+  }
+  if (o.id === undefined && o.project !== undefined) return { project: o.project };
+  throw new TokenStoreError(
+    "BTL_TOKENS_INVALID_INPUT",
+    "give --id ID, or --task TASK [--project PROJECT], or --project PROJECT",
+  );
+}
+
+/** Prints an error as `CODE: message` and returns the exit code. */
+function report(error: unknown, io: TokensIo): number {
+  if (error instanceof CommanderError) {
+    // Help and version "errors" are successes; everything else was already printed.
+    return error.exitCode === 0 ? 0 : TOKEN_ERRORS.BTL_TOKENS_INVALID_INPUT.exit;
+  }
+  if (isBottleError(error)) {
+    io.stderr.write(`${error.code}: ${error.message}\n`);
+    return error.exitCode;
+  }
+  io.stderr.write("BTL_INTERNAL: internal error\n");
+  if (io.env.BOTTLE_DEBUG === "1") io.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
+  return TOKEN_ERRORS.BTL_INTERNAL.exit;
 }

@@ -1,89 +1,114 @@
-/** The token store: create, list, revoke and verify, every change under the file's lock. */
-import { timingSafeEqual } from "node:crypto";
+/** The token store: create, list, revoke and verify; every change under the file's lock. */
+import { randomBytes as cryptoRandomBytes } from "node:crypto";
 import { TokenStoreError } from "./errors.ts";
-import {
-  digestToken,
-  isWellFormed,
-  newId,
-  newToken,
-  PROJECT,
-  publicRecord,
-  type Scope,
-  type StoredRecord,
-  TASK,
-  type TokenFile,
-  type TokenRecord,
-} from "./format.ts";
-import { type LockOptions, readTokenFile, updateTokenFile } from "./io.ts";
+import { publicRecord, type Scope, type StoredRecord, type TokenRecord } from "./format.ts";
+import { readTokenFile, updateTokenFile } from "./io.ts";
+import { checkCreateInput, checkStoreOptions, selectorMatcher } from "./options.ts";
+import { digestToken, isWellFormed, newId, newToken, type RandomBytes } from "./token.ts";
+import { indexRecords, type VerifyResult, verifyInIndex } from "./verify.ts";
 
 /** Options of `createTokenStore`. */
-export interface TokenStoreOptions extends LockOptions {
+export interface TokenStoreOptions {
+  /** The token file; its directory is created 0700 when missing. */
   readonly file: string;
+  /** The clock (default: the system clock). */
   readonly now?: () => Date;
+  /** Randomness for tokens and ids (default: `crypto.randomBytes`). */
   readonly randomBytes?: (size: number) => Buffer;
+  /** A crashed writer's lock is taken over once it is this old (ms, default 10 000, min 2 000). */
+  readonly staleMs?: number;
+  /** Lock attempts, 10 to 200 ms apart (default: enough to outwait two stale periods). */
+  readonly retries?: number;
 }
 
-/** Which tokens `revoke` removes. */
+/** What `create` takes. `scopes` defaults to `["read", "write"]`; no expiry by default. */
+export interface CreateTokenInput {
+  readonly project: string;
+  readonly task: string;
+  readonly scopes?: readonly Scope[];
+  readonly expiresInSeconds?: number;
+}
+
+/** Which tokens `revoke` removes: one id, a task's (within a project), or a project's. */
 export type RevokeSelector =
   | { readonly id: string }
   | { readonly task: string; readonly project?: string }
   | { readonly project: string };
 
-/** The outcome of `verify`. */
-export type VerifyResult =
-  | { readonly ok: true; readonly record: TokenRecord }
-  | { readonly ok: false; readonly reason: "malformed" | "unknown" | "expired" };
+/** Filters of `list`; both optional, both must match. */
+export interface ListFilter {
+  readonly project?: string;
+  readonly task?: string;
+}
 
-/** The store API. */
+/** A token store over one file. */
 export interface TokenStore {
-  create(input: {
-    project: string;
-    task: string;
-    scopes?: readonly Scope[];
-    expiresInSeconds?: number;
-  }): Promise<{ token: string; record: TokenRecord }>;
-  list(filter?: { project?: string; task?: string }): Promise<readonly TokenRecord[]>;
+  /** Issues a token; the token is returned once and stored only as a digest. */
+  create(input: CreateTokenInput): Promise<{ token: string; record: TokenRecord }>;
+  /** The records (never a token or digest), in file order. */
+  list(filter?: ListFilter): Promise<readonly TokenRecord[]>;
+  /** Removes the matching records and returns them; BTL_TOKENS_NOT_FOUND when none matched. */
   revoke(selector: RevokeSelector): Promise<readonly TokenRecord[]>;
+  /** Checks a token; a malformed one is refused without reading the file. */
   verify(token: string): Promise<VerifyResult>;
 }
 
 /**
- * Creates a store over one token file. Throws `TokenStoreError`: BTL_TOKENS_INVALID_INPUT,
- * BTL_TOKENS_FILE_MODE, BTL_TOKENS_CORRUPT, BTL_TOKENS_IO, BTL_TOKENS_LOCKED.
+ * Creates a store over one token file. Its methods throw `TokenStoreError` with
+ * BTL_TOKENS_INVALID_INPUT, BTL_TOKENS_FILE_MODE, BTL_TOKENS_CORRUPT, BTL_TOKENS_IO,
+ * BTL_TOKENS_LOCKED; `revoke` also BTL_TOKENS_NOT_FOUND, `verify` also BTL_TOKENS_MISSING.
  */
 export function createTokenStore(options: TokenStoreOptions): TokenStore {
+  const file = checkStoreOptions(options);
   const now = options.now ?? (() => new Date());
-  const file = options.file;
+  const random: RandomBytes = options.randomBytes ?? cryptoRandomBytes;
+  const lock = {
+    ...(options.staleMs !== undefined ? { staleMs: options.staleMs } : {}),
+    ...(options.retries !== undefined ? { retries: options.retries } : {}),
+  };
 
-  return {
-    async create(input) {
-      const scopes = [...new Set(input.scopes ?? ["read", "write"])].sort() as Scope[];
-      checkInput(input.project, input.task, scopes, input.expiresInSeconds);
-      const token = newToken(options.randomBytes);
+  return Object.freeze({
+    async create(input: CreateTokenInput) {
+      const { project, task, scopes, expiresInSeconds } = checkCreateInput(input);
+      const token = newToken(random);
       const created = now();
       const expires =
-        input.expiresInSeconds === undefined
+        expiresInSeconds === undefined
           ? null
-          : new Date(created.getTime() + input.expiresInSeconds * 1000).toISOString();
-      const record: StoredRecord = {
-        id: newId(options.randomBytes),
-        digest: digestToken(token),
-        project: input.project,
-        task: input.task,
-        scopes,
-        created: created.toISOString(),
-        expires,
-      };
-      await updateTokenFile(
+          : new Date(created.getTime() + expiresInSeconds * 1000).toISOString();
+      const record = await updateTokenFile(
         file,
-        (current) => ({ records: [...current.records, record], result: undefined }),
-        options,
+        (current) => {
+          const digest = digestToken(token);
+          // Only an injected generator can repeat a token; a second record would corrupt the file.
+          if (current.records.some((r) => r.digest === digest)) {
+            throw new TokenStoreError("BTL_INTERNAL", "the new token is already in the file");
+          }
+          const taken = new Set(current.records.map((r) => r.id));
+          let id = newId(random);
+          // 64 random bits collide about never; a stuck injected generator must not loop.
+          for (let i = 0; taken.has(id) && i < 8; i++) id = newId(random);
+          if (taken.has(id)) {
+            throw new TokenStoreError("BTL_INTERNAL", "could not draw an unused token id");
+          }
+          const stored: StoredRecord = {
+            id,
+            digest,
+            project,
+            task,
+            scopes,
+            created: created.toISOString(),
+            expires,
+          };
+          return { records: [...current.records, stored], result: stored };
+        },
+        lock,
       );
       return { token, record: publicRecord(record) };
     },
 
-    async list(filter = {}) {
-      const records = readTokenFile(file)?.contents.records ?? [];
+    async list(filter: ListFilter = {}) {
+      const records = readTokenFile(file)?.records ?? [];
       return records
         .filter(
           (r) =>
@@ -93,95 +118,34 @@ export function createTokenStore(options: TokenStoreOptions): TokenStore {
         .map(publicRecord);
     },
 
-    async revoke(selector) {
+    async revoke(selector: RevokeSelector) {
       const matches = selectorMatcher(selector);
-      const removed = await updateTokenFile(
+      return updateTokenFile(
         file,
-        (current: TokenFile) => {
-          const gone = current.records.filter(matches);
-          if (gone.length === 0) return undefined;
+        (current) => {
+          const removed = current.records.filter(matches);
+          // Throwing here writes nothing: a legacy file stays as it is.
+          if (removed.length === 0) {
+            throw new TokenStoreError("BTL_TOKENS_NOT_FOUND", "no token matched");
+          }
           return {
             records: current.records.filter((r) => !matches(r)),
-            result: gone.map(publicRecord),
+            result: Object.freeze(removed.map(publicRecord)),
           };
         },
-        options,
+        lock,
       );
-      if (removed === undefined)
-        throw new TokenStoreError("BTL_TOKENS_NOT_FOUND", "no token matched");
-      return removed;
     },
 
-    async verify(token) {
-      const contents = readTokenFile(file)?.contents;
-      if (contents === undefined)
+    async verify(token: string): Promise<VerifyResult> {
+      if (typeof token !== "string" || !isWellFormed(token)) {
+        return { ok: false, reason: "malformed" };
+      }
+      const contents = readTokenFile(file);
+      if (contents === undefined) {
         throw new TokenStoreError("BTL_TOKENS_MISSING", `${file} does not exist`);
-      return verifyAgainst(contents.records, token, now());
+      }
+      return verifyInIndex(indexRecords(contents.records), token, now());
     },
-  };
-}
-
-/**
- * Checks `token` against `records`: malformed tokens are refused before any lookup; the digest
- * match is confirmed in constant time; an expiry at or before `now` is expired.
- */
-export function verifyAgainst(
-  records: readonly StoredRecord[],
-  token: string,
-  now: Date,
-): VerifyResult {
-  if (!isWellFormed(token)) return { ok: false, reason: "malformed" };
-  const digest = Buffer.from(digestToken(token));
-  const record = records.find(
-    (r) => r.digest.length === digest.length && timingSafeEqual(Buffer.from(r.digest), digest),
-  );
-  if (record === undefined) return { ok: false, reason: "unknown" };
-  if (record.expires !== null && Date.parse(record.expires) <= now.getTime())
-    return { ok: false, reason: "expired" };
-  return { ok: true, record: publicRecord(record) };
-}
-
-function selectorMatcher(selector: RevokeSelector): (r: StoredRecord) => boolean {
-  if ("id" in selector) {
-    if (!/^gt_[0-9a-f]{16}$/.test(selector.id))
-      throw new TokenStoreError(
-        "BTL_TOKENS_INVALID_INPUT",
-        "Expected an id like gt_0123456789abcdef",
-      );
-    return (r) => r.id === selector.id;
-  }
-  if ("task" in selector) {
-    if (!TASK.test(selector.task))
-      throw new TokenStoreError("BTL_TOKENS_INVALID_INPUT", "Expected a task name");
-    const project = selector.project;
-    if (project !== undefined && !PROJECT.test(project))
-      throw new TokenStoreError("BTL_TOKENS_INVALID_INPUT", "Expected a project slug");
-    return (r) => r.task === selector.task && (project === undefined || r.project === project);
-  }
-  if (!PROJECT.test(selector.project))
-    throw new TokenStoreError("BTL_TOKENS_INVALID_INPUT", "Expected a project slug");
-  return (r) => r.project === selector.project;
-}
-
-function checkInput(
-  project: string,
-  task: string,
-  scopes: readonly string[],
-  expiresIn: number | undefined,
-): void {
-  const bad = (message: string) => new TokenStoreError("BTL_TOKENS_INVALID_INPUT", message);
-  if (!PROJECT.test(project))
-    throw bad("Expected the project to be a slug (a-z, 0-9, inner -, at most 63)");
-  if (!TASK.test(task))
-    throw bad(
-      "Expected the task to be 1 to 128 of A-Z a-z 0-9 . _ : - (starting with a letter or digit)",
-    );
-  if (scopes.length === 0 || scopes.some((s) => s !== "read" && s !== "write"))
-    throw bad("Expected scopes among read, write");
-  if (
-    expiresIn !== undefined &&
-    !(Number.isInteger(expiresIn) && expiresIn > 0 && expiresIn <= 366 * 86_400)
-  ) {
-    throw bad("Expected the expiry to be a whole number of seconds from 1 to one year");
-  }
+  });
 }
