@@ -1,413 +1,778 @@
 #!/usr/bin/env node
-// bench/gate: bottle-gate against plain `git http-backend` behind lighttpd (the floor, no auth)
-// and file://, on one repository with a ~50 MiB pack, in one run on loopback.
+// bench/gate/run.mjs: times git through bottle-gate (a) against the floor, plain
+// `git http-backend` behind lighttpd with no auth (b), and file:// (c), on one generated
+// repository, in one run, on loopback only. Progress goes to stderr, the table (or --json) to
+// stdout. Every child process and temp dir is removed at the end, also on failure or Ctrl-C.
 //
 //   ./tooling/setup.sh -- pnpm bench:gate [--runs N] [--json]
 //
-// Needs: git, lighttpd (apt-get install lighttpd), and the built packages (setup.sh builds).
+// Prerequisites (CI must install them too): Debian packages `git` and `lighttpd`
+// (`apt-get install -y git lighttpd`), and the built gate packages
+// (packages/gate-server/dist/cli.js, packages/gate-tokens/dist/cli.js; setup.sh builds them).
+// Node builtins only, no build step.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { availableParallelism, tmpdir } from "node:os";
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { connect, createServer } from "node:net";
+import { availableParallelism, cpus, release, tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
 
 const ROOT = join(import.meta.dirname, "../..");
-const GATE = join(ROOT, "packages/gate-server/dist/cli.js");
-const TOKENS = join(ROOT, "packages/gate-tokens/dist/cli.js");
+const GATE_CLI = join(ROOT, "packages/gate-server/dist/cli.js");
+const TOKENS_CLI = join(ROOT, "packages/gate-tokens/dist/cli.js");
 const HTTP_BACKEND = "/usr/lib/git-core/git-http-backend";
-const args = process.argv.slice(2);
-const RUNS = Number(args[args.indexOf("--runs") + 1]) || 5;
-const JSON_OUT = args.includes("--json");
 const MiB = 1024 * 1024;
+const HOST = "127.0.0.1"; // loopback only, never `localhost`
+
+const REPO = { commits: 2000, textFiles: 200, bigBlobs: 20, bigBlobBytes: 2.5 * MiB };
+const PUSH_BYTES = 20 * MiB;
+const BIG_PUSH = { blobs: 4, bytes: 200 * MiB };
+const CONCURRENCY = 64;
+const SAMPLE_MS = 20;
+const TARGETS = {
+  clone: 1.05, // gate/floor median
+  lsRemote: 1.2,
+  rssMiB: 100,
+};
+
+const USAGE = "usage: node bench/gate/run.mjs [--runs N] [--json]\n";
+let flags;
+try {
+  flags = parseArgs({
+    options: {
+      runs: { type: "string", default: "5" },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  }).values;
+} catch (error) {
+  process.stderr.write(`bench: ${error.message}\n${USAGE}`);
+  process.exit(2);
+}
+if (flags.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const RUNS = Number(flags.runs);
+if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 100) {
+  process.stderr.write(`bench: expected \`--runs\` to be an integer 1–100, got ${flags.runs}\n`);
+  process.exit(2);
+}
+
+const progress = (text) => process.stderr.write(`bench: ${text}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: every one is spawned detached (its own process group) and tracked, so cleanup
+// can kill it with everything it started.
 
 const work = mkdtempSync(join(tmpdir(), "bottle-bench-gate-"));
 const children = new Set();
-const log = (text) => process.stderr.write(`bench: ${text}\n`);
 
-// An isolated git environment: never the machine's config (it carries a credential helper).
-mkdirSync(join(work, "home"));
-writeFileSync(
-  join(work, "home/.gitconfig"),
-  "[user]\n\tname = Bench\n\temail = bench@bottle.invalid\n[init]\n\tdefaultBranch = main\n[gc]\n\tauto = 0\n",
-);
-const ENV = {
-  PATH: process.env.PATH ?? "/usr/bin:/bin",
-  HOME: join(work, "home"),
-  LANG: "C",
-  GIT_CONFIG_NOSYSTEM: "1",
-  GIT_CONFIG_GLOBAL: join(work, "home/.gitconfig"),
-  GIT_TERMINAL_PROMPT: "0",
-};
+/** Direct children of `pid`, from /proc (all threads: libuv may fork from any). */
+function childPids(pid) {
+  const out = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const text = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+      if (text) out.push(...text.split(" ").map(Number));
+    }
+  } catch {
+    // gone, or no CONFIG_PROC_CHILDREN
+  }
+  return out;
+}
 
-/** Runs a command; resolves with its exit code, duration and stderr tail. */
-function run(cmd, argv, { cwd = work, input, env = ENV } = {}) {
+function descendants(pid) {
+  const out = [];
+  const queue = childPids(pid);
+  while (queue.length > 0) {
+    const next = queue.shift();
+    out.push(next);
+    queue.push(...childPids(next));
+  }
+  return out;
+}
+
+function track(command, argv, options) {
+  if (cleaning) throw new Error("stopping: no new processes");
+  const child = spawn(command, argv, { ...options, detached: true });
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  child.once("error", () => children.delete(child));
+  return child;
+}
+
+function signalTree(child, signal) {
+  // Descendants first: the gate starts each CGI in a process group of its own.
+  for (const pid of descendants(child.pid)) {
+    try {
+      process.kill(-pid, signal);
+    } catch {}
+    try {
+      process.kill(pid, signal);
+    } catch {}
+  }
+  try {
+    process.kill(-child.pid, signal);
+  } catch {}
+}
+
+let cleaning;
+let interrupted = false;
+/** Idempotent: SIGTERM every tracked tree, SIGKILL what is left after 3 s, remove the temp dir. */
+function cleanup() {
+  cleaning ??= (async () => {
+    for (const child of children) signalTree(child, "SIGTERM");
+    for (let i = 0; i < 30 && children.size > 0; i++) await sleep(100);
+    for (const child of children) signalTree(child, "SIGKILL");
+    for (let i = 0; i < 20 && children.size > 0; i++) await sleep(50);
+    rmSync(work, { recursive: true, force: true });
+  })();
+  return cleaning;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs a command to completion with a timeout and an output cap; resolves (never rejects) with
+ * its exit code, wall time in ms (spawn to close), stdout and the tail of stderr.
+ */
+function run(command, argv, { cwd = work, env = GIT_ENV, input, timeoutMs = 600_000 } = {}) {
   return new Promise((resolve) => {
     const started = performance.now();
-    const child = spawn(cmd, argv, {
+    const child = track(command, argv, {
       cwd,
       env,
-      stdio: [input ? "pipe" : "ignore", "pipe", "pipe"],
+      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (c) => {
-      if (stdout.length < 1e6) stdout += c;
+    child.stdout.setEncoding("utf8").on("data", (chunk) => {
+      if (stdout.length < 4 * MiB) stdout += chunk;
     });
-    child.stderr.on("data", (c) => {
-      stderr = (stderr + c).slice(-4000);
+    child.stderr.setEncoding("utf8").on("data", (chunk) => {
+      stderr = (stderr + chunk).slice(-4000);
     });
-    if (input) {
+    if (input !== undefined) {
       child.stdin.on("error", () => {});
       child.stdin.end(input);
     }
-    child.on("close", (code) => resolve({ code, ms: performance.now() - started, stdout, stderr }));
+    const timer = setTimeout(() => {
+      stderr += `\n(killed after ${timeoutMs} ms)`;
+      signalTree(child, "SIGKILL");
+    }, timeoutMs);
+    child.once("error", (error) => {
+      clearTimeout(timer);
+      resolve({ code: -1, ms: performance.now() - started, stdout, stderr: String(error) });
+    });
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? signal, ms: performance.now() - started, stdout, stderr });
+    });
   });
 }
 
-async function must(cmd, argv, options) {
-  const result = await run(cmd, argv, options);
-  if (result.code !== 0)
-    throw new Error(`${cmd} ${argv.join(" ")} failed (${result.code}): ${result.stderr}`);
+async function must(command, argv, options) {
+  const result = await run(command, argv, options);
+  if (result.code !== 0) {
+    throw new Error(`${command} ${argv.join(" ")} exited ${result.code}: ${result.stderr.trim()}`);
+  }
   return result;
 }
 
-/** A long-running child, killed at the end. Resolves once `ready(text)` is true for its stderr. */
-function daemon(cmd, argv, ready, options = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, {
-      env: options.env ?? ENV,
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
-    });
-    children.add(child);
-    let text = "";
-    const onData = (c) => {
-      text += c;
-      if (text.length > 1e5) text = text.slice(-1e4);
-      const value = ready(text);
-      if (value) resolve({ child, value });
-    };
-    child.stderr.on("data", onData);
-    child.stdout.on("data", onData);
-    child.once("exit", (code) =>
-      reject(new Error(`${cmd} exited early (${code}): ${text.slice(-2000)}`)),
-    );
-    const now = ready("");
-    if (now) resolve({ child, value: now });
-  });
-}
+const git = (argv, options) => must("git", argv, options);
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+// ---------------------------------------------------------------------------------------------
+// An isolated git environment, built from an allowlist. SECURITY: never copy process.env; the
+// machine's /etc/gitconfig carries a credential helper.
 
-/** Builds the source repository with git fast-import: many small commits plus large blobs. */
-async function buildRepository(dir) {
-  await must("git", ["init", "-q", "--bare", dir]);
-  const chunks = [];
+const HOME = join(work, "home");
+mkdirSync(HOME, { mode: 0o700 });
+const GITCONFIG = join(work, "gitconfig");
+writeFileSync(
+  GITCONFIG,
+  "[user]\n\tname = Bench\n\temail = bench@bottle.invalid\n[init]\n\tdefaultBranch = main\n",
+);
+const PATH = process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin";
+const GIT_ENV = Object.freeze({
+  PATH,
+  HOME,
+  LANG: "C",
+  GIT_CONFIG_NOSYSTEM: "1",
+  GIT_CONFIG_GLOBAL: GITCONFIG,
+  GIT_TERMINAL_PROMPT: "0",
+});
+
+// ---------------------------------------------------------------------------------------------
+// The repository: many small commits plus large incompressible blobs, written with fast-import.
+
+/** A `git fast-import` stream: `REPO.commits` text commits; every Nth also adds a random blob. */
+function fastImportStream() {
+  const parts = [];
   let mark = 0;
   const blob = (data) => {
-    chunks.push(
+    parts.push(
       Buffer.from(`blob\nmark :${++mark}\ndata ${data.length}\n`),
       data,
       Buffer.from("\n"),
     );
     return mark;
   };
-  const big = [];
-  for (let i = 0; i < 20; i++) big.push(blob(randomBytes(2 * MiB)));
-  let when = 1_700_000_000;
-  for (let i = 0; i < 2000; i++) {
-    const text = blob(Buffer.from(`line ${i}\n${"lorem ipsum ".repeat(20 + (i % 50))}\n`));
-    const files = [`M 100644 :${text} src/file${i % 200}.txt`];
-    if (i % 100 === 0) files.push(`M 100644 :${big[i / 100]} assets/big${i / 100}.bin`);
+  const every = REPO.commits / REPO.bigBlobs;
+  for (let i = 0; i < REPO.commits; i++) {
+    const file = i % REPO.textFiles;
+    const lines = Array.from({ length: 10 + (i % 40) }, (_, n) => `file ${file} rev ${i} ${n}`);
+    const changes = [`M 100644 :${blob(Buffer.from(`${lines.join("\n")}\n`))} src/f${file}.txt`];
+    if (i % every === 0) {
+      const big = blob(randomBytes(REPO.bigBlobBytes));
+      changes.push(`M 100644 :${big} assets/big${i / every}.bin`);
+    }
     const message = `commit ${i}\n`;
-    chunks.push(
+    parts.push(
       Buffer.from(
-        `commit refs/heads/main\ncommitter Bench <bench@bottle.invalid> ${when++} +0000\ndata ${message.length}\n${message}${
-          i === 0 ? "" : ""
-        }${files.join("\n")}\n\n`,
+        `commit refs/heads/main\ncommitter Bench <bench@bottle.invalid> ${1_700_000_000 + i} +0000\n` +
+          `data ${message.length}\n${message}${changes.join("\n")}\n\n`,
       ),
     );
   }
-  await must("git", ["fast-import", "--quiet"], { cwd: dir, input: Buffer.concat(chunks) });
-  await must("git", ["repack", "-adq"], { cwd: dir });
-  const size = await must("git", ["count-objects", "-vH"], { cwd: dir });
-  return /size-pack: (.*)/.exec(size.stdout)?.[1] ?? "?";
+  return Buffer.concat(parts);
 }
+
+async function buildRepository(dir) {
+  await git(["init", "-q", "--bare", dir]);
+  await git(["fast-import", "--quiet"], { cwd: dir, input: fastImportStream() });
+  await git(["repack", "-adq"], { cwd: dir });
+  const { stdout } = await git(["count-objects", "-v"], { cwd: dir });
+  const kib = Number(/size-pack: (\d+)/.exec(stdout)?.[1] ?? 0);
+  return kib / 1024;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The three targets.
+
+/** (a) bottle-gate: a token, then the gate on 127.0.0.1:0; its JSON log lines are counted. */
+async function startGate(source) {
+  const base = join(work, "gate-base");
+  const tokenDir = join(work, "gate-tokens");
+  mkdirSync(base);
+  mkdirSync(tokenDir, { mode: 0o700 });
+  chmodSync(tokenDir, 0o700);
+  cpSync(source, join(base, "bench.git"), { recursive: true });
+  const tokenFile = join(tokenDir, "tokens.json");
+  const env = { PATH, HOME, LANG: "C" };
+  const argv = ["create", "--token-file", tokenFile, "--project", "bench", "--task", "bench"];
+  const token = (await must(process.execPath, [TOKENS_CLI, ...argv], { env })).stdout.trim();
+  if (!/^\S+$/.test(token)) throw new Error("gate-tokens printed no token");
+
+  const child = track(
+    process.execPath,
+    [GATE_CLI, "--base-path", base, "--token-file", tokenFile, "--port", "0"],
+    { cwd: work, env, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  // Drain stderr for the whole run (a full pipe would stall the gate), counting request records.
+  const log = { requests: 0, statuses: {}, tail: [] };
+  const url = await new Promise((resolve, reject) => {
+    let pending = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk) => {
+      pending += chunk;
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) {
+        log.tail = [...log.tail.slice(-19), line];
+        let record;
+        try {
+          record = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        if (record.msg === "listening") resolve(record.url);
+        if (record.msg === "request") {
+          log.requests++;
+          log.statuses[record.status] = (log.statuses[record.status] ?? 0) + 1;
+        }
+      }
+    });
+    child.once("exit", (code) =>
+      reject(new Error(`bottle-gate exited (${code}) before listening:\n${log.tail.join("\n")}`)),
+    );
+    child.once("error", reject);
+  });
+  const { port } = new URL(url);
+  return {
+    child,
+    idleMiB: memoryOf(child.pid)?.rss ?? 0,
+    log,
+    url: `http://${encodeURIComponent(token)}:x@${HOST}:${port}/bench.git`,
+    display: `${url}/bench.git`,
+  };
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, HOST, () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const socket = connect(port, HOST);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/** lighttpd's config for the floor: git-http-backend as CGI under /git, streaming both ways. */
+function lighttpdConfig({ port, root, dir }) {
+  const q = (s) => JSON.stringify(s); // lighttpd strings use the same escapes
+  // The CGI environment mirrors the gate's: no system or global git config, a private HOME.
+  const cgiEnv = {
+    GIT_PROJECT_ROOT: root,
+    GIT_HTTP_EXPORT_ALL: "1",
+    REMOTE_USER: "bench", // http-backend enables receive-pack only for an authenticated user
+    GIT_CONFIG_NOSYSTEM: "1",
+    GIT_CONFIG_GLOBAL: "/dev/null",
+    HOME,
+    PATH,
+  };
+  return `${[
+    `server.modules = ("mod_alias", "mod_setenv", "mod_cgi")`,
+    `server.bind = ${q(HOST)}`,
+    `server.port = ${port}`,
+    `server.document-root = ${q(dir)}`,
+    `server.errorlog = ${q(join(dir, "error.log"))}`,
+    `server.upload-dirs = (${q(dir)})`,
+    // Stream request and response bodies (no buffering to disk, as the gate does not buffer).
+    "server.stream-request-body = 2",
+    "server.stream-response-body = 2",
+    // Except pushes: git sends bodies over http.postBuffer (1 MiB) chunked, and mod_cgi answers
+    // 411 to a chunked body it would stream (CGI/1.1 needs CONTENT_LENGTH). Buffered, lighttpd
+    // sets CONTENT_LENGTH; the floor's push then receives the whole body before git starts.
+    `$HTTP["url"] =~ "/git-receive-pack$" { server.stream-request-body = 0 }`,
+    // HTTP_GIT_PROTOCOL (protocol v2) and HTTP_CONTENT_ENCODING come from the request headers.
+    `alias.url = ("/git" => ${q(HTTP_BACKEND)})`,
+    // Conditions are re-evaluated after the path-info split, when the URL path is just "/git".
+    `$HTTP["url"] =^ "/git" { cgi.assign = ("" => "") }`,
+    `setenv.add-environment = (${Object.entries(cgiEnv)
+      .map(([k, v]) => `${q(k)} => ${q(v)}`)
+      .join(", ")})`,
+    // As root, lighttpd keeps running as root unless told otherwise; switching user would need
+    // the repositories chowned, and the gate runs as the same user here, so it is left as is.
+  ].join("\n")}\n`;
+}
+
+/** (b) the floor: lighttpd -D on a free loopback port (retried if another process takes it). */
+async function startFloor(source) {
+  const root = join(work, "floor-repos");
+  const dir = join(work, "lighttpd");
+  mkdirSync(root);
+  mkdirSync(dir);
+  cpSync(source, join(root, "bench.git"), { recursive: true });
+  const version = (await must("lighttpd", ["-v"], { env: { PATH } })).stdout.trim();
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const conf = join(dir, "lighttpd.conf");
+    writeFileSync(conf, lighttpdConfig({ port, root, dir }));
+    await must("lighttpd", ["-tt", "-f", conf], { env: { PATH } });
+    const child = track("lighttpd", ["-D", "-f", conf], {
+      cwd: dir,
+      env: { PATH, LANG: "C" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk) => {
+      stderr = (stderr + chunk).slice(-4000);
+    });
+    let exited = false;
+    child.once("exit", () => {
+      exited = true;
+    });
+    for (let i = 0; i < 100 && !exited && !(await canConnect(port)); i++) await sleep(50);
+    if (!exited && (await canConnect(port))) {
+      return { child, url: `http://${HOST}:${port}/git/bench.git`, version };
+    }
+    signalTree(child, "SIGKILL");
+    const log = existsSync(join(dir, "error.log"))
+      ? readFileSync(join(dir, "error.log"), "utf8")
+      : "";
+    if (attempt === 3) throw new Error(`lighttpd did not start:\n${stderr}${log.slice(-2000)}`);
+    progress(`lighttpd did not start on port ${port}, retrying`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements.
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 };
-const stats = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+const round1 = (x) => Math.round(x * 10) / 10;
+const summarize = (xs) => ({
+  median: round1(median(xs)),
+  min: round1(Math.min(...xs)),
+  max: round1(Math.max(...xs)),
+  runs: xs.map(round1),
+});
 
-/** Times `n` runs of `step(i)` (each resolves to a run() result), failing on a non-zero exit. */
-async function time(name, n, step) {
-  const ms = [];
-  for (let i = 0; i < n; i++) {
-    const result = await step(i);
-    if (result.code !== 0) throw new Error(`${name} failed: ${result.stderr}`);
-    ms.push(result.ms);
+function checked(what, result) {
+  if (result.code !== 0) throw new Error(`${what} exited ${result.code}: ${result.stderr.trim()}`);
+  return result.ms;
+}
+
+/** Which protocol version a target speaks, from the packet trace of one ls-remote. */
+async function protocolVersion(url) {
+  const trace = join(work, "packet-trace");
+  await git(["ls-remote", url], { env: { ...GIT_ENV, GIT_TRACE_PACKET: trace } });
+  const text = readFileSync(trace, "utf8");
+  rmSync(trace);
+  return /< version 2/.test(text) ? 2 : /version 1/.test(text) ? 1 : 0;
+}
+
+/** A commit on top of origin/main adding `blobs` random files of `bytes` in all, not pushed. */
+async function prepareCommit(clone, name, bytes, blobs = 1) {
+  const { stdout: tree } = await git(["ls-tree", "origin/main"], { cwd: clone });
+  const entries = [tree.trimEnd()];
+  for (let i = 0; i < blobs; i++) {
+    const data = randomBytes(Math.floor(bytes / blobs));
+    const { stdout } = await git(["hash-object", "-w", "--stdin"], { cwd: clone, input: data });
+    entries.push(`100644 blob ${stdout.trim()}\t${name}-${i}.bin`);
   }
-  return stats(ms);
+  const { stdout: newTree } = await git(["mktree"], {
+    cwd: clone,
+    input: `${entries.join("\n")}\n`,
+  });
+  const { stdout: commit } = await git(
+    ["commit-tree", newTree.trim(), "-p", "origin/main", "-m", name],
+    { cwd: clone },
+  );
+  return commit.trim();
 }
 
-/** Prepares a commit with a `size`-byte random blob on a new branch in `clone`. */
-async function prepareCommit(clone, branch, size) {
-  await must("git", ["checkout", "-q", "-B", branch, "origin/main"], { cwd: clone });
-  const parts = Math.max(1, Math.ceil(size / (50 * MiB)));
-  for (let p = 0; p < parts; p++)
-    writeFileSync(
-      join(clone, `${branch}-${p}.bin`),
-      randomBytes(Math.min(50 * MiB, size - p * 50 * MiB)),
-    );
-  await must("git", ["add", "-A"], { cwd: clone });
-  await must("git", ["commit", "-qm", branch], { cwd: clone });
-}
+/** Measures clone, no-op fetch, ls-remote and a 20 MiB push, interleaving targets per run. */
+async function measureSequential(targets) {
+  const names = Object.keys(targets);
+  const ms = Object.fromEntries(
+    names.map((n) => [n, { clone: [], fetch: [], lsRemote: [], push: [] }]),
+  );
+  const rotated = (i) => names.map((_, k) => names[(k + i) % names.length]);
 
-async function measureTarget(name, url) {
-  log(`${name}: clone ×${RUNS}`);
-  const clone = await time(`${name} clone`, RUNS, (i) =>
-    run("git", ["clone", "-q", url, join(work, `${name}-clone-${i}`)]).finally(
-      () => i > 0 && rmSync(join(work, `${name}-clone-${i}`), { recursive: true, force: true }),
-    ),
-  );
-  const keep = join(work, `${name}-clone-0`);
-  log(`${name}: no-op fetch, ls-remote ×${RUNS}`);
-  const fetch = await time(`${name} fetch`, RUNS, () =>
-    run("git", ["fetch", "-q", "origin"], { cwd: keep }),
-  );
-  const lsRemote = await time(`${name} ls-remote`, RUNS, () => run("git", ["ls-remote", url]));
-  log(`${name}: 20 MiB push ×${RUNS}`);
-  const pushes = [];
   for (let i = 0; i < RUNS; i++) {
-    await prepareCommit(keep, `push-${i}`, 20 * MiB);
-    const result = await run("git", ["push", "-q", "origin", `push-${i}`], { cwd: keep });
-    if (result.code !== 0) throw new Error(`${name} push failed: ${result.stderr}`);
-    pushes.push(result.ms);
+    progress(`clone, run ${i + 1}/${RUNS}`);
+    for (const name of rotated(i)) {
+      const dir = join(work, `clone-${name}-${i}`);
+      ms[name].clone.push(
+        checked(`${name} clone`, await run("git", ["clone", "-q", targets[name].url, dir])),
+      );
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
-  return { clone, fetch, lsRemote, push: stats(pushes) };
+  for (let i = 0; i < RUNS; i++) {
+    progress(`no-op fetch and ls-remote, run ${i + 1}/${RUNS}`);
+    for (const name of rotated(i)) {
+      const fetch = await run("git", ["fetch", "-q", "origin"], { cwd: targets[name].clone });
+      ms[name].fetch.push(checked(`${name} fetch`, fetch));
+    }
+    for (const name of rotated(i)) {
+      const ls = await run("git", ["ls-remote", targets[name].url]);
+      ms[name].lsRemote.push(checked(`${name} ls-remote`, ls));
+    }
+  }
+  for (let i = 0; i < RUNS; i++) {
+    progress(`push 20 MiB, run ${i + 1}/${RUNS}`);
+    for (const name of rotated(i)) {
+      const { clone } = targets[name];
+      const commit = await prepareCommit(clone, `push-${i}`, PUSH_BYTES);
+      const push = await run("git", ["push", "-q", "origin", `${commit}:refs/heads/push-${i}`], {
+        cwd: clone,
+      });
+      ms[name].push.push(checked(`${name} push`, push));
+    }
+  }
+  return Object.fromEntries(
+    names.map((n) => [
+      n,
+      Object.fromEntries(Object.entries(ms[n]).map(([k, xs]) => [k, summarize(xs)])),
+    ]),
+  );
 }
 
-async function concurrent(url, n) {
+async function measureConcurrent(url) {
   const started = performance.now();
   const results = await Promise.all(
-    Array.from({ length: n }, () => run("git", ["ls-remote", url])),
+    Array.from({ length: CONCURRENCY }, () =>
+      run("git", ["ls-remote", url], { timeoutMs: 120_000 }),
+    ),
   );
+  const failed = results.filter((r) => r.code !== 0);
   return {
-    failures: results.filter((r) => r.code !== 0).length,
-    totalMs: performance.now() - started,
+    clients: CONCURRENCY,
+    failures: failed.length,
+    wallMs: performance.now() - started,
+    medianClientMs: median(results.map((r) => r.ms)),
+    firstError: failed[0]?.stderr.trim().split("\n").slice(-2).join(" | ") ?? null,
   };
 }
 
-function rss(pid) {
+/** VmRSS, VmHWM and the RSS split of one process in MiB, or null once it is gone. */
+function memoryOf(pid) {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kb = (key) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-    return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
+    const kib = (key) => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
+    const name = /^Name:\s+(.*)$/m.exec(status)?.[1] ?? "?";
+    return {
+      name,
+      rss: kib("VmRSS") / 1024,
+      hwm: kib("VmHWM") / 1024,
+      anon: kib("RssAnon") / 1024, // VmRSS = RssAnon + RssFile (the mapped node binary) + RssShmem
+      file: kib("RssFile") / 1024,
+    };
   } catch {
-    return { rss: 0, hwm: 0 };
+    return null;
   }
 }
 
-async function main() {
-  log(`building the repository in ${work}`);
-  const source = join(work, "source.git");
-  const packSize = await buildRepository(source);
-  log(`pack: ${packSize}`);
-
-  // (a) bottle-gate
-  const gateBase = join(work, "gate");
-  const tokenDir = join(work, "tokens");
-  mkdirSync(gateBase);
-  mkdirSync(tokenDir, { mode: 0o700 });
-  cpSync(source, join(gateBase, "bench.git"), { recursive: true });
-  const tokenFile = join(tokenDir, "tokens.json");
-  log("starting bottle-gate");
-  const token = (
-    await must(process.execPath, [
-      TOKENS,
-      "create",
-      "--token-file",
-      tokenFile,
-      "--project",
-      "bench",
-      "--task",
-      "bench",
-    ])
-  ).stdout.trim();
-  const gate = await daemon(
-    process.execPath,
-    [
-      GATE,
-      "--base-path",
-      gateBase,
-      "--token-file",
-      tokenFile,
-      "--port",
-      "0",
-      "--max-concurrent",
-      "32",
-    ],
-    (text) => /"url":"([^"]+)"/.exec(text)?.[1],
-  );
-  const gateUrl = gate.value.replace("http://", `http://${token}:x@`) + "/bench.git";
-
-  log(`bottle-gate at ${gate.value}; starting lighttpd`);
-  // (b) the floor: git http-backend behind lighttpd, no auth
-  const floorRoot = join(work, "floor");
-  mkdirSync(floorRoot);
-  cpSync(source, join(floorRoot, "bench.git"), { recursive: true });
-  await must("git", ["config", "http.receivepack", "true"], { cwd: join(floorRoot, "bench.git") });
-  const floorPort = await freePort();
-  const conf = join(work, "lighttpd.conf");
-  writeFileSync(
-    conf,
-    [
-      'server.modules = ("mod_alias", "mod_cgi", "mod_setenv")',
-      `server.document-root = "${floorRoot}"`,
-      'server.bind = "127.0.0.1"',
-      `server.port = ${floorPort}`,
-      `server.errorlog = "${join(work, "lighttpd.err")}"`,
-      // lighttpd answers 411 to a chunked body it would stream to CGI; buffered, it sets CONTENT_LENGTH.
-      "server.stream-request-body = 0",
-      "server.stream-response-body = 2",
-      "server.max-request-size = 0",
-      `alias.url = ("/git/" => "${HTTP_BACKEND}/")`,
-      'cgi.assign = ("" => "")',
-      `setenv.add-environment = ("GIT_PROJECT_ROOT" => "${floorRoot}", "GIT_HTTP_EXPORT_ALL" => "1", "REMOTE_USER" => "bench", "GIT_CONFIG_NOSYSTEM" => "1", "HOME" => "${join(work, "home")}")`,
-    ].join("\n"),
-  );
-  await must("lighttpd", ["-tt", "-f", conf]);
-  const floor = await daemon("lighttpd", ["-D", "-f", conf], () => true);
-  const floorUrl = `http://127.0.0.1:${floorPort}/git/bench.git`;
-  for (let i = 0; i < 50 && (await run("git", ["ls-remote", floorUrl])).code !== 0; i++)
-    await new Promise((r) => setTimeout(r, 100));
-
-  // (c) file://
-  const fileRepo = join(work, "file.git");
-  cpSync(source, fileRepo, { recursive: true });
-  const fileUrl = `file://${fileRepo}`;
-
-  const results = {};
-  for (const [name, url] of [
-    ["floor", floorUrl],
-    ["gate", gateUrl],
-    ["file", fileUrl],
-  ])
-    results[name] = await measureTarget(name, url);
-
-  log("64 concurrent ls-remote");
-  const concurrency = {
-    gate: await concurrent(gateUrl, 64),
-    floor: await concurrent(floorUrl, 64),
-  };
-
-  log("200 MiB push through the gate, sampling its RSS");
-  const bigClone = join(work, "gate-clone-0");
-  await prepareCommit(bigClone, "huge", 200 * MiB);
-  const before = rss(gate.child.pid);
+/** The 200 MiB push through the gate, sampling the gate's RSS (and its children's) every 20 ms. */
+async function measureGateMemory(gate, clone) {
+  const pid = gate.child.pid;
+  progress(`preparing a ${BIG_PUSH.bytes / MiB} MiB commit`);
+  const commit = await prepareCommit(clone, "big", BIG_PUSH.bytes, BIG_PUSH.blobs);
+  // Reset VmHWM (clear_refs 5, Linux >= 4.0) so it covers this push only.
+  let hwmReset = true;
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, "5");
+  } catch {
+    hwmReset = false;
+  }
+  const before = memoryOf(pid);
   let peak = before.rss;
-  const sampler = setInterval(() => {
-    peak = Math.max(peak, rss(gate.child.pid).rss);
-  }, 20);
-  const bigPush = await run("git", ["push", "-q", "origin", "huge"], { cwd: bigClone });
-  clearInterval(sampler);
-  if (bigPush.code !== 0) throw new Error(`200 MiB push failed: ${bigPush.stderr}`);
-  const after = rss(gate.child.pid);
-  const memory = {
+  let peakAnon = before.anon;
+  let fileAtPeak = before.file;
+  let childSumPeak = 0;
+  const childPeaks = new Map(); // pid -> { name, hwm }
+  let samples = 0;
+  const sample = () => {
+    samples++;
+    const own = memoryOf(pid);
+    if (own && own.rss > peak) {
+      peak = own.rss;
+      fileAtPeak = own.file;
+    }
+    if (own) peakAnon = Math.max(peakAnon, own.anon);
+    let sum = 0;
+    for (const child of descendants(pid)) {
+      const m = memoryOf(child);
+      if (!m) continue;
+      sum += m.rss;
+      const seen = childPeaks.get(child);
+      if (!seen || m.hwm > seen.hwm) childPeaks.set(child, { name: m.name, hwm: m.hwm });
+    }
+    childSumPeak = Math.max(childSumPeak, sum);
+  };
+  progress(`pushing ${BIG_PUSH.bytes / MiB} MiB to the gate, sampling every ${SAMPLE_MS} ms`);
+  const timer = setInterval(sample, SAMPLE_MS);
+  const push = await run("git", ["push", "-q", "origin", `${commit}:refs/heads/big`], {
+    cwd: clone,
+  });
+  clearInterval(timer);
+  checked("200 MiB push to the gate", push);
+  const after = memoryOf(pid);
+  const largest = [...childPeaks.values()].sort((a, b) => b.hwm - a.hwm)[0] ?? null;
+  return {
+    pushMs: push.ms,
+    samples,
+    idleAtStartMiB: gate.idleMiB,
     beforeMiB: before.rss,
     peakSampledMiB: Math.max(peak, after.rss),
-    hwmMiB: after.hwm,
-    pushMs: bigPush.ms,
+    vmHwmMiB: after.hwm,
+    vmHwmCoversPushOnly: hwmReset,
+    peakRssAnonMiB: peakAnon,
+    rssFileAtPeakMiB: fileAtPeak,
+    peakMiB: hwmReset ? Math.max(peak, after.rss, after.hwm) : Math.max(peak, after.rss),
+    children: {
+      peakSumSampledMiB: childSumPeak,
+      largest: largest && { name: largest.name, vmHwmMiB: largest.hwm },
+    },
   };
+}
 
-  const ratio = (metric) => ({
-    gate: results.gate[metric].median / results.floor[metric].median,
-    file: results.file[metric].median / results.floor[metric].median,
-  });
-  const report = {
-    machine: {
-      cores: availableParallelism(),
-      node: process.versions.node,
-      git: (await must("git", ["--version"])).stdout.trim(),
-      pack: packSize,
-      runs: RUNS,
-    },
-    results,
-    ratios: {
-      clone: ratio("clone"),
-      fetch: ratio("fetch"),
-      lsRemote: ratio("lsRemote"),
-      push: ratio("push"),
-    },
-    concurrency,
-    memory,
-    targets: {
-      "clone ≤ 1.05× floor": ratio("clone").gate <= 1.05,
-      "ls-remote ≤ 1.2× floor": ratio("lsRemote").gate <= 1.2,
-      "0 failures in 64 concurrent ls-remote": concurrency.gate.failures === 0,
-      "gate RSS < 100 MiB during a 200 MiB push": memory.hwmMiB < 100,
-    },
-  };
-  if (JSON_OUT) {
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    return;
-  }
-  const f = (ms) => `${ms.toFixed(0).padStart(6)} ms`;
+// ---------------------------------------------------------------------------------------------
+// Report.
+
+function report(r) {
+  const ms = (x) => `${x.toFixed(0)}`;
+  const cell = (s) => `${ms(s.median)} (${ms(s.min)}–${ms(s.max)})`.padEnd(22);
+  const ratio = (x) => `${x.toFixed(2)}×`.padStart(8);
+  const pass = (ok) => (ok ? "PASS" : "MISS");
+  const m = r.machine;
   const lines = [
-    `bench/gate — ${report.machine.cores} cores, node ${report.machine.node}, ${report.machine.git}, pack ${packSize}, ${RUNS} runs (median [min–max])`,
+    `bench/gate: nproc ${m.nproc} (${m.cpu}), Linux ${m.kernel}, node ${m.node}, ${m.git}, ${m.lighttpd}`,
+    `repository: ${REPO.commits} commits + ${REPO.bigBlobs} × ${REPO.bigBlobBytes / MiB} MiB random blobs, pack ${r.repository.packMiB.toFixed(1)} MiB; protocol v${r.protocol.gate}/v${r.protocol.floor}/v${r.protocol.file} (gate/floor/file)`,
+    `${RUNS} runs each, targets interleaved; ms as median (min–max)`,
     "",
-    `${"".padEnd(14)}${"floor (lighttpd)".padEnd(30)}${"bottle-gate".padEnd(30)}${"file://".padEnd(30)}gate/floor  file/floor`,
+    `${"".padEnd(14)}${"(a) bottle-gate".padEnd(22)}${"(b) floor lighttpd".padEnd(22)}${"(c) file://".padEnd(22)}   (a)/(b)  (c)/(b)`,
   ];
-  for (const [metric, label] of [
+  for (const [key, label] of [
     ["clone", "clone"],
     ["fetch", "no-op fetch"],
     ["lsRemote", "ls-remote"],
     ["push", "push 20 MiB"],
   ]) {
-    const cell = (s) => `${f(s.median)} [${s.min.toFixed(0)}–${s.max.toFixed(0)}]`.padEnd(30);
-    const r = report.ratios[metric];
+    const { gate, floor, file } = r.results;
     lines.push(
-      `${label.padEnd(14)}${cell(results.floor[metric])}${cell(results.gate[metric])}${cell(results.file[metric])}${r.gate.toFixed(3).padStart(9)}× ${r.file.toFixed(3).padStart(9)}×`,
+      `${label.padEnd(14)}${cell(gate[key])}${cell(floor[key])}${cell(file[key])}${ratio(r.ratios[key].gateToFloor)} ${ratio(r.ratios[key].fileToFloor)}`,
     );
   }
+  const c = r.concurrency;
+  const conc = (x) =>
+    `${x.failures}/${x.clients} failed, wall ${ms(x.wallMs)} ms, median client ${ms(x.medianClientMs)} ms`;
+  const mem = r.memory;
   lines.push(
     "",
-    `64 concurrent ls-remote: gate ${concurrency.gate.failures} failures in ${concurrency.gate.totalMs.toFixed(0)} ms; floor ${concurrency.floor.failures} failures in ${concurrency.floor.totalMs.toFixed(0)} ms`,
-    `gate RSS during a 200 MiB push (${memory.pushMs.toFixed(0)} ms): before ${memory.beforeMiB.toFixed(1)} MiB, peak sampled ${memory.peakSampledMiB.toFixed(1)} MiB, VmHWM ${memory.hwmMiB.toFixed(1)} MiB`,
+    `${CONCURRENCY} concurrent ls-remote  gate:  ${conc(c.gate)}`,
+    `${"".padEnd(25)}floor: ${conc(c.floor)}`,
+    ...(c.gate.firstError ? [`  first gate failure: ${c.gate.firstError}`] : []),
     "",
-    ...Object.entries(report.targets).map(([target, ok]) => `${ok ? "PASS" : "MISS"}  ${target}`),
+    `gate RSS, ${BIG_PUSH.bytes / MiB} MiB push in ${BIG_PUSH.blobs} blobs (${(mem.pushMs / 1000).toFixed(1)} s, ${mem.samples} samples):`,
+    `  gate node process: peak ${mem.peakMiB.toFixed(1)} MiB (sampled VmRSS ${mem.peakSampledMiB.toFixed(1)}, VmHWM ${mem.vmHwmMiB.toFixed(1)}${mem.vmHwmCoversPushOnly ? " since reset before the push" : " over its lifetime"}), ${mem.beforeMiB.toFixed(1)} MiB before the push, ${mem.idleAtStartMiB.toFixed(1)} MiB idle at start`,
+    `  of which anonymous memory peaked at ${mem.peakRssAnonMiB.toFixed(1)} MiB; file-backed (the node binary, libraries) ${mem.rssFileAtPeakMiB.toFixed(1)} MiB at the sampled peak`,
+    `  its child processes (separate): peak sum sampled ${mem.children.peakSumSampledMiB.toFixed(1)} MiB${mem.children.largest ? `, largest ${mem.children.largest.name} VmHWM ${mem.children.largest.vmHwmMiB.toFixed(1)} MiB` : ""}`,
+    `  gate request log: ${r.gateLog.requests} requests, by status ${JSON.stringify(r.gateLog.statuses)}`,
+    "",
+    "targets:",
+    ...r.targets.map((t) => `  ${pass(t.pass)}  ${t.name.padEnd(42)} ${t.measured}`),
   );
-  process.stdout.write(`${lines.join("\n")}\n`);
-  void floor;
+  return `${lines.join("\n")}\n`;
 }
 
-function cleanup() {
-  for (const child of children) {
-    try {
-      process.kill(-child.pid, "SIGKILL");
-    } catch {}
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  for (const file of [GATE_CLI, TOKENS_CLI, HTTP_BACKEND]) {
+    if (!existsSync(file)) throw new Error(`missing ${file} (build the packages / install git)`);
   }
-  rmSync(work, { recursive: true, force: true });
+  progress(`work dir ${work}`);
+  const source = join(work, "source.git");
+  progress("building the repository with git fast-import");
+  const packMiB = await buildRepository(source);
+  progress(`pack ${packMiB.toFixed(1)} MiB`);
+
+  progress("starting bottle-gate and lighttpd");
+  const gate = await startGate(source);
+  const floor = await startFloor(source);
+  const fileRepo = join(work, "file-repos/bench.git");
+  cpSync(source, fileRepo, { recursive: true });
+  const targets = {
+    gate: { url: gate.url },
+    floor: { url: floor.url },
+    file: { url: `file://${fileRepo}` },
+  };
+  progress(`gate ${gate.display}, floor ${floor.url}, file://${fileRepo}`);
+
+  const protocol = {};
+  for (const [name, target] of Object.entries(targets)) {
+    protocol[name] = await protocolVersion(target.url);
+    // Untimed warm-up clone, kept for the fetch and push measurements.
+    target.clone = join(work, `work-${name}`);
+    await git(["clone", "-q", target.url, target.clone]);
+  }
+
+  const results = await measureSequential(targets);
+  progress(`${CONCURRENCY} concurrent ls-remote against the gate, then the floor`);
+  const concurrency = {
+    gate: await measureConcurrent(targets.gate.url),
+    floor: await measureConcurrent(targets.floor.url),
+  };
+  const memory = await measureGateMemory(gate, targets.gate.clone);
+
+  const ratios = {};
+  for (const key of ["clone", "fetch", "lsRemote", "push"]) {
+    ratios[key] = {
+      gateToFloor: results.gate[key].median / results.floor[key].median,
+      fileToFloor: results.file[key].median / results.floor[key].median,
+    };
+  }
+  const targetsMet = [
+    {
+      name: `clone ≤ ${TARGETS.clone}× floor`,
+      pass: ratios.clone.gateToFloor <= TARGETS.clone,
+      measured: `${ratios.clone.gateToFloor.toFixed(3)}×`,
+    },
+    {
+      name: `ls-remote ≤ ${TARGETS.lsRemote}× floor`,
+      pass: ratios.lsRemote.gateToFloor <= TARGETS.lsRemote,
+      measured: `${ratios.lsRemote.gateToFloor.toFixed(3)}×`,
+    },
+    {
+      name: `0 failures in ${CONCURRENCY} concurrent ls-remote`,
+      pass: concurrency.gate.failures === 0,
+      measured: `${concurrency.gate.failures} failures`,
+    },
+    {
+      name: `gate RSS < ${TARGETS.rssMiB} MiB during ${BIG_PUSH.bytes / MiB} MiB push`,
+      pass: memory.peakMiB < TARGETS.rssMiB,
+      measured: `${memory.peakMiB.toFixed(1)} MiB`,
+    },
+  ];
+  const gitVersion = (await git(["--version"])).stdout.trim();
+  return {
+    machine: {
+      nproc: availableParallelism(),
+      cpu: cpus()[0]?.model.trim() ?? "?",
+      kernel: release(),
+      node: process.version,
+      git: gitVersion,
+      lighttpd: floor.version.split(" ")[0],
+    },
+    repository: { ...REPO, packMiB },
+    runs: RUNS,
+    protocol,
+    results,
+    ratios,
+    concurrency,
+    memory,
+    gateLog: { requests: gate.log.requests, statuses: gate.log.statuses },
+    targets: targetsMet,
+  };
 }
 
-process.on("SIGINT", () => {
-  cleanup();
-  process.exit(130);
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.once(signal, () => {
+    interrupted = true;
+    progress(`${signal}: stopping children and removing ${work}`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+process.once("exit", () => {
+  // Last resort if something above exited early: no process may outlive the bench.
+  for (const child of children) signalTree(child, "SIGKILL");
 });
+
 try {
-  await main();
+  const result = await main();
+  process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : report(result));
 } catch (error) {
-  process.stderr.write(`bench: failed: ${error.stack ?? error}\n`);
+  if (!interrupted) progress(`failed: ${error instanceof Error ? error.stack : error}`);
   process.exitCode = 1;
 } finally {
-  cleanup();
+  await cleanup();
 }
