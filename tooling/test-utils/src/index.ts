@@ -5,6 +5,10 @@ export type { ProcessExit } from "./child-supervisor.ts";
 export { createBaseEnv } from "./env.ts";
 export type { GitEnv, GitOptions, GitResult, WorkRepoOptions } from "./git.ts";
 export { commitFiles, createBareRepo, createGitEnv, createWorkRepo, git } from "./git.ts";
+export type { GiteaDeployKey, GiteaEvent, GiteaFake, GiteaFakeOptions } from "./gitea-fake.ts";
+export { startGiteaFake } from "./gitea-fake.ts";
+export type { HttpGitUpstream, HttpGitUpstreamOptions } from "./http-git-upstream.ts";
+export { startHttpGitUpstream } from "./http-git-upstream.ts";
 export type {
   LogRecord,
   RunProcessOptions,
@@ -15,6 +19,13 @@ export type {
 export { runProcess, startProcess } from "./process.ts";
 export type { ErrorTableRow } from "./readme.ts";
 export { expectErrorTableDocumented, readErrorTable } from "./readme.ts";
+export type {
+  GitSshCommandOptions,
+  SshGitServer,
+  SshGitServerOptions,
+  SshKey,
+} from "./ssh-git-server.ts";
+export { generateSshKey, gitSshCommand, startSshGitServer } from "./ssh-git-server.ts";
 export type { TestdirFile } from "./temp-dir.ts";
 export { testdir, writeFiles } from "./temp-dir.ts";
 export type { RecordedRequest, Upstream, UpstreamHandler } from "./upstream.ts";
