@@ -3,6 +3,8 @@ export { createAccessHook, splitCommand } from "./access-hook.ts";
 export { codes, GATE_ERRORS, GateError } from "./errors.ts";
 export type { ListenTarget } from "./listen.ts";
 export { systemdListenFd } from "./listen.ts";
+export type { GateProcess } from "./program.ts";
+export { runGate } from "./program.ts";
 export type { GitRoute } from "./routes.ts";
 export { parseGitRoute } from "./routes.ts";
 export type { GateServer, GateServerOptions } from "./server.ts";
