@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+// The `bottle-git-gate` executable: the only place that touches process globals.
+import { runGitGate } from "./program.ts";
+
+process.exitCode = await runGitGate({
+  argv: process.argv.slice(2),
+  env: process.env,
+  pid: process.pid,
+  cwd: process.cwd(),
+  execPath: process.execPath,
+  script: process.argv[1] ?? "",
+  stdin: process.stdin,
+  stdout: process.stdout,
+  stderr: process.stderr,
+  onSignal: (signal, handler) => process.on(signal, handler),
+});

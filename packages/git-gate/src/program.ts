@@ -1,0 +1,367 @@
+/** The `bottle-git-gate` command line: plan, init, the two hooks, scan, entrypoint, revoke-keys. */
+import { existsSync, openSync } from "node:fs";
+import { createRequire } from "node:module";
+import { createInterface } from "node:readline/promises";
+import { isBottleError } from "@bottle/errors";
+import { type GateProcess, runGate } from "@bottle/gate-server";
+import { createLogger, type Logger } from "@bottle/log";
+import { loadManifest, type Manifest } from "@bottle/manifest";
+import { Command, CommanderError, Option } from "commander";
+import { commitsInRange } from "./commits.ts";
+import {
+  type DeployKeyRequest,
+  deployKeyTitle,
+  formatDeployKeyPreflight,
+  provisionDeployKeys,
+  revokeDeployKeys,
+} from "./deploy-keys.ts";
+import { GIT_GATE_ERRORS, GitGateError } from "./errors.ts";
+import { formatFindings } from "./findings.ts";
+import { runAccessHook, runPreReceive } from "./hooks.ts";
+import { initMirror } from "./mirror.ts";
+import { type GitGatePlan, prepareGitGate } from "./plan.ts";
+import { gitEnv } from "./run.ts";
+import { scanCommits } from "./scan.ts";
+import { readGateConfig, writeFileSafely, writePlan } from "./state.ts";
+
+/** What the process gives the program; `cli.ts` passes the real ones. */
+export interface GitGateProcess extends Omit<GateProcess, "argv"> {
+  readonly argv: readonly string[];
+  readonly cwd: string;
+  readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+}
+
+const require = createRequire(import.meta.url);
+const VERSION = (require("../package.json") as { version: string }).version;
+
+const EXIT_CODES = `
+Exit codes:
+  0  success (scan: no secrets)
+  1  refused or failed: secrets found, upstream unreachable or refusing, policy
+  2  invalid options, manifest or state; a credential missing; preflight declined
+  3  the scanner crashed or timed out (the push is rejected)
+
+Errors print as CODE: message; codes are stable (see the README).`;
+
+interface StageFlags {
+  manifest: string;
+  stage: string;
+  gateUrl?: string;
+  yes?: boolean;
+  json?: boolean;
+}
+
+/** Runs `bottle-git-gate` with the process's arguments; returns the exit code. */
+export async function runGitGate(proc: GitGateProcess): Promise<number> {
+  let exitCode = 0;
+  const log = (name: string, file?: string) =>
+    createLogger({
+      name: `bottle-git-gate ${name}`,
+      level: (proc.env.BOTTLE_GIT_GATE_LOG_LEVEL as "info" | undefined) ?? "info",
+      destination: file === undefined ? proc.stderr : openSync(file, "a", 0o600),
+    });
+  const say = (text: string) => proc.stderr.write(`${text}\n`);
+  const program = new Command("bottle-git-gate")
+    .description(
+      "The git gate: fetch-through mirrors, a secret-scanning pre-receive hook, and forwarding of clean pushes with a credential the agent never sees.",
+    )
+    .version(VERSION, "-V, --version")
+    .addHelpText("after", EXIT_CODES)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => proc.stdout.write(text),
+      writeErr: (text) => proc.stderr.write(text),
+      outputError: (text, write) => write(`BTL_GITGATE_CONFIG: ${text.replace(/^error: /, "")}`),
+    });
+
+  const stageCommand = (name: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .requiredOption("--manifest <file>", "the bottle manifest (YAML or JSON)")
+      .requiredOption("--stage <dir>", "the stage directory (created 0700)")
+      .option("--gate-url <url>", "the gate as the agent reaches it", "http://127.0.0.1:9419");
+
+  stageCommand("plan", "print what init would write (no side effects, no secret values)")
+    .option("--json", "the whole plan as JSON")
+    .action(async (flags: StageFlags) => {
+      const plan = await planFrom(flags);
+      proc.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : describePlan(plan));
+    });
+
+  stageCommand(
+    "init",
+    "write the plan, store credentials, provision deploy keys, create and fetch the mirrors",
+  )
+    .option("-y, --yes", "create the deploy keys listed in the preflight without asking")
+    .action(async (flags: StageFlags) => {
+      const plan = await init(flags);
+      proc.stdout.write(describePlan(plan));
+    });
+
+  stageCommand(
+    "entrypoint",
+    "init, then run the gate server with the access hook and hooks directory",
+  )
+    .option("-y, --yes", "create the deploy keys listed in the preflight without asking")
+    .argument(
+      "[gate-options...]",
+      "options for bottle-gate after --, e.g. -- --token-file F --port 9419",
+    )
+    .action(async (gateArgs: string[], flags: StageFlags) => {
+      if (
+        gateArgs.some(
+          (arg) =>
+            arg === "--detach" ||
+            arg.startsWith("--base-path") ||
+            arg.startsWith("--access-hook") ||
+            arg.startsWith("--hooks-dir"),
+        )
+      ) {
+        throw new GitGateError(
+          "BTL_GITGATE_CONFIG",
+          "entrypoint sets --base-path, --access-hook and --hooks-dir itself and runs in the foreground (no --detach)",
+        );
+      }
+      const plan = await init(flags);
+      exitCode = await runGate({
+        ...proc,
+        argv: [
+          "--base-path",
+          plan.basePath,
+          "--access-hook",
+          plan.accessHook,
+          "--hooks-dir",
+          plan.hooksDir,
+          ...gateArgs,
+        ],
+      });
+    });
+
+  program
+    .command("access-hook")
+    .description(
+      "refresh the mirror in GIT_DIR from its upstream (run by bottle-gate before upload-pack)",
+    )
+    .requiredOption("--state <dir>", "the gate's state directory (<stage>/git-gate)")
+    .action(async (flags: { state: string }) => {
+      exitCode = await runAccessHook({
+        stateDir: flags.state,
+        env: proc.env,
+        cwd: proc.cwd,
+        out: (line) => proc.stderr.write(`${line}\n`),
+        logger: log("access-hook", `${flags.state}/gate.log`),
+      });
+    });
+
+  program
+    .command("pre-receive")
+    .description(
+      "git's pre-receive hook: scan the commits a push adds, forward a clean push upstream",
+    )
+    .requiredOption("--state <dir>", "the gate's state directory (<stage>/git-gate)")
+    .action(async (flags: { state: string }) => {
+      exitCode = await runPreReceive({
+        stateDir: flags.state,
+        env: proc.env,
+        cwd: proc.cwd,
+        stdin: await readAll(proc.stdin),
+        out: (line) => proc.stderr.write(`${line}\n`),
+        logger: log("pre-receive", `${flags.state}/gate.log`),
+      });
+    });
+
+  program
+    .command("scan")
+    .description("scan the commits of a range for secrets (the scanner on its own)")
+    .requiredOption("--range <range>", "commits to scan: A..B, A...B or one revision")
+    .option("--repo <dir>", "the repository (default: the current directory)")
+    .option("--state <dir>", "take rules and allowlist from this gate's configuration")
+    .addOption(
+      new Option("--scanner <name>", "which scanner").choices(["auto", "builtin", "gitleaks"]),
+    )
+    .option("--json", "findings as JSON")
+    .action(
+      async (flags: {
+        range: string;
+        repo?: string;
+        state?: string;
+        scanner?: "auto" | "builtin" | "gitleaks";
+        json?: boolean;
+      }) => {
+        const cwd = flags.repo ?? proc.cwd;
+        const env = gitEnv(proc.env);
+        const config = flags.state ? readGateConfig(flags.state) : undefined;
+        const commits = await commitsInRange({ env, cwd, range: flags.range });
+        const result = await scanCommits({
+          env,
+          cwd,
+          commits,
+          scanner: flags.scanner ?? config?.scan.scanner ?? "auto",
+          rules: config?.scan.rules ?? [],
+          allowlist: config?.scan.allowlist ?? [],
+        });
+        if (flags.json) proc.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        else if (result.findings.length > 0)
+          proc.stdout.write(`${formatFindings(result.findings).join("\n")}\n`);
+        say(
+          `scanned ${result.commits} commit(s), ${result.bytes} bytes with ${result.scanner} in ${result.durationMs} ms: ${result.findings.length} finding(s)${result.allowed.length ? `, ${result.allowed.length} allowlisted` : ""}`,
+        );
+        exitCode = result.findings.length > 0 ? GIT_GATE_ERRORS.BTL_GITGATE_SECRETS_FOUND.exit : 0;
+      },
+    );
+
+  program
+    .command("revoke-keys")
+    .description("revoke the deploy keys init provisioned (run after the sidecars stopped)")
+    .requiredOption("--stage <dir>", "the stage directory")
+    .action(async (flags: { stage: string }) => {
+      const { revoked, alreadyGone } = await revokeDeployKeys({
+        stateDir: `${flags.stage}/git-gate`,
+        env: proc.env,
+        logger: log("revoke-keys"),
+      });
+      say(
+        `revoked ${revoked.length} deploy key(s)${alreadyGone.length ? `, ${alreadyGone.length} already gone` : ""}`,
+      );
+    });
+
+  async function planFrom(flags: StageFlags): Promise<GitGatePlan> {
+    const bottle = await loadManifest(flags.manifest);
+    return prepareGitGate(
+      bottle,
+      absolute(flags.stage),
+      flags.gateUrl ? { gateUrl: flags.gateUrl } : {},
+    );
+  }
+
+  async function init(flags: StageFlags): Promise<GitGatePlan> {
+    const bottle = await loadManifest(flags.manifest);
+    const plan = prepareGitGate(
+      bottle,
+      absolute(flags.stage),
+      flags.gateUrl ? { gateUrl: flags.gateUrl } : {},
+    );
+    writePlan(plan);
+    storeTokens(plan);
+    await provisionKeys(bottle, plan, flags.yes === true);
+    for (const repo of plan.repos) {
+      const started = Date.now();
+      say(`mirror ${repo.name}: fetching ${repo.upstream} …`);
+      const { head } = await initMirror(plan, repo, proc.env);
+      say(`mirror ${repo.name}: ready (${head ?? "empty"}) in ${Date.now() - started} ms`);
+    }
+    return plan;
+  }
+
+  function storeTokens(plan: GitGatePlan): void {
+    for (const repo of plan.repos) {
+      const credential = repo.credential;
+      if (credential.kind !== "token") continue;
+      if (credential.source === "github-app") {
+        if (!existsSync(credential.tokenFile)) {
+          throw new GitGateError(
+            "BTL_GITGATE_CREDENTIAL",
+            `repository ${repo.name} uses GitHub App ${credential.app}: its installation token must be written to ${credential.tokenFile} (mode 0600) by the token broker before init`,
+          );
+        }
+        continue;
+      }
+      const value = proc.env[credential.tokenEnv];
+      if (value === undefined || value.trim() === "") {
+        throw new GitGateError(
+          "BTL_GITGATE_CREDENTIAL",
+          `repository ${repo.name} needs its token in $${credential.tokenEnv}, which is unset or empty`,
+        );
+      }
+      writeFileSafely(credential.tokenFile, `${value.trim()}\n`, 0o600);
+    }
+  }
+
+  async function provisionKeys(bottle: Manifest, plan: GitGatePlan, yes: boolean): Promise<void> {
+    const requests: DeployKeyRequest[] = [];
+    for (const repo of plan.repos) {
+      const c = repo.credential;
+      if (c.kind === "ssh-key" && c.source === "gitea-deploy-key" && !existsSync(c.identity)) {
+        requests.push({
+          repo: repo.name,
+          api: c.api,
+          owner: c.owner,
+          name: c.name,
+          tokenEnv: c.tokenEnv,
+        });
+      }
+    }
+    if (requests.length === 0) return;
+    const now = new Date();
+    say("Deploy keys to create (write access, revoked by `bottle-git-gate revoke-keys`):");
+    say(formatDeployKeyPreflight(requests, (r) => deployKeyTitle(bottle.name, r.repo, now)));
+    if (!yes) {
+      if (proc.stdin.isTTY !== true) {
+        throw new GitGateError(
+          "BTL_GITGATE_NOT_CONFIRMED",
+          "no terminal to confirm the deploy keys above: pass --yes to create them",
+        );
+      }
+      const rl = createInterface({ input: proc.stdin, output: proc.stderr });
+      const answer = await rl.question("Create these keys? [y/N] ");
+      rl.close();
+      if (!/^y(?:es)?$/i.test(answer.trim())) {
+        throw new GitGateError(
+          "BTL_GITGATE_NOT_CONFIRMED",
+          "deploy keys not confirmed; nothing was created",
+        );
+      }
+    }
+    const records = await provisionDeployKeys({
+      requests,
+      bottleName: bottle.name,
+      stateDir: plan.stateDir,
+      env: proc.env,
+      logger: log("init"),
+      now: () => now,
+    });
+    for (const record of records) say(`deploy key ${record.title}: registered as id ${record.id}`);
+  }
+
+  function absolute(dir: string): string {
+    return dir.startsWith("/") ? dir : `${proc.cwd}/${dir}`;
+  }
+
+  try {
+    await program.parseAsync([...proc.argv], { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? 0 : GIT_GATE_ERRORS.BTL_GITGATE_CONFIG.exit;
+    }
+    if (isBottleError(error)) {
+      proc.stderr.write(`${error.code}: ${error.message}\n`);
+      return error.exitCode;
+    }
+    (log("bottle-git-gate") as Logger).error({ err: error }, "unexpected failure");
+    return 1;
+  }
+  return exitCode;
+}
+
+function describePlan(plan: GitGatePlan): string {
+  const lines = [
+    `project ${plan.project}: ${plan.repos.length} repositor${plan.repos.length === 1 ? "y" : "ies"}`,
+    ...plan.repos.map(
+      (r) =>
+        `  ${r.name}: ${r.gateUrl} ← ${r.upstream} (${r.credential.kind === "ssh-key" ? `ssh key, ${r.credential.source}` : `token, ${r.credential.source === "env" ? `$${r.credential.tokenEnv}` : `GitHub App ${r.credential.app}`}`}; force-push ${r.push.force_push}, deletes ${r.push.deletes})`,
+    ),
+    `gate base path: ${plan.basePath}`,
+    `hooks directory: ${plan.hooksDir}`,
+    `access hook: ${plan.accessHook}`,
+    `agent gitconfig: ${plan.stageDir}/agent/gitconfig`,
+    `scanner: ${plan.scan.scanner} (${plan.scan.rules.length} extra rule(s), ${plan.scan.allowlist.length} allowlisted fingerprint(s))`,
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+  return Buffer.concat(chunks).toString("utf8");
+}

@@ -1,0 +1,172 @@
+/**
+ * The gate's private state directory: writing a plan into it, and what the hooks read back
+ * (`gate.json`, the forwarding token). SECURITY: the directory is 0700 and its files 0600; a
+ * file or directory that group or others can read or write is refused, never used.
+ */
+import { randomBytes } from "node:crypto";
+import {
+  chmodSync,
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  writeSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
+import * as v from "valibot";
+import { GitGateError } from "./errors.ts";
+import type { GateConfig, GitGatePlan, PlannedRepo } from "./plan.ts";
+
+const access = v.picklist(["never", "except-default", "always"]);
+const text = v.pipe(v.string(), v.minLength(1), v.regex(/^[^\u0000-\u001f\u007f-\u009f]*$/));
+const Credential = v.union([
+  v.object({ kind: v.literal("ssh-key"), identity: text, source: text }),
+  v.object({ kind: v.literal("token"), tokenFile: text, username: text, source: text }),
+]);
+const GateConfigSchema = v.object({
+  version: v.literal(1),
+  project: text,
+  basePath: text,
+  stateDir: text,
+  repos: v.array(
+    v.object({
+      name: text,
+      mirror: text,
+      upstream: text,
+      transport: v.picklist(["ssh", "https", "http"]),
+      credential: Credential,
+      knownHosts: v.optional(v.object({ file: text, lines: v.array(text) })),
+      push: v.object({ force_push: access, deletes: access }),
+      gateUrl: text,
+      insteadOf: v.array(text),
+    }),
+  ),
+  scan: v.object({
+    scanner: v.picklist(["auto", "gitleaks", "builtin"]),
+    rules: v.array(
+      v.object({
+        id: text,
+        description: v.optional(v.string()),
+        regex: text,
+        keywords: v.optional(v.array(v.string())),
+      }),
+    ),
+    allowlist: v.array(v.string()),
+  }),
+  timeouts: v.object({
+    connect: v.number(),
+    fetch: v.number(),
+    push: v.number(),
+    scan: v.number(),
+    lock: v.number(),
+  }),
+});
+
+const octal = (mode: number) => (mode & 0o777).toString(8).padStart(4, "0");
+
+/** Creates the plan's directories (0700) and writes its files (0600, the hook 0700) atomically. */
+export function writePlan(plan: GitGatePlan): void {
+  for (const dir of plan.dirs) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  }
+  for (const file of plan.files) writeFileSafely(file.path, file.content, file.mode);
+}
+
+/** Writes `content` to a temp file beside `path` with `mode`, fsyncs, renames over `path`. */
+export function writeFileSafely(path: string, content: string, mode = 0o600): void {
+  const temp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
+  const fd = openSync(temp, "wx", mode);
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(temp, mode);
+  renameSync(temp, path);
+}
+
+/**
+ * Reads a private file: refuses (BTL_GITGATE_STATE, or `code`) one that group or others can
+ * read or write, or whose directory they can write.
+ */
+export function readPrivateFile(
+  path: string,
+  what: string,
+  code: "BTL_GITGATE_STATE" | "BTL_GITGATE_CREDENTIAL" = "BTL_GITGATE_STATE",
+): string {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (error) {
+    throw new GitGateError(code, `cannot read ${what} (${path}): ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  try {
+    const mode = fstatSync(fd).mode;
+    if ((mode & 0o077) !== 0) {
+      throw new GitGateError(
+        code,
+        `${what} ${path} is accessible to group or others (mode ${octal(mode)}); run chmod 600 ${path}`,
+      );
+    }
+    const dirMode = statSync(dirname(path)).mode;
+    if ((dirMode & 0o022) !== 0) {
+      throw new GitGateError(
+        code,
+        `the directory of ${what} is writable by group or others (mode ${octal(dirMode)})`,
+      );
+    }
+    return readFileSync(fd, "utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads and validates `<stateDir>/gate.json`. Throws BTL_GITGATE_STATE. */
+export function readGateConfig(stateDir: string): GateConfig {
+  const file = join(stateDir, "gate.json");
+  const text = readPrivateFile(file, "the gate configuration");
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw new GitGateError("BTL_GITGATE_STATE", `${file} is not valid JSON`, { cause: error });
+  }
+  const result = v.safeParse(GateConfigSchema, data);
+  if (!result.success) {
+    const issue = result.issues[0];
+    const at = issue ? v.getDotPath(issue) : undefined;
+    throw new GitGateError(
+      "BTL_GITGATE_STATE",
+      `${file} is not a gate configuration${at ? ` (at ${at})` : ""}; run bottle-git-gate init again`,
+    );
+  }
+  return Object.freeze(result.output as GateConfig);
+}
+
+/**
+ * The repository whose mirror is `gitDir` (compared by real path). Throws BTL_GITGATE_CONFIG
+ * when the gate does not know it.
+ */
+export function findRepo(config: GateConfig, gitDir: string): PlannedRepo {
+  let real: string;
+  try {
+    real = realpathSync(gitDir);
+  } catch (error) {
+    throw new GitGateError("BTL_GITGATE_CONFIG", `no repository at ${gitDir}`, { cause: error });
+  }
+  for (const repo of config.repos) {
+    try {
+      if (realpathSync(repo.mirror) === real) return repo;
+    } catch {}
+  }
+  throw new GitGateError("BTL_GITGATE_CONFIG", "this repository is not one of the gate's mirrors");
+}
