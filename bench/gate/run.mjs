@@ -26,7 +26,7 @@ import {
 import { connect, createServer } from "node:net";
 import { availableParallelism, cpus, release, tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseBenchArgs, progress, runBench } from "../harness.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
 const GATE_CLI = join(ROOT, "packages/gate-server/dist/cli.js");
@@ -47,30 +47,7 @@ const TARGETS = {
 };
 
 const USAGE = "usage: node bench/gate/run.mjs [--runs N] [--json]\n";
-let flags;
-try {
-  flags = parseArgs({
-    options: {
-      runs: { type: "string", default: "5" },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  }).values;
-} catch (error) {
-  process.stderr.write(`bench: ${error.message}\n${USAGE}`);
-  process.exit(2);
-}
-if (flags.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
-const RUNS = Number(flags.runs);
-if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 100) {
-  process.stderr.write(`bench: expected \`--runs\` to be an integer 1–100, got ${flags.runs}\n`);
-  process.exit(2);
-}
-
-const progress = (text) => process.stderr.write(`bench: ${text}\n`);
+const { flags, runs: RUNS } = parseBenchArgs(USAGE, { runs: "5" });
 
 // ---------------------------------------------------------------------------------------------
 // Child processes: every one is spawned detached (its own process group) and tracked, so cleanup
@@ -129,7 +106,6 @@ function signalTree(child, signal) {
 }
 
 let cleaning;
-let interrupted = false;
 /** Idempotent: SIGTERM every tracked tree, SIGKILL what is left after 3 s, remove the temp dir. */
 function cleanup() {
   cleaning ??= (async () => {
@@ -755,24 +731,13 @@ async function main() {
   };
 }
 
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.once(signal, () => {
-    interrupted = true;
-    progress(`${signal}: stopping children and removing ${work}`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
-process.once("exit", () => {
-  // Last resort if something above exited early: no process may outlive the bench.
-  for (const child of children) signalTree(child, "SIGKILL");
+await runBench({
+  main,
+  report,
+  json: flags.json,
+  cleanup,
+  work,
+  killAll: () => {
+    for (const child of children) signalTree(child, "SIGKILL");
+  },
 });
-
-try {
-  const result = await main();
-  process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : report(result));
-} catch (error) {
-  if (!interrupted) progress(`failed: ${error instanceof Error ? error.stack : error}`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}

@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { availableParallelism, cpus, release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
+import { parseBenchArgs, progress, runBench } from "../harness.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
 const MiB = 1024 * 1024;
@@ -27,37 +27,17 @@ const TARGETS = { scanMs: 1000 };
 
 const USAGE = "usage: node bench/scan/run.mjs [--runs N] [--json] [--from dist|src]\n";
 const BUILT = existsSync(join(ROOT, "packages/git-gate/dist/scan.js"));
-let flags;
-try {
-  flags = parseArgs({
-    options: {
-      runs: { type: "string", default: "3" },
-      json: { type: "boolean", default: false },
-      from: { type: "string", default: BUILT ? "dist" : "src" },
-      help: { type: "boolean", short: "h", default: false },
-      // Internal: one cold scan in a fresh process (see measureCold).
-      child: { type: "string" },
-    },
-  }).values;
-} catch (error) {
-  process.stderr.write(`bench: ${error.message}\n${USAGE}`);
-  process.exit(2);
-}
-if (flags.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
-const RUNS = Number(flags.runs);
-if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 100) {
-  process.stderr.write(`bench: expected \`--runs\` to be an integer 1–100, got ${flags.runs}\n`);
-  process.exit(2);
-}
+const { flags, runs: RUNS } = parseBenchArgs(USAGE, {
+  options: {
+    from: { type: "string", default: BUILT ? "dist" : "src" },
+    // Internal: one cold scan in a fresh process (see measureCold).
+    child: { type: "string" },
+  },
+});
 if (flags.from !== "src" && flags.from !== "dist") {
   process.stderr.write(`bench: expected \`--from\` to be src or dist, got ${flags.from}\n`);
   process.exit(2);
 }
-
-const progress = (text) => process.stderr.write(`bench: ${text}\n`);
 
 /** The git-gate modules the hook uses, from the sources or the build. */
 async function loadGitGate(from) {
@@ -88,7 +68,6 @@ if (flags.child !== undefined) {
 const work = mkdtempSync(join(tmpdir(), "bottle-bench-scan-"));
 const children = new Set();
 let cleaning;
-let interrupted = false;
 
 function track(command, argv, options) {
   if (cleaning) throw new Error("stopping: no new processes");
@@ -250,10 +229,11 @@ function plantedSecrets(random) {
  * each commit adds one new file and inserts lines into an existing one (so both new files and
  * -U0 hunks inside old ones are scanned), every 10th also renames a file.
  */
-function fastImportStream() {
+function fastImportStream({ plant = true } = {}) {
   const random = prng(42);
   const bytesPerCommit = (PUSH.textMiB * MiB) / PUSH.commits;
-  const planted = new Map(plantedSecrets(random).map((secret) => [secret.commit, secret.lines]));
+  const secrets = plantedSecrets(random); // drawn either way, so both variants share the text
+  const planted = new Map(plant ? secrets.map((secret) => [secret.commit, secret.lines]) : []);
   const files = new Map();
   const parts = [];
   let mark = 0;
@@ -416,8 +396,139 @@ async function benchScan() {
   };
 }
 
-// (Section 2, the pre-receive hook's own overhead, goes here: a function returning its
-// results, called from main() and printed by report().)
+// ---------------------------------------------------------------------------------------------
+// Section 2: the pre-receive hook's overhead. The same push twice to the same kind of upstream
+// (git http-backend behind a small HTTP server on loopback): once directly, once through the
+// gate (bottle-git-gate entrypoint: token check, receive into the mirror's quarantine, the hook
+// scans the new commits and forwards them upstream, then the mirror's refs move).
+
+/** Starts `bottle-git-gate entrypoint` for a manifest; resolves with the gate's URL. */
+async function startGate(manifest, stage, tokenFile, env) {
+  const cli = join(ROOT, "packages/git-gate/dist/cli.js");
+  const argv = [cli, "entrypoint", "--manifest", manifest, "--stage", stage];
+  argv.push("--", "--token-file", tokenFile, "--port", "0");
+  const child = track(process.execPath, argv, { env, stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  return new Promise((resolve, reject) => {
+    child.stderr.setEncoding("utf8").on("data", (chunk) => {
+      log = (log + chunk).slice(-8000);
+      const url = /"url":"(http:\/\/[^"]+)"/.exec(log)?.[1];
+      if (url) resolve(url);
+    });
+    child.once("exit", (code) => reject(new Error(`the gate exited (${code}): ${log}`)));
+  });
+}
+
+async function benchOverhead() {
+  if (!existsSync(join(ROOT, "packages/git-gate/dist/cli.js"))) {
+    throw new Error("section 2 runs the built CLI: run `pnpm --filter @bottle/git-gate... build`");
+  }
+  const src = join(work, "clean.git");
+  progress("section 2: building the same push without secrets");
+  await git(["init", "-q", "--bare", src]);
+  await git(["fast-import", "--quiet"], {
+    cwd: src,
+    input: fastImportStream({ plant: false }).stream,
+  });
+  const big = (await git(["rev-parse", "refs/heads/push"], { cwd: src })).stdout.trim();
+  const tree = (await git(["rev-parse", "main^{tree}"], { cwd: src })).stdout.trim();
+  const small = (
+    await git(["commit-tree", tree, "-p", "main", "-m", "one small commit"], { cwd: src })
+  ).stdout.trim();
+
+  const root = join(work, "upstreams");
+  mkdirSync(root);
+  for (const name of ["plain.git", "gated.git"]) {
+    await git([
+      "clone",
+      "-q",
+      "--bare",
+      "--single-branch",
+      "--branch",
+      "main",
+      src,
+      join(root, name),
+    ]);
+  }
+  // The upstream demands the credential the gate holds (Basic x-access-token:<token>).
+  const { serveGitHttp } = await import(
+    pathToFileURL(join(ROOT, "tooling/test-utils/dist/git-http-server.js")).href
+  );
+  const upstreamToken = "bench-upstream-token";
+  const upstream = await serveGitHttp({
+    root,
+    username: "x-access-token",
+    password: upstreamToken,
+  });
+
+  const { createTokenStore } = await import(
+    pathToFileURL(join(ROOT, "packages/gate-tokens/dist/index.js")).href
+  );
+  mkdirSync(join(work, "tokens"), { mode: 0o700 });
+  const tokenFile = join(work, "tokens", "tokens.json");
+  const { token } = await createTokenStore({ file: tokenFile }).create({
+    project: "bench",
+    task: "b",
+  });
+  const manifest = join(work, "bottle.yaml");
+  writeFileSync(
+    manifest,
+    [
+      "version: 1",
+      "name: bench",
+      "agent: { command: [agent] }",
+      "git_gate:",
+      "  repos:",
+      "    api:",
+      `      url: ${upstream.url("gated.git")}`,
+      "      key: { provider: token, token_ref: BENCH_UPSTREAM_TOKEN }",
+      "  scan: { scanner: builtin }",
+      "",
+    ].join("\n"),
+    { mode: 0o600 },
+  );
+  const stage = join(work, "stage");
+  const gateEnv = { ...GIT_ENV, BENCH_UPSTREAM_TOKEN: upstreamToken };
+  const gate = await startGate(manifest, stage, tokenFile, gateEnv);
+  const gateUrl = gate.replace("http://", `http://${token}:x@`);
+  const mirror = join(stage, "repos", "bench", "api.git");
+
+  const directUrl = upstream
+    .url("plain.git")
+    .replace("http://", `http://x-access-token:${upstreamToken}@`);
+  const time = async (target, tip) => {
+    const t0 = performance.now();
+    await git(["push", "-q", target, `${tip}:refs/heads/bench`], { cwd: src });
+    return performance.now() - t0;
+  };
+  // Between runs the pushed ref goes away everywhere, so every run adds the same commits again.
+  const reset = async () => {
+    for (const dir of [join(root, "plain.git"), join(root, "gated.git"), mirror]) {
+      await run("git", ["update-ref", "-d", "refs/heads/bench"], { cwd: dir });
+    }
+  };
+  const results = {};
+  for (const [name, tip] of [
+    ["1 commit", small],
+    [`${PUSH.commits} commits`, big],
+  ]) {
+    progress(`section 2: ${RUNS} pushes of ${name}, directly and through the gate`);
+    const plain = [];
+    const gated = [];
+    for (let i = 0; i < RUNS; i++) {
+      await reset();
+      plain.push(await time(directUrl, tip));
+      gated.push(await time(`${gateUrl}/bench/api.git`, tip));
+    }
+    const landed = (
+      await git(["rev-parse", "refs/heads/bench"], { cwd: join(root, "gated.git") })
+    ).stdout.trim();
+    if (landed !== tip) throw new Error("the gated push did not reach the upstream");
+    results[name] = { plainMs: summarize(plain), gateMs: summarize(gated) };
+  }
+  await upstream.close();
+  return results;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Report.
@@ -440,6 +551,13 @@ function report(r) {
     "",
     `findings: ${s.findings} (${s.rules.join(", ")})`,
     "",
+    "pre-receive overhead: the same push directly to the upstream and through the gate",
+    `${"".padEnd(34)}${"direct".padEnd(20)}${"through the gate".padEnd(20)}gate − direct   ratio`,
+    ...Object.entries(r.overhead).map(
+      ([name, o]) =>
+        `${name.padEnd(34)}${cell(o.plainMs)}${cell(o.gateMs)}${`${(o.gateMs.median - o.plainMs.median).toFixed(0)} ms`.padEnd(16)}${(o.gateMs.median / o.plainMs.median).toFixed(2)}×`,
+    ),
+    "",
     "targets:",
     ...r.targets.map((t) => `  ${pass(t.pass)}  ${t.name.padEnd(44)} ${t.measured}`),
   ];
@@ -450,6 +568,7 @@ function report(r) {
 
 async function main() {
   const scan = await benchScan();
+  const overhead = await benchOverhead();
   const gitVersion = (await git(["--version"])).stdout.trim();
   return {
     machine: {
@@ -462,6 +581,7 @@ async function main() {
     from: flags.from,
     runs: RUNS,
     scan,
+    overhead,
     targets: [
       {
         name: `scan of ${PUSH.commits} commits / ${PUSH.textMiB} MiB ≤ ${TARGETS.scanMs} ms (cold)`,
@@ -477,24 +597,13 @@ async function main() {
   };
 }
 
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.once(signal, () => {
-    interrupted = true;
-    progress(`${signal}: stopping children and removing ${work}`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
-process.once("exit", () => {
-  // Last resort if something above exited early: no process may outlive the bench.
-  for (const child of children) killGroup(child, "SIGKILL");
+await runBench({
+  main,
+  report,
+  json: flags.json,
+  cleanup,
+  work,
+  killAll: () => {
+    for (const child of children) killGroup(child, "SIGKILL");
+  },
 });
-
-try {
-  const result = await main();
-  process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : report(result));
-} catch (error) {
-  if (!interrupted) progress(`failed: ${error instanceof Error ? error.stack : error}`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}

@@ -6,12 +6,8 @@
 import { resolve } from "node:path";
 import { isBottleError } from "@bottle/errors";
 import { type Logger, silentLogger } from "@bottle/log";
-import { newCommits, newTagObjects, parseRefUpdates } from "./commits.ts";
-import { formatFindings } from "./findings.ts";
-import { forwardPush } from "./forward.ts";
 import { refreshMirror } from "./mirror.ts";
 import { gitEnv } from "./run.ts";
-import { scanCommits } from "./scan.ts";
 import { findRepo, readGateConfig } from "./state.ts";
 
 /** What a hook gets from its process. */
@@ -47,6 +43,18 @@ export async function runPreReceive(
 ): Promise<number> {
   const log = ctx.logger ?? silentLogger;
   try {
+    // Loaded here, not at the top: the access hook (every fetch) never needs the scanner.
+    const [
+      { newCommits, newTagObjects, parseRefUpdates },
+      { scanCommits },
+      { formatFindings },
+      { forwardPush },
+    ] = await Promise.all([
+      import("./commits.ts"),
+      import("./scan.ts"),
+      import("./findings.ts"),
+      import("./forward.ts"),
+    ]);
     const config = readGateConfig(ctx.stateDir);
     const repo = findRepo(config, resolve(ctx.cwd, ctx.env.GIT_DIR ?? "."));
     const updates = parseRefUpdates(ctx.stdin);

@@ -1,28 +1,16 @@
 /** The `bottle-git-gate` command line: plan, init, the two hooks, scan, entrypoint, revoke-keys. */
-import { existsSync, openSync } from "node:fs";
+import { openSync } from "node:fs";
 import { createRequire } from "node:module";
-import { createInterface } from "node:readline/promises";
 import { isBottleError } from "@bottle/errors";
-import { type GateProcess, runGate } from "@bottle/gate-server";
+import type { GateProcess } from "@bottle/gate-server";
 import { createLogger, type Logger } from "@bottle/log";
-import { loadManifest, type Manifest } from "@bottle/manifest";
 import { Command, CommanderError, Option } from "commander";
-import { commitsInRange } from "./commits.ts";
-import {
-  type DeployKeyRequest,
-  deployKeyTitle,
-  formatDeployKeyPreflight,
-  provisionDeployKeys,
-  revokeDeployKeys,
-} from "./deploy-keys.ts";
 import { GIT_GATE_ERRORS, GitGateError } from "./errors.ts";
-import { formatFindings } from "./findings.ts";
-import { runAccessHook, runPreReceive } from "./hooks.ts";
-import { initMirror } from "./mirror.ts";
-import { type GitGatePlan, prepareGitGate } from "./plan.ts";
 import { gitEnv } from "./run.ts";
-import { scanCommits } from "./scan.ts";
-import { readGateConfig, writeFileSafely, writePlan } from "./state.ts";
+import type { StageFlags, StageIo } from "./stage.ts";
+
+// Each command loads what it needs when it runs: the access hook runs before every fetch and
+// must not pay for the scanner, the manifest parser or the SSH library.
 
 /** What the process gives the program; `cli.ts` passes the real ones. */
 export interface GitGateProcess extends Omit<GateProcess, "argv"> {
@@ -42,14 +30,6 @@ Exit codes:
   3  the scanner crashed or timed out (the push is rejected)
 
 Errors print as CODE: message; codes are stable (see the README).`;
-
-interface StageFlags {
-  manifest: string;
-  stage: string;
-  gateUrl?: string;
-  yes?: boolean;
-  json?: boolean;
-}
 
 /** Runs `bottle-git-gate` with the process's arguments; returns the exit code. */
 export async function runGitGate(proc: GitGateProcess): Promise<number> {
@@ -85,7 +65,8 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
   stageCommand("plan", "print what init would write (no side effects, no secret values)")
     .option("--json", "the whole plan as JSON")
     .action(async (flags: StageFlags) => {
-      const plan = await planFrom(flags);
+      const { planStage, describePlan } = await import("./stage.ts");
+      const plan = await planStage(flags, stageIo());
       proc.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : describePlan(plan));
     });
 
@@ -95,7 +76,8 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
   )
     .option("-y, --yes", "create the deploy keys listed in the preflight without asking")
     .action(async (flags: StageFlags) => {
-      const plan = await init(flags);
+      const { initStage, describePlan } = await import("./stage.ts");
+      const plan = await initStage(flags, stageIo());
       proc.stdout.write(describePlan(plan));
     });
 
@@ -123,7 +105,9 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
           "entrypoint sets --base-path, --access-hook and --hooks-dir itself and runs in the foreground (no --detach)",
         );
       }
-      const plan = await init(flags);
+      const { initStage } = await import("./stage.ts");
+      const plan = await initStage(flags, stageIo());
+      const { runGate } = await import("@bottle/gate-server");
       exitCode = await runGate({
         ...proc,
         argv: [
@@ -145,6 +129,7 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
     )
     .requiredOption("--state <dir>", "the gate's state directory (<stage>/git-gate)")
     .action(async (flags: { state: string }) => {
+      const { runAccessHook } = await import("./hooks.ts");
       exitCode = await runAccessHook({
         stateDir: flags.state,
         env: proc.env,
@@ -161,6 +146,7 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
     )
     .requiredOption("--state <dir>", "the gate's state directory (<stage>/git-gate)")
     .action(async (flags: { state: string }) => {
+      const { runPreReceive } = await import("./hooks.ts");
       exitCode = await runPreReceive({
         stateDir: flags.state,
         env: proc.env,
@@ -189,6 +175,13 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
         scanner?: "auto" | "builtin" | "gitleaks";
         json?: boolean;
       }) => {
+        const [{ commitsInRange }, { scanCommits }, { formatFindings }, { readGateConfig }] =
+          await Promise.all([
+            import("./commits.ts"),
+            import("./scan.ts"),
+            import("./findings.ts"),
+            import("./state.ts"),
+          ]);
         const cwd = flags.repo ?? proc.cwd;
         const env = gitEnv(proc.env);
         const config = flags.state ? readGateConfig(flags.state) : undefined;
@@ -216,6 +209,7 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
     .description("revoke the deploy keys init provisioned (run after the sidecars stopped)")
     .requiredOption("--stage <dir>", "the stage directory")
     .action(async (flags: { stage: string }) => {
+      const { revokeDeployKeys } = await import("./deploy-keys.ts");
       const { revoked, alreadyGone } = await revokeDeployKeys({
         stateDir: `${flags.stage}/git-gate`,
         env: proc.env,
@@ -226,106 +220,15 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
       );
     });
 
-  async function planFrom(flags: StageFlags): Promise<GitGatePlan> {
-    const bottle = await loadManifest(flags.manifest);
-    return prepareGitGate(
-      bottle,
-      absolute(flags.stage),
-      flags.gateUrl ? { gateUrl: flags.gateUrl } : {},
-    );
-  }
-
-  async function init(flags: StageFlags): Promise<GitGatePlan> {
-    const bottle = await loadManifest(flags.manifest);
-    const plan = prepareGitGate(
-      bottle,
-      absolute(flags.stage),
-      flags.gateUrl ? { gateUrl: flags.gateUrl } : {},
-    );
-    writePlan(plan);
-    storeTokens(plan);
-    await provisionKeys(bottle, plan, flags.yes === true);
-    for (const repo of plan.repos) {
-      const started = Date.now();
-      say(`mirror ${repo.name}: fetching ${repo.upstream} …`);
-      const { head } = await initMirror(plan, repo, proc.env);
-      say(`mirror ${repo.name}: ready (${head ?? "empty"}) in ${Date.now() - started} ms`);
-    }
-    return plan;
-  }
-
-  function storeTokens(plan: GitGatePlan): void {
-    for (const repo of plan.repos) {
-      const credential = repo.credential;
-      if (credential.kind !== "token") continue;
-      if (credential.source === "github-app") {
-        if (!existsSync(credential.tokenFile)) {
-          throw new GitGateError(
-            "BTL_GITGATE_CREDENTIAL",
-            `repository ${repo.name} uses GitHub App ${credential.app}: its installation token must be written to ${credential.tokenFile} (mode 0600) by the token broker before init`,
-          );
-        }
-        continue;
-      }
-      const value = proc.env[credential.tokenEnv];
-      if (value === undefined || value.trim() === "") {
-        throw new GitGateError(
-          "BTL_GITGATE_CREDENTIAL",
-          `repository ${repo.name} needs its token in $${credential.tokenEnv}, which is unset or empty`,
-        );
-      }
-      writeFileSafely(credential.tokenFile, `${value.trim()}\n`, 0o600);
-    }
-  }
-
-  async function provisionKeys(bottle: Manifest, plan: GitGatePlan, yes: boolean): Promise<void> {
-    const requests: DeployKeyRequest[] = [];
-    for (const repo of plan.repos) {
-      const c = repo.credential;
-      if (c.kind === "ssh-key" && c.source === "gitea-deploy-key" && !existsSync(c.identity)) {
-        requests.push({
-          repo: repo.name,
-          api: c.api,
-          owner: c.owner,
-          name: c.name,
-          tokenEnv: c.tokenEnv,
-        });
-      }
-    }
-    if (requests.length === 0) return;
-    const now = new Date();
-    say("Deploy keys to create (write access, revoked by `bottle-git-gate revoke-keys`):");
-    say(formatDeployKeyPreflight(requests, (r) => deployKeyTitle(bottle.name, r.repo, now)));
-    if (!yes) {
-      if (proc.stdin.isTTY !== true) {
-        throw new GitGateError(
-          "BTL_GITGATE_NOT_CONFIRMED",
-          "no terminal to confirm the deploy keys above: pass --yes to create them",
-        );
-      }
-      const rl = createInterface({ input: proc.stdin, output: proc.stderr });
-      const answer = await rl.question("Create these keys? [y/N] ");
-      rl.close();
-      if (!/^y(?:es)?$/i.test(answer.trim())) {
-        throw new GitGateError(
-          "BTL_GITGATE_NOT_CONFIRMED",
-          "deploy keys not confirmed; nothing was created",
-        );
-      }
-    }
-    const records = await provisionDeployKeys({
-      requests,
-      bottleName: bottle.name,
-      stateDir: plan.stateDir,
+  function stageIo(): StageIo {
+    return {
       env: proc.env,
+      cwd: proc.cwd,
+      stdin: proc.stdin,
+      stderr: proc.stderr,
+      say,
       logger: log("init"),
-      now: () => now,
-    });
-    for (const record of records) say(`deploy key ${record.title}: registered as id ${record.id}`);
-  }
-
-  function absolute(dir: string): string {
-    return dir.startsWith("/") ? dir : `${proc.cwd}/${dir}`;
+    };
   }
 
   try {
@@ -342,22 +245,6 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
     return 1;
   }
   return exitCode;
-}
-
-function describePlan(plan: GitGatePlan): string {
-  const lines = [
-    `project ${plan.project}: ${plan.repos.length} repositor${plan.repos.length === 1 ? "y" : "ies"}`,
-    ...plan.repos.map(
-      (r) =>
-        `  ${r.name}: ${r.gateUrl} ← ${r.upstream} (${r.credential.kind === "ssh-key" ? `ssh key, ${r.credential.source}` : `token, ${r.credential.source === "env" ? `$${r.credential.tokenEnv}` : `GitHub App ${r.credential.app}`}`}; force-push ${r.push.force_push}, deletes ${r.push.deletes})`,
-    ),
-    `gate base path: ${plan.basePath}`,
-    `hooks directory: ${plan.hooksDir}`,
-    `access hook: ${plan.accessHook}`,
-    `agent gitconfig: ${plan.stageDir}/agent/gitconfig`,
-    `scanner: ${plan.scan.scanner} (${plan.scan.rules.length} extra rule(s), ${plan.scan.allowlist.length} allowlisted fingerprint(s))`,
-  ];
-  return `${lines.join("\n")}\n`;
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {

@@ -5,7 +5,6 @@ import {
   createBareRepo,
   createGitEnv,
   createWorkRepo,
-  type GitEnv,
   git,
   testdir,
 } from "@bottle/test-utils";
@@ -19,26 +18,10 @@ import {
   type RefUpdate,
   ZERO_OID,
 } from "../src/commits.ts";
-import { gitEnv } from "../src/run.ts";
+import { type Repo, run, setup } from "./helpers.ts";
 
 const A = "a".repeat(40);
 const B = "b".repeat(40);
-
-interface Repo {
-  readonly dir: string;
-  readonly testEnv: GitEnv;
-  readonly env: Record<string, string>;
-}
-
-async function setup(): Promise<Repo> {
-  const testEnv = await createGitEnv();
-  const dir = await createWorkRepo(testEnv);
-  return { dir, testEnv, env: gitEnv(testEnv.env) };
-}
-
-async function run(repo: Repo, args: string[]): Promise<string> {
-  return (await git(args, { cwd: repo.dir, env: repo.testEnv.env })).stdout.trim();
-}
 
 /** Commits on a detached HEAD, so that no ref reaches them (as in a pre-receive hook). */
 async function unreferenced(repo: Repo, count: number, from = "main"): Promise<string[]> {

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { commitFiles, createGitEnv, createWorkRepo, type GitEnv, git } from "@bottle/test-utils";
+import { commitFiles } from "@bottle/test-utils";
 import { describe, expect, test } from "vitest";
 import {
   type BinaryChange,
@@ -13,7 +13,7 @@ import {
   unquote,
 } from "../src/diff.ts";
 import { printableRuns, scanBinaryChanges } from "../src/objects.ts";
-import { gitEnv } from "../src/run.ts";
+import { type Repo, run, setup } from "./helpers.ts";
 
 type Added = [commit: string, file: string, line: number, text: string];
 
@@ -205,22 +205,6 @@ describe("printableRuns", () => {
     }
   });
 });
-
-interface Repo {
-  readonly dir: string;
-  readonly testEnv: GitEnv;
-  readonly env: Record<string, string>;
-}
-
-async function setup(files?: Record<string, string>): Promise<Repo> {
-  const testEnv = await createGitEnv();
-  const dir = await createWorkRepo(testEnv, files === undefined ? {} : { files });
-  return { dir, testEnv, env: gitEnv(testEnv.env) };
-}
-
-async function run(repo: Repo, args: string[]): Promise<string> {
-  return (await git(args, { cwd: repo.dir, env: repo.testEnv.env })).stdout.trim();
-}
 
 async function addedLines(
   repo: Repo,

@@ -142,6 +142,27 @@ describe("git-gate over an SSH upstream", { tags: ["slow"] }, () => {
     expect(bottle.ssh?.pushes).toBe(0);
   });
 
+  it("rejects a push the upstream refuses, with the upstream's own reason", async () => {
+    const bottle = await startBottleGate();
+    const work = await bottle.clone();
+    const before = await bottle.mirrorRef("refs/heads/main");
+    const hook = join(bottle.upstream, "hooks", "pre-receive");
+    await writeFile(
+      hook,
+      "#!/bin/sh\necho 'main is protected: open a pull request' >&2\nexit 1\n",
+      {
+        mode: 0o755,
+      },
+    );
+    await commitFiles(work, bottle.gitEnv, { "p.txt": "p\n" }, "p");
+    const pushed = await tryGit(bottle, work, ["push", "origin", "main"]);
+    expect(pushed.code).not.toBe(0);
+    expect(pushed.stderr).toContain("BTL_GITGATE_UPSTREAM_REJECTED");
+    expect(pushed.stderr).toContain("main is protected: open a pull request");
+    expect(await bottle.mirrorRef("refs/heads/main")).toBe(before);
+    expect(await bottle.upstreamRef("refs/heads/main")).toBe(before);
+  });
+
   it("rejects a push while the upstream is down, with the reason, and leaves the mirror as it was", async () => {
     const bottle = await startBottleGate();
     const work = await bottle.clone();

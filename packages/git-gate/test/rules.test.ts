@@ -1,16 +1,9 @@
-import { randomBytes } from "node:crypto";
 import { describe, expect, test } from "vitest";
 import { BUILTIN_RULES, compileRules, matchRules, type ScanRuleSpec } from "../src/rules.ts";
 import { type Batch, BatchBuilder, createBatchScanner, isPresetVerified } from "../src/scanner.ts";
+import { ALNUM, B64URL, random } from "./helpers.ts";
 
-const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-const B64URL = `${ALNUM}-_`;
 const HEX = "0123456789abcdef";
-
-/** Random text from `alphabet`: test secrets are built at run time, never stored in the repo. */
-function random(alphabet: string, length: number): string {
-  return Array.from(randomBytes(length), (byte) => alphabet[byte % alphabet.length]).join("");
-}
 
 /** The rule ids of the bottle rules that match somewhere in `text`. */
 function matched(text: string, operator: readonly ScanRuleSpec[] = []): string[] {

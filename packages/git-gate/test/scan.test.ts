@@ -1,47 +1,16 @@
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { generateKeyPairSync } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
-import {
-  commitFiles,
-  createGitEnv,
-  createWorkRepo,
-  expectNoCanary,
-  type GitEnv,
-  git,
-  testdir,
-} from "@bottle/test-utils";
+import { commitFiles, expectNoCanary, testdir } from "@bottle/test-utils";
 import { describe, expect, test } from "vitest";
 import { newCommits, newTagObjects, ZERO_OID } from "../src/commits.ts";
 import { type Finding, fingerprintOf, formatFindings, redact } from "../src/findings.ts";
-import { gitEnv } from "../src/run.ts";
 import { type ScanOptions, type ScanResult, scanCommits } from "../src/scan.ts";
+import { ALNUM, B64URL, type Repo, random, run, setup } from "./helpers.ts";
 
-const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-const B64URL = `${ALNUM}-_`;
 const FIXTURES = join(import.meta.dirname, "fixtures");
 
-/** Random text from `alphabet`: test secrets are built at run time, never stored in the repo. */
-function random(alphabet: string, length: number): string {
-  return Array.from(randomBytes(length), (byte) => alphabet[byte % alphabet.length]).join("");
-}
-
 const ghp = () => `ghp_${random(ALNUM, 36)}`;
-
-interface Repo {
-  readonly dir: string;
-  readonly testEnv: GitEnv;
-  readonly env: Record<string, string>;
-}
-
-async function setup(files?: Record<string, string>): Promise<Repo> {
-  const testEnv = await createGitEnv();
-  const dir = await createWorkRepo(testEnv, files === undefined ? {} : { files });
-  return { dir, testEnv, env: gitEnv(testEnv.env) };
-}
-
-async function run(repo: Repo, args: string[]): Promise<string> {
-  return (await git(args, { cwd: repo.dir, env: repo.testEnv.env })).stdout.trim();
-}
 
 /**
  * Runs `work` on a detached HEAD at `from`, then returns to main: the commits it makes are

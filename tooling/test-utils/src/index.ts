@@ -5,9 +5,10 @@ export type { ProcessExit } from "./child-supervisor.ts";
 export { createBaseEnv } from "./env.ts";
 export type { GitEnv, GitOptions, GitResult, WorkRepoOptions } from "./git.ts";
 export { commitFiles, createBareRepo, createGitEnv, createWorkRepo, git } from "./git.ts";
+export type { HttpGitUpstream, HttpGitUpstreamOptions } from "./git-http-server.ts";
+export { serveGitHttp } from "./git-http-server.ts";
 export type { GiteaDeployKey, GiteaEvent, GiteaFake, GiteaFakeOptions } from "./gitea-fake.ts";
 export { startGiteaFake } from "./gitea-fake.ts";
-export type { HttpGitUpstream, HttpGitUpstreamOptions } from "./http-git-upstream.ts";
 export { startHttpGitUpstream } from "./http-git-upstream.ts";
 export type {
   LogRecord,

@@ -17,6 +17,7 @@ describe("@bottle/test-utils", () => {
       "makeCanary",
       "readErrorTable",
       "runProcess",
+      "serveGitHttp",
       "startGiteaFake",
       "startHttpGitUpstream",
       "startProcess",
