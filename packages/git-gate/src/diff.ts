@@ -5,7 +5,6 @@
  */
 import { randomBytes } from "node:crypto";
 import { StringDecoder } from "node:string_decoder";
-import { GitGateError } from "./errors.ts";
 import { git } from "./run.ts";
 
 /** Receives one added line: its commit, path, 1-based line number and text. */
