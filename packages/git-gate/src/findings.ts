@@ -79,7 +79,7 @@ export const MAX_LISTED = 100;
 export function formatFindings(findings: readonly Finding[]): string[] {
   if (findings.length === 0) return [];
   const count = findings.length === 1 ? "1 possible secret" : `${findings.length} possible secrets`;
-  const lines = [`bottle git-gate: push rejected: ${count} in the pushed commits`, ""];
+  const lines = [`bottle-git-gate: push rejected: ${count} in the pushed commits`, ""];
   for (const finding of findings.slice(0, MAX_LISTED)) {
     lines.push(
       `  commit ${printable(finding.commit.slice(0, 12))} ${printable(finding.file)}:${finding.line}` +
