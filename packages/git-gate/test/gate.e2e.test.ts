@@ -228,6 +228,28 @@ describe("git-gate over an SSH upstream", { tags: ["slow"] }, () => {
     expect(bottle.ssh?.pushes).toBe(0);
   });
 
+  it("ignores the machine's ssh and git configuration and credentials in the environment", async () => {
+    const home = await testdir({
+      ".ssh/config": "Host *\n  ProxyCommand /bin/false\n  StrictHostKeyChecking no\n",
+      ".gitconfig":
+        '[url "http://127.0.0.1:1/"]\n\tinsteadOf = ssh://\n[core]\n\tsshCommand = /bin/false\n',
+    });
+    const bottle = await startBottleGate({
+      env: {
+        HOME: home,
+        GIT_SSH_COMMAND: "/bin/false",
+        GIT_SSH: "/bin/false",
+        GIT_CONFIG_PARAMETERS: "'core.sshcommand'='/bin/false'",
+        SSH_AUTH_SOCK: join(home, "agent.sock"),
+      },
+    });
+    const work = await bottle.clone();
+    await commitFiles(work, bottle.gitEnv, { "h.txt": "h\n" }, "h");
+    const pushed = await tryGit(bottle, work, ["push", "origin", "main"]);
+    expect(pushed.code, pushed.stderr).toBe(0);
+    expect(await bottle.upstreamRef("refs/heads/main")).toBe(await head(bottle, work));
+  });
+
   it("serialises a fetch and a push on one mirror: both succeed and agree", async () => {
     const bottle = await startBottleGate();
     const pusher = await bottle.clone();
