@@ -1,5 +1,9 @@
 // What every bench script shares: its command line (--runs N, --json, --help) and its ending
 // (signals stop the children and remove the temp dir; results go to stdout, progress to stderr).
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 
 /** Progress lines on stderr. */
@@ -41,7 +45,8 @@ export function parseBenchArgs(usage, { runs = "3", options = {} } = {}) {
  * SIGTERM and SIGHUP clean up and exit 130; `killAll` is the last resort on exit, so no child
  * outlives the bench.
  */
-export async function runBench({ main, report, json, cleanup, killAll, work }) {
+export async function runBench({ main, report, json, workspace }) {
+  const { cleanup, killAll, work } = workspace;
   let interrupted = false;
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
     process.once(signal, () => {
@@ -60,4 +65,151 @@ export async function runBench({ main, report, json, cleanup, killAll, work }) {
   } finally {
     await cleanup();
   }
+}
+
+const MiB = 1024 * 1024;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Direct children of `pid`, from /proc (all threads: libuv may fork from any). */
+function childPids(pid) {
+  const out = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const text = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+      if (text) out.push(...text.split(" ").map(Number));
+    }
+  } catch {
+    // gone, or no CONFIG_PROC_CHILDREN
+  }
+  return out;
+}
+
+/** Every descendant of `pid` (children first). */
+export function descendants(pid) {
+  const out = [];
+  const queue = childPids(pid);
+  while (queue.length > 0) {
+    const next = queue.shift();
+    out.push(next);
+    queue.push(...childPids(next));
+  }
+  return out;
+}
+
+/** Signals a child, its process group, and every descendant's group (CGIs have their own). */
+export function signalTree(child, signal) {
+  for (const pid of descendants(child.pid)) {
+    try {
+      process.kill(-pid, signal);
+    } catch {}
+    try {
+      process.kill(pid, signal);
+    } catch {}
+  }
+  try {
+    process.kill(-child.pid, signal);
+  } catch {}
+}
+
+/**
+ * A bench's workspace: a temp dir, an isolated git environment (built from an allowlist:
+ * SECURITY, the machine's /etc/gitconfig carries a credential helper), and tracked child
+ * processes, each spawned detached so cleanup kills it with everything it started.
+ */
+export function createWorkspace(name) {
+  const work = mkdtempSync(join(tmpdir(), `bottle-bench-${name}-`));
+  const children = new Set();
+  let cleaning;
+  const HOME = join(work, "home");
+  mkdirSync(HOME, { mode: 0o700 });
+  const GITCONFIG = join(work, "gitconfig");
+  writeFileSync(
+    GITCONFIG,
+    "[user]\n\tname = Bench\n\temail = bench@bottle.invalid\n[init]\n\tdefaultBranch = main\n",
+  );
+  const PATH = process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin";
+  const GIT_ENV = Object.freeze({
+    PATH,
+    HOME,
+    LANG: "C",
+    GIT_CONFIG_NOSYSTEM: "1",
+    GIT_CONFIG_GLOBAL: GITCONFIG,
+    GIT_TERMINAL_PROMPT: "0",
+  });
+
+  function track(command, argv, options) {
+    if (cleaning) throw new Error("stopping: no new processes");
+    const child = spawn(command, argv, { ...options, detached: true });
+    children.add(child);
+    child.once("exit", () => children.delete(child));
+    child.once("error", () => children.delete(child));
+    return child;
+  }
+
+  /** Idempotent: SIGTERM every tracked tree, SIGKILL what is left after 3 s, remove the dir. */
+  function cleanup() {
+    cleaning ??= (async () => {
+      for (const child of children) signalTree(child, "SIGTERM");
+      for (let i = 0; i < 30 && children.size > 0; i++) await sleep(100);
+      for (const child of children) signalTree(child, "SIGKILL");
+      for (let i = 0; i < 20 && children.size > 0; i++) await sleep(50);
+      rmSync(work, { recursive: true, force: true });
+    })();
+    return cleaning;
+  }
+
+  /**
+   * Runs a command to completion with a timeout and an output cap; resolves (never rejects)
+   * with its exit code, wall time in ms (spawn to close), stdout and the tail of stderr.
+   */
+  function run(command, argv, { cwd = work, env = GIT_ENV, input, timeoutMs = 600_000 } = {}) {
+    return new Promise((resolve) => {
+      const started = performance.now();
+      const child = track(command, argv, {
+        cwd,
+        env,
+        stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.setEncoding("utf8").on("data", (chunk) => {
+        if (stdout.length < 4 * MiB) stdout += chunk;
+      });
+      child.stderr.setEncoding("utf8").on("data", (chunk) => {
+        stderr = (stderr + chunk).slice(-4000);
+      });
+      if (input !== undefined) {
+        child.stdin.on("error", () => {});
+        child.stdin.end(input);
+      }
+      const timer = setTimeout(() => {
+        stderr += `\n(killed after ${timeoutMs} ms)`;
+        signalTree(child, "SIGKILL");
+      }, timeoutMs);
+      child.once("error", (error) => {
+        clearTimeout(timer);
+        resolve({ code: -1, ms: performance.now() - started, stdout, stderr: String(error) });
+      });
+      child.once("close", (code, signal) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? signal, ms: performance.now() - started, stdout, stderr });
+      });
+    });
+  }
+
+  async function must(command, argv, options) {
+    const result = await run(command, argv, options);
+    if (result.code !== 0) {
+      throw new Error(
+        `${command} ${argv.join(" ")} exited ${result.code}: ${result.stderr.trim()}`,
+      );
+    }
+    return result;
+  }
+
+  const git = (argv, options) => must("git", argv, options);
+  const killAll = () => {
+    for (const child of children) signalTree(child, "SIGKILL");
+  };
+  return { work, HOME, PATH, GIT_ENV, track, run, must, git, cleanup, killAll, sleep };
 }

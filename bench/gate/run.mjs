@@ -1,32 +1,25 @@
 #!/usr/bin/env node
-// bench/gate/run.mjs: times git through bottle-gate (a) against the floor, plain
-// `git http-backend` behind lighttpd with no auth (b), and file:// (c), on one generated
-// repository, in one run, on loopback only. Progress goes to stderr, the table (or --json) to
-// stdout. Every child process and temp dir is removed at the end, also on failure or Ctrl-C.
-//
-//   ./tooling/setup.sh -- pnpm bench:gate [--runs N] [--json]
-//
-// Prerequisites (CI must install them too): Debian packages `git` and `lighttpd`
-// (`apt-get install -y git lighttpd`), and the built gate packages
-// (packages/gate-server/dist/cli.js, packages/gate-tokens/dist/cli.js; setup.sh builds them).
-// Node builtins only, no build step.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   chmodSync,
   cpSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
-  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
 import { connect, createServer } from "node:net";
-import { availableParallelism, cpus, release, tmpdir } from "node:os";
+import { availableParallelism, cpus, release } from "node:os";
 import { join } from "node:path";
-import { parseBenchArgs, progress, runBench } from "../harness.mjs";
+import {
+  createWorkspace,
+  descendants,
+  parseBenchArgs,
+  progress,
+  runBench,
+  signalTree,
+} from "../harness.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
 const GATE_CLI = join(ROOT, "packages/gate-server/dist/cli.js");
@@ -49,146 +42,8 @@ const TARGETS = {
 const USAGE = "usage: node bench/gate/run.mjs [--runs N] [--json]\n";
 const { flags, runs: RUNS } = parseBenchArgs(USAGE, { runs: "5" });
 
-// ---------------------------------------------------------------------------------------------
-// Child processes: every one is spawned detached (its own process group) and tracked, so cleanup
-// can kill it with everything it started.
-
-const work = mkdtempSync(join(tmpdir(), "bottle-bench-gate-"));
-const children = new Set();
-
-/** Direct children of `pid`, from /proc (all threads: libuv may fork from any). */
-function childPids(pid) {
-  const out = [];
-  try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      const text = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
-      if (text) out.push(...text.split(" ").map(Number));
-    }
-  } catch {
-    // gone, or no CONFIG_PROC_CHILDREN
-  }
-  return out;
-}
-
-function descendants(pid) {
-  const out = [];
-  const queue = childPids(pid);
-  while (queue.length > 0) {
-    const next = queue.shift();
-    out.push(next);
-    queue.push(...childPids(next));
-  }
-  return out;
-}
-
-function track(command, argv, options) {
-  if (cleaning) throw new Error("stopping: no new processes");
-  const child = spawn(command, argv, { ...options, detached: true });
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  child.once("error", () => children.delete(child));
-  return child;
-}
-
-function signalTree(child, signal) {
-  // Descendants first: the gate starts each CGI in a process group of its own.
-  for (const pid of descendants(child.pid)) {
-    try {
-      process.kill(-pid, signal);
-    } catch {}
-    try {
-      process.kill(pid, signal);
-    } catch {}
-  }
-  try {
-    process.kill(-child.pid, signal);
-  } catch {}
-}
-
-let cleaning;
-/** Idempotent: SIGTERM every tracked tree, SIGKILL what is left after 3 s, remove the temp dir. */
-function cleanup() {
-  cleaning ??= (async () => {
-    for (const child of children) signalTree(child, "SIGTERM");
-    for (let i = 0; i < 30 && children.size > 0; i++) await sleep(100);
-    for (const child of children) signalTree(child, "SIGKILL");
-    for (let i = 0; i < 20 && children.size > 0; i++) await sleep(50);
-    rmSync(work, { recursive: true, force: true });
-  })();
-  return cleaning;
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * Runs a command to completion with a timeout and an output cap; resolves (never rejects) with
- * its exit code, wall time in ms (spawn to close), stdout and the tail of stderr.
- */
-function run(command, argv, { cwd = work, env = GIT_ENV, input, timeoutMs = 600_000 } = {}) {
-  return new Promise((resolve) => {
-    const started = performance.now();
-    const child = track(command, argv, {
-      cwd,
-      env,
-      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk) => {
-      if (stdout.length < 4 * MiB) stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk) => {
-      stderr = (stderr + chunk).slice(-4000);
-    });
-    if (input !== undefined) {
-      child.stdin.on("error", () => {});
-      child.stdin.end(input);
-    }
-    const timer = setTimeout(() => {
-      stderr += `\n(killed after ${timeoutMs} ms)`;
-      signalTree(child, "SIGKILL");
-    }, timeoutMs);
-    child.once("error", (error) => {
-      clearTimeout(timer);
-      resolve({ code: -1, ms: performance.now() - started, stdout, stderr: String(error) });
-    });
-    child.once("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? signal, ms: performance.now() - started, stdout, stderr });
-    });
-  });
-}
-
-async function must(command, argv, options) {
-  const result = await run(command, argv, options);
-  if (result.code !== 0) {
-    throw new Error(`${command} ${argv.join(" ")} exited ${result.code}: ${result.stderr.trim()}`);
-  }
-  return result;
-}
-
-const git = (argv, options) => must("git", argv, options);
-
-// ---------------------------------------------------------------------------------------------
-// An isolated git environment, built from an allowlist. SECURITY: never copy process.env; the
-// machine's /etc/gitconfig carries a credential helper.
-
-const HOME = join(work, "home");
-mkdirSync(HOME, { mode: 0o700 });
-const GITCONFIG = join(work, "gitconfig");
-writeFileSync(
-  GITCONFIG,
-  "[user]\n\tname = Bench\n\temail = bench@bottle.invalid\n[init]\n\tdefaultBranch = main\n",
-);
-const PATH = process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin";
-const GIT_ENV = Object.freeze({
-  PATH,
-  HOME,
-  LANG: "C",
-  GIT_CONFIG_NOSYSTEM: "1",
-  GIT_CONFIG_GLOBAL: GITCONFIG,
-  GIT_TERMINAL_PROMPT: "0",
-});
+const ws = createWorkspace("gate");
+const { work, HOME, PATH, GIT_ENV, track, run, must, git, sleep } = ws;
 
 // ---------------------------------------------------------------------------------------------
 // The repository: many small commits plus large incompressible blobs, written with fast-import.
@@ -731,13 +586,4 @@ async function main() {
   };
 }
 
-await runBench({
-  main,
-  report,
-  json: flags.json,
-  cleanup,
-  work,
-  killAll: () => {
-    for (const child of children) signalTree(child, "SIGKILL");
-  },
-});
+await runBench({ main, report, json: flags.json, workspace: ws });

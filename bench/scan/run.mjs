@@ -1,23 +1,10 @@
 #!/usr/bin/env node
-// bench/scan/run.mjs: times the git gate's secret scan of one large push: a bare repository
-// with a base commit, then a push of 200 commits adding about 20 MiB of source-like text with a
-// few planted secrets, scanned by `newCommits` + `scanCommits` (built-in scanner) as the
-// pre-receive hook runs them. Progress goes to stderr, the table (or --json) to stdout. The
-// temp dir and every child process are removed at the end, also on failure or Ctrl-C.
-//
-//   node bench/scan/run.mjs [--runs N] [--json] [--from dist|src]
-//
-// Prerequisites: git, Node 24, and the workspace's dependencies installed (`pnpm install`).
-// It imports the built packages/git-gate/dist/*.js when they exist (`pnpm --filter
-// @bottle/git-gate build`), else the sources packages/git-gate/src/*.ts through Node's type
-// stripping (slower to load: the worker threads strip types too). Node builtins only.
-import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, release, tmpdir } from "node:os";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, release } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { parseBenchArgs, progress, runBench } from "../harness.mjs";
+import { createWorkspace, parseBenchArgs, progress, runBench } from "../harness.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
 const MiB = 1024 * 1024;
@@ -62,97 +49,8 @@ if (flags.child !== undefined) {
   process.exit(0);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Child processes and cleanup.
-
-const work = mkdtempSync(join(tmpdir(), "bottle-bench-scan-"));
-const children = new Set();
-let cleaning;
-
-function track(command, argv, options) {
-  if (cleaning) throw new Error("stopping: no new processes");
-  const child = spawn(command, argv, { ...options, detached: true });
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  child.once("error", () => children.delete(child));
-  return child;
-}
-
-function killGroup(child, signal) {
-  try {
-    process.kill(-child.pid, signal);
-  } catch {}
-}
-
-/** Idempotent: SIGTERM every child's group, SIGKILL what is left after 2 s, remove the temp dir. */
-function cleanup() {
-  cleaning ??= (async () => {
-    for (const child of children) killGroup(child, "SIGTERM");
-    for (let i = 0; i < 20 && children.size > 0; i++) await sleep(100);
-    for (const child of children) killGroup(child, "SIGKILL");
-    rmSync(work, { recursive: true, force: true });
-  })();
-  return cleaning;
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Runs a command to completion (timeout, output cap); resolves with code, stdout, stderr. */
-function run(command, argv, { cwd = work, env = GIT_ENV, input, timeoutMs = 600_000 } = {}) {
-  return new Promise((resolve) => {
-    const child = track(command, argv, {
-      cwd,
-      env,
-      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk) => {
-      if (stdout.length < 4 * MiB) stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk) => {
-      stderr = (stderr + chunk).slice(-4000);
-    });
-    if (input !== undefined) {
-      child.stdin.on("error", () => {});
-      child.stdin.end(input);
-    }
-    const timer = setTimeout(() => killGroup(child, "SIGKILL"), timeoutMs);
-    child.once("error", (error) => {
-      clearTimeout(timer);
-      resolve({ code: -1, stdout, stderr: String(error) });
-    });
-    child.once("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? signal, stdout, stderr });
-    });
-  });
-}
-
-async function must(command, argv, options) {
-  const result = await run(command, argv, options);
-  if (result.code !== 0) {
-    throw new Error(`${command} ${argv.join(" ")} exited ${result.code}: ${result.stderr.trim()}`);
-  }
-  return result;
-}
-
-const git = (argv, options) => must("git", argv, options);
-
-// An isolated git environment, built from an allowlist. SECURITY: never copy process.env; the
-// machine's /etc/gitconfig carries a credential helper.
-const HOME = join(work, "home");
-mkdirSync(HOME, { mode: 0o700 });
-const GITCONFIG = join(work, "gitconfig");
-writeFileSync(GITCONFIG, "[user]\n\tname = Bench\n\temail = bench@bottle.invalid\n");
-const GIT_ENV = Object.freeze({
-  PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
-  HOME,
-  LANG: "C",
-  GIT_CONFIG_NOSYSTEM: "1",
-  GIT_CONFIG_GLOBAL: GITCONFIG,
-  GIT_TERMINAL_PROMPT: "0",
-});
+const ws = createWorkspace("scan");
+const { work, HOME, GIT_ENV, track, run, must, git } = ws;
 
 // ---------------------------------------------------------------------------------------------
 // The push: source-like text from a seeded generator, written with fast-import.
@@ -597,13 +495,4 @@ async function main() {
   };
 }
 
-await runBench({
-  main,
-  report,
-  json: flags.json,
-  cleanup,
-  work,
-  killAll: () => {
-    for (const child of children) killGroup(child, "SIGKILL");
-  },
-});
+await runBench({ main, report, json: flags.json, workspace: ws });
