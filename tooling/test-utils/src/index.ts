@@ -9,6 +9,18 @@ export type { HttpGitUpstream, HttpGitUpstreamOptions } from "./git-http-server.
 export { serveGitHttp } from "./git-http-server.ts";
 export type { GiteaDeployKey, GiteaEvent, GiteaFake, GiteaFakeOptions } from "./gitea-fake.ts";
 export { startGiteaFake } from "./gitea-fake.ts";
+export type {
+  GitHubFailureOptions,
+  GitHubFake,
+  GitHubFakeApp,
+  GitHubFakeInstallation,
+  GitHubFakeOptions,
+  GitHubFakeRequest,
+  GitHubIssuedToken,
+  GitHubPermissionLevel,
+  GitHubRateLimitScope,
+} from "./github-fake.ts";
+export { serveGitHubFake, startGitHubFake } from "./github-fake.ts";
 export { startHttpGitUpstream } from "./http-git-upstream.ts";
 export type {
   LogRecord,

@@ -18,6 +18,8 @@ describe("@bottle/test-utils", () => {
       "readErrorTable",
       "runProcess",
       "serveGitHttp",
+      "serveGitHubFake",
+      "startGitHubFake",
       "startGiteaFake",
       "startHttpGitUpstream",
       "startProcess",
