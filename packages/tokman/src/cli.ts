@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// The `bottle-tokman` executable: the only place that touches process globals.
+import { runTokman } from "./program.ts";
+
+process.exitCode = await runTokman({
+  argv: process.argv.slice(2),
+  env: process.env,
+  stdin: process.stdin,
+  stdout: process.stdout,
+  stderr: process.stderr,
+  onSignal: (signal, handler) => process.on(signal, handler),
+});

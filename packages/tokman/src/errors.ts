@@ -1,0 +1,85 @@
+/** The error table of @bottle/tokman. */
+import { BottleError, COMMON_ERRORS, defineErrors } from "@bottle/errors";
+
+export const { table: TOKMAN_ERRORS, codes } = defineErrors({
+  BTL_TOKMAN_CONFIG: {
+    status: 500,
+    exit: 2,
+    meaning:
+      "The configuration is invalid: a malformed file, an unknown key, a private key or encryption key file that is missing or group/world readable.",
+  },
+  BTL_TOKMAN_BAD_REQUEST: {
+    status: 400,
+    exit: 2,
+    meaning: "A malformed request: bad repository name, `min_ttl` or `permissions`.",
+  },
+  BTL_TOKMAN_UNAUTHENTICATED: {
+    status: 401,
+    exit: 1,
+    meaning: "No caller key, or one that matches no configured caller.",
+  },
+  BTL_TOKMAN_SCOPE_DENIED: {
+    status: 403,
+    exit: 1,
+    meaning:
+      "The caller's policy does not cover this repository or these permissions, or GitHub refused the down-scoped token (422).",
+  },
+  BTL_TOKMAN_NOT_INSTALLED: {
+    status: 404,
+    exit: 1,
+    meaning: "The GitHub App is not installed on this repository (cached briefly).",
+  },
+  BTL_TOKMAN_SUSPENDED: {
+    status: 423,
+    exit: 1,
+    meaning: "The app's installation is suspended.",
+  },
+  BTL_TOKMAN_RATE_LIMITED: {
+    status: 429,
+    exit: 1,
+    meaning: "GitHub's rate limit is exhausted; `reset_at` and `Retry-After` say when to retry.",
+  },
+  BTL_TOKMAN_UPSTREAM_UNAVAILABLE: {
+    status: 503,
+    exit: 1,
+    meaning: "GitHub could not be reached or answered 5xx after the retries.",
+  },
+  BTL_TOKMAN_MISCONFIGURED: {
+    status: 502,
+    exit: 1,
+    meaning:
+      "GitHub refused the app's own credentials (401 after clock-skew correction): wrong app id, client id or private key.",
+  },
+  BTL_TOKMAN_NOT_FOUND: {
+    status: 404,
+    exit: 1,
+    meaning: "No such endpoint.",
+  },
+  BTL_TOKMAN_STORE: {
+    status: 500,
+    exit: 3,
+    meaning: "The token store cannot be opened or read (a wrong encryption key, a corrupt file).",
+  },
+  ...COMMON_ERRORS,
+});
+
+export type TokmanErrorCode = keyof typeof TOKMAN_ERRORS;
+
+/** An error of tokman; `resetAt` is set for BTL_TOKMAN_RATE_LIMITED. */
+export class TokmanError extends BottleError {
+  readonly resetAt: Date | undefined;
+  constructor(
+    code: TokmanErrorCode,
+    message: string,
+    options: { cause?: unknown; resetAt?: Date } = {},
+  ) {
+    super(
+      code,
+      message,
+      TOKMAN_ERRORS[code],
+      options.cause === undefined ? {} : { cause: options.cause },
+    );
+    this.name = "TokmanError";
+    this.resetAt = options.resetAt;
+  }
+}

@@ -1,0 +1,12 @@
+export type { Broker, BrokerMetrics, BrokerOptions, IssuedToken, TokenRequest } from "./broker.ts";
+export { createBroker, tokenDigest } from "./broker.ts";
+export type { AppConfig, CallerConfig, Level, Permissions, TokmanConfig } from "./config.ts";
+export { loadConfig, parseConfig } from "./config.ts";
+export type { TokmanErrorCode } from "./errors.ts";
+export { codes, TOKMAN_ERRORS, TokmanError } from "./errors.ts";
+export type { GitHubApp, GitHubAppOptions, MintedToken } from "./github.ts";
+export { createGitHubApp } from "./github.ts";
+export type { Tokman, TokmanOptions } from "./server.ts";
+export { createTokman } from "./server.ts";
+export type { StoredToken, TokenStore } from "./store.ts";
+export { createMemoryStore, createSqliteStore } from "./store.ts";

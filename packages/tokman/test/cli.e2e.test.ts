@@ -1,0 +1,54 @@
+import { createHash } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createBaseEnv, runProcess, startProcess, testdir } from "@bottle/test-utils";
+import { describe, expect, it } from "vitest";
+import { CALLER_KEY, setup } from "./fixture.ts";
+
+const BIN = join(import.meta.dirname, "../dist/cli.js");
+
+describe("bottle-tokman", { tags: ["slow"] }, () => {
+  it("new-key prints a key on stdout and its digest on stderr; hash-key reads stdin", async () => {
+    const created = await runProcess(process.execPath, [BIN, "new-key"]);
+    expect(created.code).toBe(0);
+    const key = created.stdout.trim();
+    expect(key).toMatch(/^btk_[A-Za-z0-9_-]{32}$/);
+    const digest = createHash("sha256").update(key).digest("hex");
+    expect(created.stderr).toContain(`key_sha256: ${digest}`);
+    const hashed = await runProcess(process.execPath, [BIN, "hash-key"], { input: `${key}\n` });
+    expect(hashed.stdout.trim()).toBe(digest);
+  });
+
+  it("serves from a configuration file and stops on SIGTERM", async () => {
+    const t = await setup({ realTime: true });
+    await writeFile(join(t.dir, "tokman.yaml"), t.configText);
+    const served = await startProcess(
+      process.execPath,
+      [BIN, "serve", "--config", join(t.dir, "tokman.yaml"), "--port", "0"],
+      { env: createBaseEnv() },
+    );
+    const answer = await fetch(`${served.url}/api/acme/docs`, {
+      headers: { authorization: `Bearer ${CALLER_KEY}` },
+    });
+    expect(answer.status).toBe(200);
+    const { access_token: token } = (await answer.json()) as { access_token: string };
+    await served.kill("SIGTERM");
+    expect(served.stderr()).toContain('"msg":"stopped"');
+    expect(served.stderr()).not.toContain(token);
+    expect(served.stderr()).not.toContain(CALLER_KEY);
+  });
+
+  it("refuses a missing configuration with exit code 2", async () => {
+    const dir = await testdir();
+    const result = await runProcess(process.execPath, [
+      BIN,
+      "serve",
+      "--config",
+      join(dir, "none.yaml"),
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("BTL_TOKMAN_CONFIG");
+    const none = await runProcess(process.execPath, [BIN, "serve"], { env: createBaseEnv() });
+    expect(none.code).toBe(2);
+  });
+});

@@ -1,0 +1,179 @@
+import { describe, expect, it } from "vitest";
+import { CALLER_KEY, OTHER_KEY, setup } from "./fixture.ts";
+
+const TOKEN_PATH = "/api/acme/api";
+
+describe("GET /api/<namespace>/<repository>", { tags: ["slow"] }, () => {
+  it("answers packit tokman's shape plus expires_at, with a token scoped to the repository", async () => {
+    const t = await setup();
+    const { status, body, headers } = await t.get(TOKEN_PATH);
+    expect(status).toBe(200);
+    expect(headers.get("cache-control")).toBe("no-store");
+    expect(body).toMatchObject({
+      namespace: "acme",
+      repository: "api",
+      access_token: expect.stringMatching(/^ghs_/),
+    });
+    expect(body.expires_at).toBe("2026-12-01T11:00:00.000Z");
+    const [minted] = t.fake.tokens();
+    expect(minted?.repositories).toEqual([{ id: 1, name: "api" }]);
+    expect(minted?.permissions).toEqual({ contents: "write", metadata: "read" });
+  });
+
+  it("mints exactly once for 100 concurrent requests", async () => {
+    const t = await setup();
+    const answers = await Promise.all(Array.from({ length: 100 }, () => t.get(TOKEN_PATH)));
+    expect(new Set(answers.map((a) => a.status))).toEqual(new Set([200]));
+    expect(new Set(answers.map((a) => a.body.access_token)).size).toBe(1);
+    expect(t.fake.mints).toBe(1);
+    expect(t.fake.requests.filter((r) => r.path.endsWith("/installation"))).toHaveLength(1);
+  });
+
+  it("renews ahead of expiry, honours min_ttl, and never hands out a just-expired token", async () => {
+    const t = await setup();
+    const first = (await t.get(TOKEN_PATH)).body.access_token;
+    t.advance(49 * 60_000); // 11 min left: more than the 10 min margin
+    expect((await t.get(TOKEN_PATH)).body.access_token).toBe(first);
+    expect((await t.get(`${TOKEN_PATH}?min_ttl=900`)).body.access_token).not.toBe(first); // wants 15 min
+    expect(t.fake.mints).toBe(2);
+    t.advance(51 * 60_000); // the second token has 9 min left: inside the margin
+    const third = await t.get(TOKEN_PATH);
+    expect(t.fake.mints).toBe(3);
+    expect(Date.parse(String(third.body.expires_at)) - t.clock().getTime()).toBe(60 * 60_000);
+    expect((await t.get(`${TOKEN_PATH}?min_ttl=3001`)).body.code).toBe("BTL_TOKMAN_BAD_REQUEST");
+  });
+
+  it("mints again on force_refresh, and down-scopes to requested permissions", async () => {
+    const t = await setup();
+    const first = (await t.get(TOKEN_PATH)).body.access_token;
+    const forced = (await t.get(`${TOKEN_PATH}?force_refresh=1`)).body.access_token;
+    expect(forced).not.toBe(first);
+    const reader = await t.get(`${TOKEN_PATH}?permissions=metadata:read`);
+    expect(reader.body.permissions).toEqual({ metadata: "read" });
+    expect(t.fake.mints).toBe(3);
+  });
+
+  it("enforces the caller's policy: repositories and permissions", async () => {
+    const t = await setup();
+    expect((await t.get("/api/other/repo")).body.code).toBe("BTL_TOKMAN_SCOPE_DENIED");
+    expect((await t.get("/api/acme/api", OTHER_KEY)).status).toBe(403);
+    expect((await t.get("/api/acme/docs?permissions=contents:read", OTHER_KEY)).body.code).toBe(
+      "BTL_TOKMAN_SCOPE_DENIED",
+    );
+    expect((await t.get(`${TOKEN_PATH}?permissions=contents:admin`)).status).toBe(403);
+    expect((await t.get(`${TOKEN_PATH}?permissions=issues:read`)).status).toBe(403);
+    expect((await t.get("/api/acme/docs", OTHER_KEY)).status).toBe(200);
+    expect(t.fake.mints).toBe(1);
+  });
+
+  it("refuses callers without a valid key", async () => {
+    const t = await setup();
+    for (const key of ["", "btk_wrong", `${CALLER_KEY}x`]) {
+      const answer = await t.get(TOKEN_PATH, key);
+      expect(answer.status).toBe(401);
+      expect(answer.body.code).toBe("BTL_TOKMAN_UNAUTHENTICATED");
+    }
+    expect(t.fake.requests).toHaveLength(0);
+  });
+
+  it("keeps each error class distinct", async () => {
+    const t = await setup();
+    const notInstalled = await t.get("/api/nobody/repo");
+    expect([notInstalled.status, notInstalled.body.code]).toEqual([
+      404,
+      "BTL_TOKMAN_NOT_INSTALLED",
+    ]);
+    await t.get("/api/nobody/repo"); // cached briefly: GitHub is not asked again
+    expect(
+      t.fake.requests.filter((r) => r.path === "/repos/nobody/repo/installation"),
+    ).toHaveLength(1);
+    const suspended = await t.get("/api/frozen/ice");
+    expect([suspended.status, suspended.body.code]).toEqual([423, "BTL_TOKMAN_SUSPENDED"]);
+    const reset = Math.floor(t.clock().getTime() / 1000) + 120;
+    t.fake.rateLimit(0, reset);
+    const limited = await t.get(TOKEN_PATH);
+    expect([limited.status, limited.body.code]).toEqual([429, "BTL_TOKMAN_RATE_LIMITED"]);
+    expect(limited.body.reset_at).toBe(new Date(reset * 1000).toISOString());
+    expect(limited.headers.get("retry-after")).toBe("120");
+    t.fake.rateLimit(5000, reset);
+    t.fake.failNext(502, { count: 3 });
+    const down = await t.get(TOKEN_PATH);
+    expect([down.status, down.body.code]).toEqual([503, "BTL_TOKMAN_UPSTREAM_UNAVAILABLE"]);
+    t.fake.failNext(503, { count: 2 });
+    expect((await t.get(TOKEN_PATH)).status).toBe(200); // two failures, then the retry succeeds
+    expect((await t.get("/api/acme/api/extra")).body.code).toBe("BTL_TOKMAN_NOT_FOUND");
+    expect((await t.get("/api/acme/a%20b")).body.code).toBe("BTL_TOKMAN_BAD_REQUEST");
+  });
+
+  it("reports a wrong private key as misconfigured, not as not installed", async () => {
+    const t = await setup({ wrongKey: true });
+    const answer = await t.get(TOKEN_PATH);
+    expect([answer.status, answer.body.code]).toEqual([502, "BTL_TOKMAN_MISCONFIGURED"]);
+    expect((await t.get("/readyz")).status).toBe(502);
+  });
+
+  it("corrects its JWT for a GitHub clock that runs 15 minutes ahead", async () => {
+    const t = await setup({ skewMs: 15 * 60_000 });
+    const answer = await t.get(TOKEN_PATH);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+  });
+
+  it("assumes no token length (520-character app tokens)", async () => {
+    const t = await setup({ tokenLength: 520 });
+    const answer = await t.get(TOKEN_PATH);
+    expect(String(answer.body.access_token)).toHaveLength(520);
+  });
+
+  it("revokes upstream and purges the cache", async () => {
+    const t = await setup();
+    const token = String((await t.get(TOKEN_PATH)).body.access_token);
+    const response = await fetch(`${t.url}/api/revoke`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${CALLER_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ namespace: "acme", repository: "api" }),
+    });
+    expect(await response.json()).toMatchObject({ revoked: true });
+    expect(t.fake.revoked).toEqual([token]);
+    expect((await t.get(TOKEN_PATH)).body.access_token).not.toBe(token);
+    expect(t.fake.mints).toBe(2);
+  });
+
+  it("serves cached tokens after a restart without minting (SQLite, encrypted)", async () => {
+    const t = await setup({ store: true });
+    const token = String((await t.get(TOKEN_PATH)).body.access_token);
+    await t.restart();
+    expect((await t.get(TOKEN_PATH)).body.access_token).toBe(token);
+    expect(t.fake.mints).toBe(1);
+    const { readFile } = await import("node:fs/promises");
+    const db = await readFile(`${t.dir}/tokens.db`).catch(() => Buffer.alloc(0));
+    expect(db.includes(Buffer.from(token))).toBe(false);
+  });
+
+  it("has health, readiness and Prometheus metrics", async () => {
+    const t = await setup();
+    expect((await t.get("/healthz", "")).status).toBe(200);
+    expect((await t.get("/readyz", "")).status).toBe(200);
+    await t.get(TOKEN_PATH);
+    await t.get(TOKEN_PATH);
+    await t.get("/api/other/x");
+    const text = await (await fetch(`${t.url}/metrics`)).text();
+    expect(text).toContain("tokman_mints_total 1");
+    expect(text).toContain("tokman_cache_hits_total 1");
+    expect(text).toContain('tokman_errors_total{code="BTL_TOKMAN_SCOPE_DENIED"} 1');
+    expect(text).toMatch(/tokman_rate_limit_remaining\{app="acme",bucket="installation:7"\} \d+/);
+  });
+
+  it("audits issuances and refusals with a token digest, never the token or a key", async () => {
+    const t = await setup();
+    const token = String((await t.get(TOKEN_PATH)).body.access_token);
+    await t.get("/api/other/x");
+    await t.get(TOKEN_PATH, "btk_wrong_key_value");
+    const logs = t.logs();
+    expect(logs).toMatch(
+      /"audit":"issued".*"caller":"gate".*"repository":"acme\/api".*"token_sha256":"sha256:[0-9a-f]{16}"/,
+    );
+    expect(logs).toMatch(/"audit":"refused".*"code":"BTL_TOKMAN_SCOPE_DENIED"/);
+    for (const secret of [token, CALLER_KEY, "btk_wrong_key_value"])
+      expect(logs).not.toContain(secret);
+  });
+});
