@@ -85,7 +85,7 @@ export async function forwardPush(
 ): Promise<ClassifiedUpdate[]> {
   const classified = await classifyUpdates(updates, hookEnv);
   checkPolicy(repo, classified, await defaultBranch(repo, hookEnv));
-  const env = { ...upstreamEnv(config, repo, hookEnv), ...quarantine(hookEnv) };
+  const env = { ...(await upstreamEnv(config, repo, hookEnv)), ...quarantine(hookEnv) };
   const leases = classified
     .filter((u) => u.kind === "force" || u.kind === "delete")
     .map((u) => `--force-with-lease=${u.ref}:${u.oldOid}`);

@@ -25,7 +25,7 @@ export async function initMirror(
   repo: PlannedRepo,
   from: Env,
 ): Promise<RefreshResult> {
-  const env = { ...upstreamEnv(config, repo, from), GIT_DIR: repo.mirror };
+  const env = { ...(await upstreamEnv(config, repo, from)), GIT_DIR: repo.mirror };
   if (!existsSync(repo.mirror)) {
     await git(["init", "--bare", "--quiet", repo.mirror], { env: withoutGitDir(env) });
   }
@@ -48,12 +48,12 @@ export async function initMirror(
  * Fetches the upstream into the mirror (prune, tags, HEAD from the upstream's symref) under the
  * mirror's lock. Throws BTL_GITGATE_UPSTREAM_UNREACHABLE with git's reason when it fails.
  */
-export function refreshMirror(
+export async function refreshMirror(
   config: GateConfig,
   repo: PlannedRepo,
   from: Env,
 ): Promise<RefreshResult> {
-  const env = { ...upstreamEnv(config, repo, from), GIT_DIR: repo.mirror };
+  const env = { ...(await upstreamEnv(config, repo, from)), GIT_DIR: repo.mirror };
   const timeoutMs = config.timeouts.fetch * 1000;
   return withMirrorLock(config, repo, async () => {
     const [fetch, symref] = await Promise.all([

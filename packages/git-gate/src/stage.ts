@@ -1,5 +1,6 @@
 /** Planning and initialising a stage directory: `plan`, `init` and `entrypoint`. */
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { Logger } from "@bottle/log";
 import { loadManifest, type Manifest } from "@bottle/manifest";
@@ -13,6 +14,7 @@ import { GitGateError } from "./errors.ts";
 import { initMirror } from "./mirror.ts";
 import { type GitGatePlan, prepareGitGate } from "./plan.ts";
 import { writeFileSafely, writePlan } from "./state.ts";
+import { TOKMAN_FILE } from "./upstream.ts";
 
 /** The options of `plan`, `init` and `entrypoint`. */
 export interface StageFlags {
@@ -68,14 +70,31 @@ export async function initStage(flags: StageFlags, io: StageIo): Promise<GitGate
 }
 
 function storeTokens(plan: GitGatePlan, io: StageIo): void {
+  const tokmanUrl = io.env.BOTTLE_TOKMAN_URL;
+  const tokmanKey = io.env.BOTTLE_TOKMAN_KEY;
+  const broker =
+    tokmanUrl !== undefined && tokmanUrl !== "" && tokmanKey !== undefined && tokmanKey !== "";
+  const tokmanFile = join(plan.stateDir, "secrets", TOKMAN_FILE);
+  if (broker) {
+    if (
+      !/^https?:\/\/[A-Za-z0-9.[\]:-]+(?:\/[A-Za-z0-9._~-]*)*$/.test(tokmanUrl) ||
+      !/^[\x21-\x7e]{1,4096}$/.test(tokmanKey)
+    ) {
+      throw new GitGateError(
+        "BTL_GITGATE_CONFIG",
+        "Expected $BOTTLE_TOKMAN_URL to be http(s)://host[:port] and $BOTTLE_TOKMAN_KEY a printable key",
+      );
+    }
+    writeFileSafely(tokmanFile, `${JSON.stringify({ url: tokmanUrl, key: tokmanKey })}\n`, 0o600);
+  }
   for (const repo of plan.repos) {
     const credential = repo.credential;
     if (credential.kind !== "token") continue;
     if (credential.source === "github-app") {
-      if (!existsSync(credential.tokenFile)) {
+      if (!broker && !existsSync(tokmanFile) && !existsSync(credential.tokenFile)) {
         throw new GitGateError(
           "BTL_GITGATE_CREDENTIAL",
-          `repository ${repo.name} uses GitHub App ${credential.app}: its installation token must be written to ${credential.tokenFile} (mode 0600) by the token broker before init`,
+          `repository ${repo.name} uses GitHub App ${credential.app}: set $BOTTLE_TOKMAN_URL and $BOTTLE_TOKMAN_KEY (tokman), or write an installation token to ${credential.tokenFile} (mode 0600)`,
         );
       }
       continue;

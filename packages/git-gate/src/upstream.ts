@@ -3,7 +3,7 @@
  * through the child's environment only (never argv, never the mirror's config); the machine's
  * ssh and git configuration are never read; SSH checks the pinned host key strictly.
  */
-import { closeSync, openSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import lockfile from "proper-lockfile";
 import { GitGateError } from "./errors.ts";
@@ -16,14 +16,15 @@ const TOKEN = /^[\x21-\x7e]{1,8192}$/;
 
 /**
  * The environment of a git command that talks to `repo`'s upstream: `base` (see `gitEnv`) plus
- * the SSH command or the HTTP credential. Throws BTL_GITGATE_CREDENTIAL (missing or too open
- * key or token file, malformed token), BTL_GITGATE_NO_HOST_KEY.
+ * the SSH command or the HTTP credential (for a GitHub App: a token from tokman when the state
+ * directory names one). Throws BTL_GITGATE_CREDENTIAL (missing or too open key or token file,
+ * malformed token, tokman refusing), BTL_GITGATE_NO_HOST_KEY.
  */
-export function upstreamEnv(
+export async function upstreamEnv(
   config: GateConfig,
   repo: PlannedRepo,
   from: Readonly<Record<string, string | undefined>>,
-): Record<string, string> {
+): Promise<Record<string, string>> {
   const home = join(config.stateDir, "home");
   const env = gitEnv(from, { HOME: home });
   const { connect } = config.timeouts;
@@ -67,11 +68,13 @@ export function upstreamEnv(
     env.GIT_SSH_VARIANT = "ssh";
     return env;
   }
-  const token = readPrivateFile(
-    repo.credential.tokenFile,
-    `the token of ${repo.name}`,
-    "BTL_GITGATE_CREDENTIAL",
-  ).trim();
+  const token =
+    (repo.credential.source === "github-app" ? await brokerToken(config, repo) : undefined) ??
+    readPrivateFile(
+      repo.credential.tokenFile,
+      `the token of ${repo.name}`,
+      "BTL_GITGATE_CREDENTIAL",
+    ).trim();
   if (!TOKEN.test(token)) {
     throw new GitGateError(
       "BTL_GITGATE_CREDENTIAL",
@@ -163,4 +166,61 @@ export async function withMirrorLock<T>(
   } finally {
     await release().catch(() => {});
   }
+}
+
+/** Where tokman is and the gate's caller key, written by init (`secrets/tokman.json`, 0600). */
+export const TOKMAN_FILE = "tokman.json";
+/** Seconds a broker token must still be valid: longer than the slowest fetch or push. */
+const BROKER_MIN_TTL = 900;
+
+/**
+ * A GitHub App installation token for `repo` from tokman (`GET /api/<owner>/<name>`), or
+ * undefined when the state directory names no tokman. Throws BTL_GITGATE_CREDENTIAL with
+ * tokman's code and reason when it refuses or cannot be reached.
+ */
+async function brokerToken(config: GateConfig, repo: PlannedRepo): Promise<string | undefined> {
+  const file = join(config.stateDir, "secrets", TOKMAN_FILE);
+  if (!existsSync(file)) return undefined;
+  const settings = JSON.parse(
+    readPrivateFile(file, "the tokman settings", "BTL_GITGATE_CREDENTIAL"),
+  ) as {
+    url?: unknown;
+    key?: unknown;
+  };
+  const match = /^\/?([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+?)(?:\.git)?\/?$/.exec(
+    new URL(repo.upstream).pathname,
+  );
+  if (typeof settings.url !== "string" || typeof settings.key !== "string" || !match) {
+    throw new GitGateError(
+      "BTL_GITGATE_CREDENTIAL",
+      `the tokman settings or ${repo.name}'s owner/name cannot be read`,
+    );
+  }
+  const url = `${settings.url.replace(/\/$/, "")}/api/${encodeURIComponent(match[1] ?? "")}/${encodeURIComponent(match[2] ?? "")}?min_ttl=${BROKER_MIN_TTL}`;
+  let answer: { access_token?: unknown; code?: unknown; error?: unknown };
+  try {
+    const response = await fetch(url, {
+      headers: { authorization: `Bearer ${settings.key}` },
+      redirect: "error",
+      signal: AbortSignal.timeout(config.timeouts.connect * 1000 + 15_000),
+    });
+    answer = (await response.json()) as typeof answer;
+  } catch (error) {
+    throw new GitGateError(
+      "BTL_GITGATE_CREDENTIAL",
+      `tokman cannot be reached for ${repo.name}'s token`,
+      { cause: error },
+    );
+  }
+  if (typeof answer.access_token !== "string" || answer.access_token === "") {
+    const why =
+      typeof answer.code === "string"
+        ? `${answer.code}: ${String(answer.error ?? "")}`
+        : "no token";
+    throw new GitGateError(
+      "BTL_GITGATE_CREDENTIAL",
+      `tokman refused ${repo.name}'s token (${why.slice(0, 300)})`,
+    );
+  }
+  return answer.access_token;
 }

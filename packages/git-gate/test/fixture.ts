@@ -3,6 +3,7 @@
  * server that demands a credential), a manifest, and `bottle-git-gate entrypoint` running the
  * real gate server with the access hook and the pre-receive hook.
  */
+import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createTokenStore } from "@bottle/gate-tokens";
@@ -12,22 +13,26 @@ import {
   createGitEnv,
   createWorkRepo,
   type GitEnv,
+  type GitHubFake,
   generateSshKey,
   git,
   type StartedProcess,
   startGiteaFake,
+  startGitHubFake,
   startHttpGitUpstream,
   startProcess,
   startSshGitServer,
   testdir,
 } from "@bottle/test-utils";
+import { createTokman, parseConfig } from "@bottle/tokman";
+import { onTestFinished } from "vitest";
 
 export const BIN = join(import.meta.dirname, "../dist/cli.js");
 export const PROJECT = "acme";
 
 export interface BottleGateOptions {
   /** ssh: a static key; gitea: a deploy key registered on a Gitea fake; https: a token. */
-  readonly transport?: "ssh" | "https" | "gitea";
+  readonly transport?: "ssh" | "https" | "gitea" | "github-app";
   /** Options of `entrypoint` before `--` (e.g. `--yes`). */
   readonly initArgs?: readonly string[];
   /** Extra YAML under the repository (indented 6 spaces), e.g. a push policy. */
@@ -55,6 +60,7 @@ export interface BottleGate {
   readonly ssh?: Awaited<ReturnType<typeof startSshGitServer>>;
   readonly http?: Awaited<ReturnType<typeof startHttpGitUpstream>>;
   readonly gitea?: Awaited<ReturnType<typeof startGiteaFake>>;
+  readonly github?: GitHubFake;
   readonly manifest: string;
   /** The gate's environment. */
   readonly env: Record<string, string>;
@@ -94,6 +100,8 @@ export async function startBottleGate(options: BottleGateOptions = {}): Promise<
   let ssh: BottleGate["ssh"];
   let http: BottleGate["http"];
   let gitea: BottleGate["gitea"];
+  let github: GitHubFake | undefined;
+  let topYaml: string[] = [];
   let repoYaml: string;
   const env: Record<string, string> = { ...options.env };
   if (transport === "ssh") {
@@ -104,6 +112,38 @@ export async function startBottleGate(options: BottleGateOptions = {}): Promise<
       `      host_key: ${ssh.hostKeyLine}`,
       `      key: { provider: static, identity: ${key.privateKeyPath} }`,
     ].join("\n");
+  } else if (transport === "github-app") {
+    const app = await startGitHubApp(config);
+    github = app.github;
+    const fake = app.github;
+    // The upstream accepts exactly the live installation tokens GitHub issued for acme/api.
+    http = await startHttpGitUpstream({
+      root,
+      username: "x-access-token",
+      password: "unused",
+      authorize: (user, password, path) =>
+        user === "x-access-token" &&
+        path.startsWith("/acme/api.git/") &&
+        fake
+          .tokens()
+          .some(
+            (t) =>
+              t.token === password &&
+              t.revokedAt === null &&
+              Date.parse(t.expiresAt) > Date.now() &&
+              (t.repositories === "all" || t.repositories.some((r) => r.name === "api")),
+          ),
+    });
+    env.BOTTLE_TOKMAN_URL = app.tokmanUrl;
+    env.BOTTLE_TOKMAN_KEY = app.callerKey;
+    repoYaml = [
+      `      url: ${http.url("acme/api.git")}`,
+      "      key: { provider: github-app, app: acme }",
+    ].join("\n");
+    topYaml = [
+      "github_apps:",
+      `  acme: { app_id: 42, private_key: ${app.keyFile}, api: "${fake.url}" }`,
+    ];
   } else if (transport === "gitea") {
     ssh = await startSshGitServer({ root, authorizedKeys: [] });
     const server = ssh;
@@ -144,6 +184,7 @@ export async function startBottleGate(options: BottleGateOptions = {}): Promise<
       "  scan:",
       "    scanner: builtin",
       ...(options.scanYaml ? [options.scanYaml] : []),
+      ...topYaml,
       "",
     ].join("\n"),
   );
@@ -194,6 +235,7 @@ export async function startBottleGate(options: BottleGateOptions = {}): Promise<
     ...(ssh ? { ssh } : {}),
     ...(http ? { http } : {}),
     ...(gitea ? { gitea } : {}),
+    ...(github ? { github } : {}),
     manifest,
     env,
     outputs: () => [gate.stdout(), gate.stderr()],
@@ -233,3 +275,46 @@ export const fakeSecrets = {
   github: () => `ghp_${"R8k2".repeat(9)}`,
   anthropic: () => `sk-ant-api03-${"Xq7_Lm2-Pz9".repeat(8)}AA`,
 };
+
+/** A fake GitHub with app 42 installed on acme/api, and tokman brokering its tokens. */
+async function startGitHubApp(dir: string) {
+  const pair = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const github = await startGitHubFake({
+    apps: [
+      { id: 42, publicKey: pair.publicKey.export({ type: "spki", format: "pem" }).toString() },
+    ],
+    installations: [
+      {
+        id: 7,
+        appId: 42,
+        account: { login: "acme", type: "Organization" },
+        repositories: [{ id: 1, name: "api" }],
+        permissions: { contents: "write", metadata: "read" },
+      },
+    ],
+  });
+  const keyFile = join(dir, "acme-app.pem");
+  await writeFile(keyFile, pair.privateKey.export({ type: "pkcs1", format: "pem" }), {
+    mode: 0o600,
+  });
+  const callerKey = `btk_${randomBytes(24).toString("base64url")}`;
+  const config = parseConfig(
+    [
+      "version: 1",
+      "apps:",
+      `  acme: { app_id: 42, private_key: ${keyFile}, api: "${github.url}" }`,
+      "callers:",
+      "  git-gate:",
+      `    key_sha256: ${createHash("sha256").update(callerKey).digest("hex")}`,
+      "    app: acme",
+      '    repositories: ["acme/*"]',
+      "    permissions: { contents: write, metadata: read }",
+      "",
+    ].join("\n"),
+    dir,
+  );
+  const tokman = createTokman({ config });
+  const tokmanUrl = await tokman.listen({ host: "127.0.0.1", port: 0 });
+  onTestFinished(() => tokman.close());
+  return { github, tokmanUrl, callerKey, keyFile };
+}

@@ -390,3 +390,28 @@ describe("git-gate with a Gitea deploy key", { tags: ["slow"] }, () => {
     );
   });
 });
+
+describe("git-gate with a GitHub App token from tokman", { tags: ["slow"] }, () => {
+  it("fetches and forwards with installation tokens tokman mints once and the agent never sees", async () => {
+    const bottle = await startBottleGate({ transport: "github-app" });
+    const work = await bottle.clone();
+    await commitFiles(work, bottle.gitEnv, { "app.txt": "from the agent\n" }, "app");
+    const pushed = await tryGit(bottle, work, ["push", "origin", "main"]);
+    expect(pushed.code, pushed.stderr).toBe(0);
+    expect(await bottle.upstreamRef("refs/heads/main")).toBe(await head(bottle, work));
+    expect(bottle.github?.mints).toBe(1); // init, the clone's fetch and the push share one token
+    const [token] = bottle.github?.tokens() ?? [];
+    expect(token?.repositories).toEqual([{ id: 1, name: "api" }]);
+    const stateFiles = await readFile(join(bottle.mirror, "config"), "utf8");
+    for (const secret of [token?.token ?? "", bottle.env.BOTTLE_TOKMAN_KEY ?? ""]) {
+      expectNoCanary(
+        secret,
+        pushed.stdout,
+        pushed.stderr,
+        stateFiles,
+        ...bottle.outputs(),
+        await hookLog(bottle.stateDir),
+      );
+    }
+  });
+});

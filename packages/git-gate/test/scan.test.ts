@@ -117,7 +117,7 @@ describe("scanCommits with the built-in scanner", () => {
       rules: [{ id: "acme-key", regex: "acme_[0-9a-f]{24}", keywords: ["acme"] }],
     });
     for (const [name, [content, rules]] of Object.entries(files)) {
-      const line = content.split("\n").findIndex((text) => /[A-Za-z0-9]{16}/.test(text)) + 1;
+      const line = content.split("\n").findIndex((text) => /[A-Za-z0-9_-]{20}/.test(text)) + 1;
       const found = result.findings.filter((finding) => finding.file === name);
       expect(found.length, name).toBeGreaterThan(0);
       expect(rules, name).toContain(found[0]?.rule);

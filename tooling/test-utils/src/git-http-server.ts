@@ -21,6 +21,11 @@ export interface HttpGitUpstreamOptions {
   root: string;
   username: string;
   password: string;
+  /**
+   * Decides instead of the fixed `username:password` (e.g. "is this installation token valid
+   * for this repository right now?"); gets the Basic credential and the repository path.
+   */
+  authorize?: (username: string, password: string, path: string) => boolean;
 }
 
 /** A running smart-HTTP git upstream that demands a Basic credential. */
@@ -137,10 +142,22 @@ export async function serveGitHttp(options: HttpGitUpstreamOptions): Promise<Htt
   let requests = 0;
   let unauthorized = 0;
 
+  const authorized = (req: IncomingMessage): boolean => {
+    const header = req.headers.authorization ?? "";
+    if (options.authorize === undefined) return timingSafeEqual(digest(header), expected);
+    const match = /^Basic ([A-Za-z0-9+/=]+)$/.exec(header);
+    if (!match?.[1]) return false;
+    const decoded = Buffer.from(match[1], "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    if (colon === -1) return false;
+    const path = new URL(req.url ?? "/", "http://127.0.0.1").pathname;
+    return options.authorize(decoded.slice(0, colon), decoded.slice(colon + 1), path);
+  };
+
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     requests += 1;
     // SECURITY: digests of equal length, compared in constant time.
-    if (!timingSafeEqual(digest(req.headers.authorization ?? ""), expected)) {
+    if (!authorized(req)) {
       unauthorized += 1;
       req.resume();
       res.writeHead(401, {
