@@ -105,6 +105,18 @@ describe("GET /api/<namespace>/<repository>", { tags: ["slow"] }, () => {
     expect((await t.get("/api/acme/a%20b")).body.code).toBe("BTL_TOKMAN_BAD_REQUEST");
   });
 
+  it("retries 5xx and network errors, never a 4xx", async () => {
+    const t = await setup();
+    t.fake.failNext(422, { path: "/app/installations/7/access_tokens" });
+    const refused = await t.get(TOKEN_PATH);
+    expect([refused.status, refused.body.code]).toEqual([403, "BTL_TOKMAN_SCOPE_DENIED"]);
+    const posts = () => t.fake.requests.filter((r) => r.method === "POST").length;
+    expect(posts()).toBe(1);
+    t.fake.failNext(500, { path: "/app/installations/7/access_tokens", count: 2 });
+    expect((await t.get(TOKEN_PATH)).status).toBe(200);
+    expect(posts()).toBe(4);
+  });
+
   it("reports a wrong private key as misconfigured, not as not installed", async () => {
     const t = await setup({ wrongKey: true });
     const answer = await t.get(TOKEN_PATH);
