@@ -85,6 +85,15 @@ export function createBroker(options: BrokerOptions): Broker {
   const lookups = new Map<string, Promise<Installation>>();
   const mints = new Map<string, Promise<StoredToken>>();
   const metrics: BrokerMetrics = { mints: 0, cacheHits: 0, errors: new Map() };
+  // The audit digest of each cached token, computed once rather than on every answer.
+  const digests = new Map<string, { token: string; digest: string }>();
+  const digestOf = (key: string, token: string): string => {
+    const known = digests.get(key);
+    if (known?.token === token) return known.digest;
+    const digest = tokenDigest(token);
+    digests.set(key, { token, digest });
+    return digest;
+  };
 
   function appOf(caller: CallerConfig): GitHubApp {
     const app = apps.get(caller.app);
@@ -237,7 +246,7 @@ export function createBroker(options: BrokerOptions): Broker {
           repository: `${owner}/${repo}`,
           permissions: entry.permissions,
           expires_at: entry.expiresAt.toISOString(),
-          token_sha256: tokenDigest(entry.token),
+          token_sha256: digestOf(key, entry.token),
           cached,
         },
         "token issued",

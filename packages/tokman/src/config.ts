@@ -241,19 +241,31 @@ function readStoreKey(file: string): Buffer {
   return key;
 }
 
+const patternCache = new WeakMap<CallerConfig, readonly RegExp[]>();
+
+/** The caller's patterns as regular expressions, compiled once per caller. */
+function patternsOf(caller: CallerConfig): readonly RegExp[] {
+  let compiled = patternCache.get(caller);
+  if (compiled === undefined) {
+    compiled = caller.repositories.map(
+      (pattern) =>
+        new RegExp(
+          `^${pattern
+            .toLowerCase()
+            .split("*")
+            .map((part) => part.replace(/[.]/g, "\\."))
+            .join("[a-z0-9_.-]*")}$`,
+        ),
+    );
+    patternCache.set(caller, compiled);
+  }
+  return compiled;
+}
+
 /** True when `repository` (`owner/name`) matches one of the caller's patterns (case-insensitive). */
 export function coversRepository(caller: CallerConfig, owner: string, name: string): boolean {
   const target = `${owner}/${name}`.toLowerCase();
-  return caller.repositories.some((pattern) => {
-    const regex = new RegExp(
-      `^${pattern
-        .toLowerCase()
-        .split("*")
-        .map((part) => part.replace(/[.]/g, "\\."))
-        .join("[a-z0-9_.-]*")}$`,
-    );
-    return regex.test(target);
-  });
+  return patternsOf(caller).some((regex) => regex.test(target));
 }
 
 /** The permissions of a request: the policy's, or a subset of them. Undefined when not a subset. */

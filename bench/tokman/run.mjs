@@ -1,0 +1,762 @@
+#!/usr/bin/env node
+import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
+import { once } from "node:events";
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  writeFileSync,
+} from "node:fs";
+import { Agent, createServer, request } from "node:http";
+import { availableParallelism, cpus, release } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { createWorkspace, parseBenchArgs, progress, runBench } from "../harness.mjs";
+
+const ROOT = join(import.meta.dirname, "../..");
+const TOKMAN_CLI = join(ROOT, "packages/tokman/dist/cli.js");
+const TEST_UTILS = join(ROOT, "tooling/test-utils/dist/index.js");
+const HOST = "127.0.0.1"; // loopback only, never `localhost`
+const PATH_ASKED = "/api/acme/api";
+const CALLERS = 100;
+const WARMUP_S = 1;
+const TARGET_PER_S = 10_000;
+const PROFILE_TOP = 20;
+
+const USAGE = `usage: node bench/tokman/run.mjs [--runs N] [--seconds N] [--json] [--profile F]
+
+  --runs N      measured runs per target, tokman and the floor interleaved (default 3)
+  --seconds N   measured seconds per run, after ${WARMUP_S} s of warm-up (default 5)
+  --json        machine-readable results on stdout
+  --profile F   run tokman and the floor under \`node --cpu-prof\`, keep tokman's profile
+                as F and the floor's as F.floor.cpuprofile (for Chrome DevTools), and
+                summarise where their time goes; the figures then include the profiler
+`;
+const { flags, runs: RUNS } = parseBenchArgs(USAGE, {
+  options: {
+    seconds: { type: "string", default: "5" },
+    profile: { type: "string" },
+    // Internal: the load generator and the floor, each in its own process.
+    load: { type: "string" },
+    floor: { type: "boolean", default: false },
+    "server-pid": { type: "string" },
+    "clk-tck": { type: "string", default: "100" },
+  },
+});
+if (flags.profile !== undefined && !existsSync(dirname(resolve(flags.profile)))) {
+  process.stderr.write(`bench: no such directory for \`--profile\`: ${flags.profile}\n`);
+  process.exit(2);
+}
+const SECONDS = Number(flags.seconds);
+if (!Number.isInteger(SECONDS) || SECONDS < 1 || SECONDS > 600) {
+  process.stderr.write(
+    `bench: expected \`--seconds\` to be an integer 1–600, got ${flags.seconds}\n`,
+  );
+  process.exit(2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child mode 1: the floor. node:http answering GET /api/acme/api with the body and headers
+// tokman answers, after comparing the Authorization header with a fixed string; nothing else.
+// The parent passes the expected header and the body in the environment, never in argv.
+
+if (flags.floor) {
+  const expected = process.env.BENCH_FLOOR_AUTHORIZATION ?? "";
+  const body = Buffer.from(process.env.BENCH_FLOOR_BODY ?? "", "utf8");
+  const notFound = Buffer.from('{"error":"no such endpoint"}\n');
+  const unauthenticated = Buffer.from('{"error":"a valid caller key is required"}\n');
+  const send = (res, status, payload) => {
+    res.writeHead(status, {
+      "cache-control": "no-store",
+      "content-type": "application/json",
+      "content-length": payload.length,
+    });
+    res.end(payload);
+  };
+  // The same server options as tokman's (keep-alive and request timeouts).
+  const server = createServer(
+    { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 },
+    (req, res) => {
+      if (req.method !== "GET" || req.url !== PATH_ASKED) return send(res, 404, notFound);
+      if (req.headers.authorization !== expected) return send(res, 401, unauthenticated);
+      send(res, 200, body);
+    },
+  );
+  server.listen(0, HOST, () => {
+    const { port } = server.address();
+    process.stderr.write(
+      `${JSON.stringify({ msg: "listening", url: `http://${HOST}:${port}` })}\n`,
+    );
+  });
+  process.once("SIGTERM", () => {
+    server.close();
+    server.closeAllConnections();
+  });
+} else if (flags.load !== undefined) {
+  // -------------------------------------------------------------------------------------------
+  // Child mode 2: the load. CALLERS callers, each sending its next request when its answer is
+  // complete, over one keep-alive agent; the first WARMUP_S seconds are not counted. Prints one
+  // JSON line on stdout.
+  process.stdout.write(`${JSON.stringify(await load(flags.load))}\n`);
+} else {
+  await orchestrate();
+}
+
+/** CPU seconds busy on the whole machine so far (every state but idle and iowait), /proc/stat. */
+function machineBusySeconds(clkTck) {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n")[0];
+    const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number); // user … steal
+    return (ticks.reduce((a, b) => a + b, 0) - ticks[3] - ticks[4]) / clkTck;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU seconds in user and in kernel mode (every thread) of a process so far, /proc/PID/stat. */
+function cpuSecondsOf(pid, clkTck) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The fields after `comm` (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { user: Number(fields[11]) / clkTck, sys: Number(fields[12]) / clkTck };
+  } catch {
+    return { user: Number.NaN, sys: Number.NaN };
+  }
+}
+
+async function load(url) {
+  const key = process.env.BENCH_TOKMAN_KEY ?? "";
+  const serverPid = Number(flags["server-pid"]);
+  const clkTck = Number(flags["clk-tck"]);
+  const target = new URL(url);
+  const agent = new Agent({ keepAlive: true, maxSockets: CALLERS });
+  const options = {
+    host: target.hostname,
+    port: Number(target.port),
+    path: PATH_ASKED,
+    method: "GET",
+    agent,
+    headers: { authorization: `Bearer ${key}` },
+  };
+  const started = performance.now();
+  const windowStart = started + WARMUP_S * 1000;
+  const windowEnd = windowStart + SECONDS * 1000;
+  let latencies = new Float64Array(64 * 1024); // grows by doubling
+  let answers = 0;
+  let errors = 0;
+  let all200 = 0;
+  let requests = 0; // every request answered, warm-up included
+  let bodyBytes = -1;
+  const statuses = {};
+  const failures = {};
+
+  // CPU of this process and of the server, over the measured window only.
+  const cpu = {};
+  setTimeout(() => {
+    cpu.load0 = process.cpuUsage();
+    cpu.server0 = cpuSecondsOf(serverPid, clkTck);
+    cpu.machine0 = machineBusySeconds(clkTck);
+    cpu.t0 = performance.now();
+  }, windowStart - performance.now());
+  setTimeout(() => {
+    const used = process.cpuUsage(cpu.load0);
+    cpu.loadS = (used.user + used.system) / 1e6;
+    const server = cpuSecondsOf(serverPid, clkTck);
+    cpu.serverUserS = server.user - cpu.server0.user;
+    cpu.serverSysS = server.sys - cpu.server0.sys;
+    cpu.serverS = cpu.serverUserS + cpu.serverSysS;
+    cpu.machineS = machineBusySeconds(clkTck) - cpu.machine0;
+    cpu.wallS = (performance.now() - cpu.t0) / 1000;
+  }, windowEnd - performance.now());
+
+  const record = (sent, status, bytes, failure) => {
+    const done = performance.now();
+    if (status !== 0) requests++;
+    if (status === 200) {
+      all200++;
+      if (bodyBytes === -1) bodyBytes = bytes;
+      else if (bytes !== bodyBytes) bodyBytes = Number.NaN; // answers differ in size
+    }
+    if (done < windowStart || done >= windowEnd) return;
+    if (status === 200) {
+      if (answers === latencies.length) {
+        const grown = new Float64Array(2 * latencies.length);
+        grown.set(latencies);
+        latencies = grown;
+      }
+      latencies[answers++] = done - sent;
+    } else {
+      errors++;
+      if (failure) failures[failure] = (failures[failure] ?? 0) + 1;
+      else statuses[status] = (statuses[status] ?? 0) + 1;
+    }
+  };
+
+  const caller = (resolve) => {
+    if (performance.now() >= windowEnd) return resolve();
+    const sent = performance.now();
+    let finished = false;
+    const finish = (status, bytes, failure) => {
+      if (finished) return;
+      finished = true;
+      record(sent, status, bytes, failure);
+      if (failure) setTimeout(() => caller(resolve), 10);
+      else caller(resolve);
+    };
+    const req = request(options, (res) => {
+      let bytes = 0;
+      res.on("data", (chunk) => {
+        bytes += chunk.length;
+      });
+      res.on("end", () => finish(res.statusCode, bytes));
+      res.on("error", (error) => finish(0, bytes, error.code ?? error.message));
+    });
+    req.on("error", (error) => finish(0, 0, error.code ?? error.message));
+    req.end();
+  };
+  await Promise.all(Array.from({ length: CALLERS }, () => new Promise(caller)));
+  agent.destroy();
+  const measured = latencies.subarray(0, answers).sort();
+  const at = (q) =>
+    measured.length === 0
+      ? Number.NaN
+      : measured[Math.min(measured.length - 1, Math.floor(q * measured.length))];
+  return {
+    answers,
+    errors,
+    seconds: SECONDS,
+    perSecond: answers / SECONDS,
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    maxMs: measured.length === 0 ? Number.NaN : measured[measured.length - 1],
+    statuses,
+    failures,
+    all200,
+    requests,
+    bodyBytes,
+    cpu: {
+      serverCores: cpu.serverS / cpu.wallS,
+      serverSysCores: cpu.serverSysS / cpu.wallS,
+      loadCores: cpu.loadS / cpu.wallS,
+      // Everything else that ran meanwhile: other processes, and kernel time not charged to a
+      // process (loopback softirqs handled outside the two processes' own time slices).
+      otherCores: (cpu.machineS - cpu.serverS - cpu.loadS) / cpu.wallS,
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bench itself.
+
+async function orchestrate() {
+  const ws = createWorkspace("tokman");
+  const { work, HOME, PATH, track, run, must, sleep } = ws;
+  const env = { PATH, HOME };
+  const closers = [];
+  // The fake GitHub lives in this process: cleanup closes it too (also on a signal).
+  const workspace = {
+    ...ws,
+    cleanup: async () => {
+      for (const close of closers.splice(0)) await close().catch(() => {});
+      return ws.cleanup();
+    },
+  };
+
+  /** One GET with a fresh connection: status, headers and body. */
+  function get(url, path, authorization) {
+    return new Promise((resolve, reject) => {
+      const req = request(`${url}${path}`, {
+        agent: false,
+        headers: authorization === undefined ? {} : { authorization },
+      });
+      req.on("response", (res) => {
+        const chunks = [];
+        res.on("data", (chunk) => chunks.push(chunk));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString("utf8"),
+          }),
+        );
+        res.on("error", reject);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  }
+
+  /**
+   * Starts a server child whose first `"msg":"listening"` line gives its URL; `stderr` is a file
+   * descriptor it writes its log to (read here until the line appears).
+   */
+  async function startServer(name, argv, childEnv, logFile) {
+    const fd = openSync(logFile, "a", 0o600);
+    const child = track(process.execPath, argv, {
+      cwd: work,
+      env: childEnv,
+      stdio: ["ignore", "ignore", fd],
+    });
+    closeSync(fd);
+    let exited = null;
+    child.once("exit", (code, signal) => {
+      exited = code ?? signal;
+    });
+    for (let i = 0; i < 200; i++) {
+      const text = readFileSync(logFile, "utf8");
+      for (const line of text.split("\n").slice(0, -1)) {
+        if (!line.includes('"msg":"listening"')) continue;
+        return { child, url: JSON.parse(line).url };
+      }
+      if (exited !== null) throw new Error(`${name} exited (${exited}):\n${text.slice(-4000)}`);
+      await sleep(50);
+    }
+    throw new Error(`${name} did not listen within 10 s:\n${readFileSync(logFile, "utf8")}`);
+  }
+
+  async function main() {
+    for (const file of [TOKMAN_CLI, TEST_UTILS]) {
+      if (!existsSync(file)) {
+        throw new Error(`missing ${file}: run \`pnpm --filter @bottle/tokman... build\` first`);
+      }
+    }
+    progress(`work dir ${work}`);
+
+    // 1. The fake GitHub, in this process, with the real clock.
+    const { serveGitHubFake } = await import(pathToFileURL(TEST_UTILS).href);
+    const pair = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const fake = await serveGitHubFake({
+      apps: [{ id: 42, publicKey: pair.publicKey.export({ type: "spki", format: "pem" }) }],
+      installations: [
+        {
+          id: 7,
+          appId: 42,
+          account: { login: "acme", type: "Organization" },
+          repositories: [{ id: 1, name: "api" }],
+          permissions: { contents: "write", metadata: "read" },
+        },
+      ],
+    });
+    closers.push(() => fake.close());
+    progress(`fake GitHub at ${fake.url}`);
+
+    // 2. tokman: its configuration, a caller key, the built CLI.
+    const dir = join(work, "tokman");
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, "app.pem"), pair.privateKey.export({ type: "pkcs1", format: "pem" }), {
+      mode: 0o600,
+    });
+    const callerKey = `btk_${randomBytes(24).toString("base64url")}`;
+    const authorization = `Bearer ${callerKey}`;
+    const config = join(dir, "tokman.yaml");
+    writeFileSync(
+      config,
+      [
+        "version: 1",
+        "apps:",
+        `  acme: { app_id: 42, private_key: app.pem, api: "${fake.url}" }`,
+        "callers:",
+        "  bench:",
+        `    key_sha256: ${createHash("sha256").update(callerKey).digest("hex")}`,
+        "    app: acme",
+        '    repositories: ["acme/*"]',
+        "    permissions: { contents: write, metadata: read }",
+        "",
+      ].join("\n"),
+      { mode: 0o600 },
+    );
+    const profiling = flags.profile !== undefined;
+    const cpuProf = (name) =>
+      profiling ? ["--cpu-prof", "--cpu-prof-dir", join(work, `cpu-profile-${name}`)] : [];
+    // Its log (one audit line per answer) goes to a file, not a pipe: nothing in this process
+    // has to keep up with it, and the lines are counted after each run.
+    const tokmanLog = join(work, "tokman.log");
+    const tokman = await startServer(
+      "bottle-tokman",
+      [...cpuProf("tokman"), TOKMAN_CLI, "serve", "--config", config, "--port", "0"],
+      env,
+      tokmanLog,
+    );
+    progress(`tokman at ${tokman.url}${profiling ? " (under --cpu-prof)" : ""}`);
+
+    // The warm-up request: the only mint of the whole bench.
+    const first = await get(tokman.url, PATH_ASKED, authorization);
+    if (first.status !== 200) throw new Error(`tokman answered ${first.status}: ${first.body}`);
+    if (fake.mints !== 1)
+      throw new Error(`expected 1 mint after the first answer, got ${fake.mints}`);
+    const second = await get(tokman.url, PATH_ASKED, authorization);
+    if (second.body !== first.body)
+      throw new Error("tokman's second answer differs from its first");
+
+    // 3. The floor, answering the same body with the same headers.
+    const floor = await startServer(
+      "the floor",
+      [...cpuProf("floor"), import.meta.filename, "--floor"],
+      { ...env, BENCH_FLOOR_AUTHORIZATION: authorization, BENCH_FLOOR_BODY: first.body },
+      join(work, "floor.log"),
+    );
+    const floorAnswer = await get(floor.url, PATH_ASKED, authorization);
+    const wrongKey = await get(floor.url, PATH_ASKED, "Bearer btk_wrong");
+    const same = ["content-type", "cache-control", "content-length"].every(
+      (name) => floorAnswer.headers[name] === first.headers[name],
+    );
+    if (floorAnswer.status !== 200 || floorAnswer.body !== first.body || !same) {
+      throw new Error(
+        `the floor does not answer what tokman answers: ${floorAnswer.status} ${JSON.stringify(floorAnswer.headers)}`,
+      );
+    }
+    if (wrongKey.status !== 401)
+      throw new Error(`the floor answered ${wrongKey.status} to a wrong key`);
+    progress(`floor at ${floor.url}`);
+
+    // 4. The runs, interleaved (the order alternates), each load in its own process.
+    const clkTck = Number((await run("getconf", ["CLK_TCK"], { env })).stdout.trim()) || 100;
+    const servers = { tokman, floor };
+    const results = { tokman: [], floor: [] };
+    let auditLines = 0;
+    const countAudit = () => {
+      // The log is opened O_APPEND, so truncating it while tokman writes is safe.
+      const fd = openSync(tokmanLog, "r+");
+      const buffer = Buffer.alloc(1024 * 1024);
+      let count = 0;
+      let fresh = 0;
+      let pending = "";
+      for (;;) {
+        const n = readSync(fd, buffer, 0, buffer.length, null);
+        if (n === 0) break;
+        const lines = (pending + buffer.toString("utf8", 0, n)).split("\n");
+        pending = lines.pop() ?? "";
+        for (const line of lines) {
+          if (!line.includes('"audit":"issued"')) continue;
+          count++;
+          if (!line.includes('"cached":true')) fresh++;
+        }
+      }
+      ftruncateSync(fd, 0);
+      closeSync(fd);
+      return { count, fresh };
+    };
+    const before = countAudit();
+    if (before.count !== 2 || before.fresh !== 1) {
+      throw new Error(`expected 2 audit lines (1 minted) so far, got ${JSON.stringify(before)}`);
+    }
+    for (let i = 0; i < RUNS; i++) {
+      const order = i % 2 === 0 ? ["tokman", "floor"] : ["floor", "tokman"];
+      for (const name of order) {
+        progress(`run ${i + 1}/${RUNS}: ${name}, ${CALLERS} callers, ${WARMUP_S} + ${SECONDS} s`);
+        const argv = [
+          import.meta.filename,
+          "--load",
+          servers[name].url,
+          "--seconds",
+          String(SECONDS),
+        ];
+        argv.push("--server-pid", String(servers[name].child.pid), "--clk-tck", String(clkTck));
+        const out = await must(process.execPath, argv, {
+          env: { ...env, BENCH_TOKMAN_KEY: callerKey },
+          timeoutMs: (SECONDS + WARMUP_S + 60) * 1000,
+        });
+        const result = JSON.parse(out.stdout.trim().split("\n").at(-1));
+        if (result.bodyBytes !== Buffer.byteLength(first.body)) {
+          throw new Error(
+            `${name} answered ${result.bodyBytes} body bytes, expected ${Buffer.byteLength(first.body)}`,
+          );
+        }
+        if (name === "tokman") {
+          const audit = countAudit();
+          if (audit.fresh !== 0 || audit.count !== result.all200) {
+            throw new Error(
+              `tokman wrote ${audit.count} audit lines (${audit.fresh} not cached) for ${result.all200} answers`,
+            );
+          }
+          auditLines += audit.count;
+        }
+        progress(
+          `  ${Math.round(result.perSecond)} answers/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, ${result.errors} errors`,
+        );
+        results[name].push(result);
+      }
+    }
+
+    // 5. tokman's own counters, then the mint count, which must still be 1.
+    const metrics = (await get(tokman.url, "/metrics")).body;
+    const counter = (name) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(metrics)?.[1]);
+    const tokmanMetrics = {
+      mints: counter("tokman_mints_total"),
+      cacheHits: counter("tokman_cache_hits_total"),
+    };
+    const mints = fake.mints;
+    if (mints !== 1 || tokmanMetrics.mints !== 1) {
+      throw new Error(
+        `expected exactly 1 mint, the fake saw ${mints} and tokman counted ${tokmanMetrics.mints}: the bench measured mints, not cached answers`,
+      );
+    }
+
+    /** Stops a profiled server (SIGTERM: it closes and exits), keeps and summarises its profile. */
+    async function profileOf(name, server, requests, out) {
+      const exited = once(server.child, "exit");
+      server.child.kill("SIGTERM");
+      await Promise.race([exited, sleep(10_000)]);
+      const dir = join(work, `cpu-profile-${name}`);
+      const file = existsSync(dir)
+        ? readdirSync(dir).find((f) => f.endsWith(".cpuprofile"))
+        : undefined;
+      if (file === undefined) throw new Error(`${name} wrote no .cpuprofile`);
+      const text = readFileSync(join(dir, file), "utf8");
+      writeFileSync(out, text);
+      progress(`${name} CPU profile written to ${out}`);
+      return summariseProfile(JSON.parse(text), requests);
+    }
+    let profile = null;
+    if (profiling) {
+      const floorRequests = results.floor.reduce((n, r) => n + r.requests, 0) + 2;
+      profile = {
+        tokman: await profileOf("tokman", tokman, auditLines + before.count + 1, flags.profile),
+        floor: await profileOf(
+          "floor",
+          floor,
+          floorRequests,
+          `${flags.profile.replace(/\.cpuprofile$/, "")}.floor.cpuprofile`,
+        ),
+      };
+    }
+
+    const summary = (name) => {
+      const rs = results[name];
+      return {
+        perSecond: summarize(rs.map((r) => r.perSecond)),
+        p50Ms: summarize(rs.map((r) => r.p50Ms)),
+        p99Ms: summarize(rs.map((r) => r.p99Ms)),
+        maxMs: summarize(rs.map((r) => r.maxMs)),
+        errors: rs.reduce((n, r) => n + r.errors, 0),
+        serverCores: summarize(rs.map((r) => r.cpu.serverCores)),
+        serverSysShare: summarize(rs.map((r) => r.cpu.serverSysCores / r.cpu.serverCores)),
+        loadCores: summarize(rs.map((r) => r.cpu.loadCores)),
+        otherCores: summarize(rs.map((r) => r.cpu.otherCores)),
+        cpuPerAnswerUs: summarize(rs.map((r) => (1e6 * r.cpu.serverCores) / r.perSecond)),
+        runs: rs,
+      };
+    };
+    const t = summary("tokman");
+    const f = summary("floor");
+    const ratio = {
+      perSecond: t.perSecond.median / f.perSecond.median,
+      p50Ms: t.p50Ms.median / f.p50Ms.median,
+      p99Ms: t.p99Ms.median / f.p99Ms.median,
+    };
+    return {
+      machine: {
+        nproc: availableParallelism(),
+        cpu: cpus()[0]?.model.trim() ?? "?",
+        kernel: release(),
+        node: process.version,
+      },
+      load: {
+        callers: CALLERS,
+        warmupSeconds: WARMUP_S,
+        seconds: SECONDS,
+        path: PATH_ASKED,
+        bodyBytes: Buffer.byteLength(first.body),
+      },
+      runs: RUNS,
+      profiled: flags.profile !== undefined,
+      results: { tokman: t, floor: f },
+      ratio,
+      mints,
+      tokmanMetrics,
+      auditLines: auditLines + before.count,
+      profile,
+      targets: [
+        {
+          name: `tokman ≥ ${TARGET_PER_S.toLocaleString("en")} answers/s (median)`,
+          pass: t.perSecond.median >= TARGET_PER_S,
+          measured: `${Math.round(t.perSecond.median)} answers/s`,
+        },
+        {
+          name: "no failed request (tokman)",
+          pass: t.errors === 0,
+          measured: `${t.errors} errors`,
+        },
+        {
+          name: "exactly one mint for the whole bench",
+          pass: mints === 1,
+          measured: String(mints),
+        },
+      ],
+    };
+  }
+
+  function report(r) {
+    const pass = (ok) => (ok ? "PASS" : "MISS");
+    const num = (x, digits) => x.toFixed(digits);
+    const cell = (s, digits, width = 22) =>
+      `${num(s.median, digits)} (${num(s.min, digits)}–${num(s.max, digits)})`.padEnd(width);
+    const m = r.machine;
+    // A difference of tick counters: a few ticks below zero are rounding, shown as 0.
+    const atLeastZero = (x) => ({
+      median: Math.max(0, x.median),
+      min: Math.max(0, x.min),
+      max: Math.max(0, x.max),
+    });
+    const row = (label, s) =>
+      `${label.padEnd(18)}${cell(s.perSecond, 0, 24)}${cell(s.p50Ms, 2)}${cell(s.p99Ms, 2, 26)}${cell(s.maxMs, 1, 24)}${s.errors}`;
+    const cpuRow = (label, s) =>
+      `${label.padEnd(18)}${cell(s.serverCores, 2)}${cell(s.cpuPerAnswerUs, 0)}${`${num(100 * s.serverSysShare.median, 0)} %`.padEnd(17)}${cell(s.loadCores, 2)}${cell(atLeastZero(s.otherCores), 2).trimEnd()}`;
+    const { tokman, floor } = r.results;
+    const lines = [
+      `bench/tokman: nproc ${m.nproc} (${m.cpu}), Linux ${m.kernel}, node ${m.node}`,
+      `load: ${r.load.callers} callers on keep-alive, GET ${r.load.path} (body ${r.load.bodyBytes} B), ${r.load.warmupSeconds} s warm-up + ${r.load.seconds} s measured`,
+      `${r.runs} runs each, tokman and the floor interleaved; median (min–max)${r.profiled ? "; both servers UNDER THE PROFILER" : ""}`,
+      "",
+      `${"".padEnd(18)}${"answers/s".padEnd(24)}${"p50 ms".padEnd(22)}${"p99 ms".padEnd(26)}${"max ms".padEnd(24)}errors`,
+      row("tokman", tokman),
+      row("floor (node:http)", floor),
+      `${"tokman/floor".padEnd(18)}${`${num(r.ratio.perSecond, 2)}×`.padEnd(24)}${`${num(r.ratio.p50Ms, 2)}×`.padEnd(22)}${`${num(r.ratio.p99Ms, 2)}×`}`,
+      "",
+      `CPU during the measured seconds, in cores (of ${m.nproc}):`,
+      `${"".padEnd(18)}${"server".padEnd(22)}${"server µs/answer".padEnd(22)}${"of it in kernel".padEnd(17)}${"load generator".padEnd(22)}everything else`,
+      cpuRow("tokman", tokman),
+      cpuRow("floor (node:http)", floor),
+      "",
+      `mints: ${r.mints} (fake GitHub); tokman /metrics: ${r.tokmanMetrics.mints} mint, ${r.tokmanMetrics.cacheHits} cache hits; ${r.auditLines} audit lines, one per answer`,
+    ];
+    if (r.profile) {
+      const { tokman: tp, floor: fp } = r.profile;
+      const item = (x) => `  ${num(x.pct, 1).padStart(5)} %  ${num(x.us, 1).padStart(6)} µs  `;
+      lines.push(
+        "",
+        `CPU profiles (node --cpu-prof; % of the time not idle, and µs per request served):`,
+        `tokman: ${num(tp.busyMs / 1000, 2)} s not idle for ${tp.requests} requests = ${num(tp.busyUsPerRequest, 1)} µs/request; floor: ${num(fp.busyMs / 1000, 2)} s for ${fp.requests} = ${num(fp.busyUsPerRequest, 1)} µs/request`,
+        "tokman, self time by area:",
+        ...tp.areas.map((a) => `${item(a)}${a.area}`),
+        `tokman, top ${PROFILE_TOP} functions by self time:`,
+        ...tp.top.map((f) => `${item(f)}${f.name}  ${f.where}`),
+        `tokman, top ${PROFILE_TOP} functions of tokman, @bottle/* and pino by inclusive time:`,
+        ...tp.inclusive.map((f) => `${item(f)}${f.name}  ${f.where}`),
+        "floor, top 10 functions by self time:",
+        ...fp.top.slice(0, 10).map((f) => `${item(f)}${f.name}  ${f.where}`),
+      );
+    }
+    lines.push(
+      "",
+      "targets:",
+      ...r.targets.map((x) => `  ${pass(x.pass)}  ${x.name.padEnd(40)} ${x.measured}`),
+    );
+    return `${lines.join("\n")}\n`;
+  }
+
+  await runBench({ main, report, json: flags.json, workspace });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and the CPU profile.
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+function summarize(xs) {
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), runs: xs };
+}
+
+/** Where a profiled function lives, in a few words: a package, a node module, or native code. */
+function areaOf(frame) {
+  const { url, functionName } = frame;
+  if (url === "") return /^\(.*\)$/.test(functionName) ? functionName : "native (V8 builtins, C++)";
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*node_modules)/.exec(url);
+  if (pkg) return pkg[1];
+  const own = /\/(packages|tooling)\/([^/]+)\/dist\/(.*)$/.exec(url);
+  if (own) return `@bottle/${own[2]} ${own[3]}`;
+  if (url.startsWith("node:")) return url;
+  return url;
+}
+
+/** A frame's file and line, relative to node_modules/ or the workspace. */
+function shortUrl(frame) {
+  if (frame.url === "") return "";
+  const url = frame.url.replace(/^.*\/(node_modules|packages|tooling)\//, "$1/");
+  return `${url.replace(/^file:\/\//, "")}:${frame.lineNumber + 1}`;
+}
+
+/**
+ * Self time per function and per area, and inclusive time of tokman's, @bottle/* and pino's
+ * functions, from a V8 .cpuprofile: as % of the non-idle time and in µs per request served.
+ */
+function summariseProfile(profile, requests) {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const self = new Map();
+  const { samples, timeDeltas } = profile;
+  for (let i = 0; i < samples.length; i++) {
+    const us = timeDeltas[i + 1] ?? 0;
+    self.set(samples[i], (self.get(samples[i]) ?? 0) + us);
+  }
+  let totalUs = 0;
+  let idleUs = 0;
+  const functions = new Map();
+  const areas = new Map();
+  for (const [id, us] of self) {
+    const frame = byId.get(id).callFrame;
+    totalUs += us;
+    if (frame.functionName === "(idle)") {
+      idleUs += us;
+      continue;
+    }
+    const key = `${frame.functionName || "(anonymous)"}\t${shortUrl(frame)}`;
+    functions.set(key, (functions.get(key) ?? 0) + us);
+    const area = areaOf(frame);
+    areas.set(area, (areas.get(area) ?? 0) + us);
+  }
+  // Inclusive time of the functions of tokman, @bottle/* and the logger (pino): a sample counts
+  // once for every such function on its stack.
+  const parents = new Map();
+  for (const node of profile.nodes)
+    for (const child of node.children ?? []) parents.set(child, node.id);
+  const inclusive = new Map();
+  for (const [id, us] of self) {
+    const seen = new Set();
+    for (let at = id; at !== undefined; at = parents.get(at)) {
+      const frame = byId.get(at).callFrame;
+      if (!/\/(packages|tooling)\/|\/node_modules\/(pino|@pinojs)\//.test(frame.url)) continue;
+      const key = `${frame.functionName || "(anonymous)"}\t${shortUrl(frame)}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      inclusive.set(key, (inclusive.get(key) ?? 0) + us);
+    }
+  }
+  const busyUs = totalUs - idleUs;
+  const pct = (us) => (100 * us) / busyUs;
+  const perRequest = (us) => us / requests;
+  const sorted = (map) => [...map].sort((a, b) => b[1] - a[1]);
+  const rows = (map) =>
+    sorted(map)
+      .slice(0, PROFILE_TOP)
+      .map(([key, us]) => {
+        const [name, where] = key.split("\t");
+        return { name, where, pct: pct(us), us: perRequest(us) };
+      });
+  const areaRows = sorted(areas);
+  const shown = areaRows.slice(0, 15);
+  const rest = areaRows.slice(15).reduce((n, [, us]) => n + us, 0);
+  return {
+    totalMs: totalUs / 1000,
+    busyMs: busyUs / 1000,
+    requests,
+    busyUsPerRequest: perRequest(busyUs),
+    areas: [
+      ...shown.map(([area, us]) => ({ area, pct: pct(us), us: perRequest(us) })),
+      ...(rest > 0
+        ? [{ area: `${areaRows.length - 15} other areas`, pct: pct(rest), us: perRequest(rest) }]
+        : []),
+    ],
+    top: rows(functions),
+    inclusive: rows(inclusive),
+  };
+}
