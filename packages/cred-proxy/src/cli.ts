@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+// The `bottle-cred-proxy` executable: the only place that touches process globals.
+import { runCredProxy } from "./program.ts";
+
+process.exitCode = await runCredProxy({
+  argv: process.argv.slice(2),
+  env: process.env,
+  stdout: process.stdout,
+  stderr: process.stderr,
+  onSignal: (signal, handler) => process.on(signal, handler),
+});

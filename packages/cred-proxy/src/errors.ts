@@ -1,0 +1,65 @@
+/** The error table of @bottle/cred-proxy. */
+import { BottleError, COMMON_ERRORS, defineErrors } from "@bottle/errors";
+
+export const { table: PROXY_ERRORS, codes } = defineErrors({
+  BTL_PROXY_CONFIG: {
+    status: 500,
+    exit: 2,
+    meaning:
+      "Invalid options or routes.json: a malformed route, an http:// upstream that is not loopback, TLS verification switched off globally, an unreadable CA file.",
+  },
+  BTL_PROXY_TOKEN: {
+    status: 500,
+    exit: 2,
+    meaning:
+      "A route's token slot is unset, empty, or not printable ASCII without whitespace (1 to 16 KiB): the proxy does not start.",
+  },
+  BTL_PROXY_LISTEN: {
+    status: 500,
+    exit: 3,
+    meaning: "The proxy cannot listen: address in use or socket path taken.",
+  },
+  BTL_PROXY_BAD_PATH: {
+    status: 400,
+    exit: 1,
+    meaning:
+      "A refused request target: absolute-form, dot segments (raw or encoded), encoded slashes or backslashes, empty segments, control or non-ASCII characters.",
+  },
+  BTL_PROXY_NO_ROUTE: {
+    status: 404,
+    exit: 1,
+    meaning: "No route's prefix matches the path.",
+  },
+  BTL_PROXY_METHOD: {
+    status: 405,
+    exit: 1,
+    meaning: "CONNECT, TRACE and TRACK are refused; so are upgrades (WebSocket).",
+  },
+  BTL_PROXY_UPSTREAM: {
+    status: 502,
+    exit: 1,
+    meaning:
+      "The upstream could not be reached, refused the TLS handshake, or broke the connection.",
+  },
+  BTL_PROXY_TIMEOUT: {
+    status: 504,
+    exit: 1,
+    meaning: "The upstream stayed silent for longer than the idle timeout.",
+  },
+  BTL_PROXY_BUSY: {
+    status: 503,
+    exit: 1,
+    meaning: "Too many requests at once.",
+  },
+  ...COMMON_ERRORS,
+});
+
+export type ProxyErrorCode = keyof typeof PROXY_ERRORS;
+
+/** An error of the credential proxy. */
+export class ProxyError extends BottleError {
+  constructor(code: ProxyErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(code, message, PROXY_ERRORS[code], options);
+    this.name = "ProxyError";
+  }
+}

@@ -1,0 +1,68 @@
+/** Where the proxy listens: TCP (127.0.0.1 unless told otherwise) or a unix socket (mode 0600). */
+import { chmodSync, lstatSync, unlinkSync } from "node:fs";
+import type { Server } from "node:http";
+import { connect } from "node:net";
+import { ProxyError } from "./errors.ts";
+
+/** A TCP address (host defaults to 127.0.0.1) or a unix socket path. */
+export type ListenTarget =
+  | { readonly host?: string; readonly port: number }
+  | { readonly path: string };
+
+/** Listens on TCP (127.0.0.1 unless a host is given) or a unix socket created mode 0600. */
+export async function listenOn(server: Server, target: ListenTarget): Promise<string> {
+  if ("path" in target) await removeStaleSocket(target.path);
+  await new Promise<void>((resolve, reject) => {
+    const fail = (error: NodeJS.ErrnoException) =>
+      reject(
+        new ProxyError("BTL_PROXY_LISTEN", `cannot listen: ${error.code ?? error.message}`, {
+          cause: error,
+        }),
+      );
+    server.once("error", fail);
+    const done = () => {
+      server.off("error", fail);
+      resolve();
+    };
+    if ("path" in target) {
+      // SECURITY: the socket is created owner-only; the umask closes the window before chmod.
+      const old = process.umask(0o177);
+      try {
+        server.listen({ path: target.path }, done);
+      } finally {
+        process.umask(old);
+      }
+    } else {
+      server.listen({ host: target.host ?? "127.0.0.1", port: target.port }, done);
+    }
+  });
+  if ("path" in target) {
+    chmodSync(target.path, 0o600);
+    return `unix:${target.path}`;
+  }
+  const address = server.address();
+  if (address === null || typeof address === "string") return `unix:${address ?? ""}`;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+/** A socket file left by a dead proxy is removed; a live one, or any other file, is an error. */
+async function removeStaleSocket(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return;
+  }
+  if (!isSocket) throw new ProxyError("BTL_PROXY_LISTEN", `${path} exists and is not a socket`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
+  if (live) throw new ProxyError("BTL_PROXY_LISTEN", `another process is listening on ${path}`);
+  unlinkSync(path);
+}

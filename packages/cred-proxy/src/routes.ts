@@ -1,0 +1,250 @@
+/**
+ * `routes.json`: the proxy's fixed destinations. Each route maps a path prefix onto one upstream
+ * origin (plus base path) and names the token slot in the proxy's own environment. Validated
+ * once, frozen; nothing a request carries can change where a route goes.
+ */
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import * as v from "valibot";
+import { ProxyError } from "./errors.ts";
+
+/** Largest routes.json read (checked before parsing). */
+export const MAX_ROUTES_FILE_BYTES = 1024 * 1024;
+
+/** Route prefixes: `/segment/` … `/a/b/c/d/`; a segment never starts with a dot. */
+const ROUTE_PATH = /^\/(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}\/){1,4}$/;
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
+/** Token slots: the proxy's own variables, never a host variable name. */
+const TOKEN_SLOT = /^BOTTLE_PROXY_TOKEN_\d+$/;
+/** A base path under the origin: plain segments, no escapes. */
+const BASE_PATH = /^(?:\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*$/;
+
+/** SECURITY: headers that change framing, routing or hop semantics cannot carry the credential. */
+const FORBIDDEN_AUTH_HEADERS = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "content-length",
+  "content-type",
+  "content-encoding",
+  "expect",
+  "cookie",
+  "forwarded",
+]);
+
+const upstreamUrl = v.pipe(
+  v.string(),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const problem = checkUpstream(dataset.value);
+    if (problem) addIssue({ message: `Expected \`upstream\` ${problem}` });
+  }),
+);
+
+const Auth = v.union(
+  [
+    v.strictObject({ scheme: v.picklist(["Bearer", "token"]) }),
+    v.strictObject({
+      scheme: v.literal("Basic"),
+      username: v.pipe(
+        v.string(),
+        v.regex(
+          /^[\x21-\x39\x3b-\x7e]{1,128}$/,
+          "Expected `username` to be 1 to 128 printable ASCII characters without `:`",
+        ),
+      ),
+    }),
+    v.strictObject({
+      header: v.pipe(
+        v.string(),
+        v.regex(HEADER_NAME, "Expected `header` to be an HTTP header name"),
+        v.check(
+          (name) => !FORBIDDEN_AUTH_HEADERS.has(name.toLowerCase()) && !/^x-forwarded-/i.test(name),
+          "Expected `header` to be a header that does not change framing or routing",
+        ),
+      ),
+    }),
+  ],
+  'Expected `auth` to be { "scheme": "Bearer" | "token" }, { "scheme": "Basic", "username" } or { "header": NAME }',
+);
+
+const Route = v.strictObject({
+  path: v.pipe(
+    v.string(),
+    v.regex(ROUTE_PATH, "Expected `path` to look like `/segment/` (up to 4 segments)"),
+  ),
+  upstream: upstreamUrl,
+  auth: Auth,
+  token_env: v.pipe(
+    v.string(),
+    v.regex(TOKEN_SLOT, "Expected `token_env` to be a slot name like BOTTLE_PROXY_TOKEN_0"),
+  ),
+});
+
+/** The schema of routes.json (`version: 1`, unknown keys are errors). */
+export const RoutesFileSchema = v.strictObject({
+  version: v.literal(1, "Expected `version` to be 1"),
+  routes: v.pipe(v.array(Route), v.minLength(1, "Expected `routes` to hold at least one route")),
+});
+
+/** How a route presents its credential to the upstream. */
+export type ProxyAuth =
+  | { readonly scheme: "Bearer" | "token" }
+  | { readonly scheme: "Basic"; readonly username: string }
+  | { readonly header: string };
+
+/** One validated route. */
+export interface ProxyRoute {
+  /** The prefix, with leading and trailing slash: `/anthropic/`. */
+  readonly path: string;
+  /** The configured upstream, without a trailing slash: `https://host[:port][/base]`. */
+  readonly upstream: string;
+  /** `https://host[:port]` as the WHATWG URL serialises it. */
+  readonly origin: string;
+  /** The `Host` header the upstream gets: `host[:port]`. */
+  readonly host: string;
+  /** The upstream's base path without a trailing slash (`""` or `/api/v3`). */
+  readonly basePath: string;
+  readonly auth: ProxyAuth;
+  /** The environment slot holding the token. */
+  readonly tokenEnv: string;
+}
+
+/**
+ * Validates routes.json content. Throws ProxyError BTL_PROXY_CONFIG naming the route index and
+ * field (`routes[2].upstream: …`) for every problem found; values are never echoed.
+ */
+export function parseRoutes(value: unknown, source = "routes.json"): readonly ProxyRoute[] {
+  const result = v.safeParse(RoutesFileSchema, value);
+  if (!result.success) {
+    const lines = result.issues.map((issue) => `${dotted(issue)}: ${describe(issue)}`);
+    throw new ProxyError("BTL_PROXY_CONFIG", `${source}: ${lines.join("; ")}`);
+  }
+  const seen = new Map<string, number>();
+  const routes = result.output.routes.map((spec, index) => {
+    const first = seen.get(spec.path);
+    if (first !== undefined) {
+      throw new ProxyError(
+        "BTL_PROXY_CONFIG",
+        `${source}: routes[${index}].path: ${spec.path} is already the path of routes[${first}]`,
+      );
+    }
+    seen.set(spec.path, index);
+    const upstream = spec.upstream.replace(/\/+$/, "");
+    const url = new URL(upstream);
+    const slash = upstream.indexOf("/", upstream.indexOf("//") + 2);
+    const auth: ProxyAuth =
+      "header" in spec.auth
+        ? { header: spec.auth.header.toLowerCase() }
+        : spec.auth.scheme === "Basic"
+          ? { scheme: "Basic", username: spec.auth.username }
+          : { scheme: spec.auth.scheme };
+    return Object.freeze({
+      path: spec.path,
+      upstream,
+      origin: url.origin,
+      host: url.host,
+      basePath: slash === -1 ? "" : upstream.slice(slash),
+      auth: Object.freeze(auth),
+      tokenEnv: spec.token_env,
+    });
+  });
+  return Object.freeze(routes);
+}
+
+/** Reads and validates a routes.json file. Throws ProxyError BTL_PROXY_CONFIG. */
+export function loadRoutes(file: string): readonly ProxyRoute[] {
+  let text: string;
+  try {
+    const bytes = readFileSync(file);
+    if (bytes.length > MAX_ROUTES_FILE_BYTES) {
+      throw new ProxyError(
+        "BTL_PROXY_CONFIG",
+        `${file}: larger than ${MAX_ROUTES_FILE_BYTES} bytes`,
+      );
+    }
+    text = bytes.toString("utf8");
+  } catch (error) {
+    if (error instanceof ProxyError) throw error;
+    const code = (error as NodeJS.ErrnoException).code ?? "unreadable";
+    throw new ProxyError("BTL_PROXY_CONFIG", `${file}: cannot read (${code})`, { cause: error });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ProxyError("BTL_PROXY_CONFIG", `${file}: not valid JSON`, { cause: error });
+  }
+  return parseRoutes(json, file);
+}
+
+/** The route whose prefix is the longest one `rawPath` starts with, or undefined. */
+export function matchRoute(routes: readonly ProxyRoute[], rawPath: string): ProxyRoute | undefined {
+  let best: ProxyRoute | undefined;
+  for (const route of routes) {
+    if (
+      rawPath.startsWith(route.path) &&
+      (best === undefined || route.path.length > best.path.length)
+    )
+      best = route;
+  }
+  return best;
+}
+
+/** True for hosts that can only mean this machine: 127.0.0.0/8, ::1 and `localhost`. */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  if (host === "localhost" || host === "::1") return true;
+  return isIP(host) === 4 && host.startsWith("127.");
+}
+
+/**
+ * What is wrong with an upstream URL, or undefined. SECURITY: https, or http to loopback only;
+ * no user info, query, fragment, escapes or dot segments. Checked on the raw text, because URL
+ * parsing would silently collapse dot segments.
+ */
+function checkUpstream(value: string): string | undefined {
+  if (/[^\x21-\x7e]|\\/.test(value))
+    return "to have no spaces, backslashes, control or non-ASCII characters";
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return "to be an absolute URL (https://host[:port][/path])";
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") return "to use https://";
+  if (url.protocol === "http:" && !isLoopbackHost(url.hostname))
+    return "to use https:// (http:// only for loopback hosts)";
+  const authority = value.slice(value.indexOf("//") + 2).split("/")[0] ?? "";
+  if (authority.includes("@") || url.username !== "" || url.password !== "")
+    return "to carry no user name or password (the token belongs in the token slot)";
+  if (value.includes("?") || value.includes("#")) return "to have no query or fragment";
+  const slash = value.indexOf("/", value.indexOf("//") + 2);
+  const path = slash === -1 ? "" : value.slice(slash).replace(/\/+$/, "");
+  if (!BASE_PATH.test(path) || /(?:^|\/)\.{1,2}(?:\/|$)/.test(path))
+    return "to have a plain base path (letters, digits, `._~-`, no dot segments or escapes)";
+  return undefined;
+}
+
+function describe(issue: v.BaseIssue<unknown>): string {
+  if (issue.type === "strict_object" && issue.expected === "never") return "is not a known key";
+  if (issue.received === "undefined") return "is required";
+  return issue.message;
+}
+
+function dotted(issue: v.BaseIssue<unknown>): string {
+  let out = "";
+  for (const item of issue.path ?? []) {
+    const key = item.key as string | number;
+    out += typeof key === "number" ? `[${key}]` : out === "" ? key : `.${key}`;
+  }
+  return out === "" ? "(root)" : out;
+}
