@@ -106,9 +106,15 @@ export type ResponseHeaders = Record<string, string | string[] | undefined>;
 
 /**
  * The headers sent back to the client: hop-by-hop and `Connection`-listed names removed,
- * `Set-Cookie` removed, `Location` mapped by {@link rewriteLocation}.
+ * `Set-Cookie` removed, `Location` mapped by {@link rewriteLocation}, and the URLs of a `Link`
+ * header (pagination, RFC 8288) mapped onto `proxyBase` (`http://<the client's Host>`) when they
+ * point into the route's upstream, so page-following clients stay on the proxy.
  */
-export function clientHeaders(headers: ResponseHeaders, route: ProxyRoute): ResponseHeaders {
+export function clientHeaders(
+  headers: ResponseHeaders,
+  route: ProxyRoute,
+  proxyBase?: string,
+): ResponseHeaders {
   const connection = headers.connection;
   const listed = connectionTokens(
     connection === undefined ? [] : Array.isArray(connection) ? connection : [connection],
@@ -122,6 +128,11 @@ export function clientHeaders(headers: ResponseHeaders, route: ProxyRoute): Resp
     if (lower === "set-cookie") continue;
     if (lower === "location" && typeof value === "string") {
       out[lower] = rewriteLocation(value, route);
+      continue;
+    }
+    if (lower === "link" && proxyBase !== undefined) {
+      const links = Array.isArray(value) ? value : [value];
+      out[lower] = links.map((link) => rewriteLink(link, route, proxyBase));
       continue;
     }
     out[lower] = value;
@@ -149,4 +160,13 @@ export function rewriteLocation(location: string, route: ProxyRoute): string {
   if (base !== "" && url.pathname !== base && !url.pathname.startsWith(`${base}/`)) return location;
   const rest = url.pathname.slice(base.length).replace(/^\//, "");
   return `${route.path}${rest}${url.search}${url.hash}`;
+}
+
+/** Maps each `<url>` of a `Link` field value that points into the route's upstream onto `proxyBase`. */
+export function rewriteLink(value: string, route: ProxyRoute, proxyBase: string): string {
+  return value.replace(/<([^<>]*)>/g, (whole, url: string) => {
+    if (!/^https?:\/\//i.test(url)) return whole;
+    const mapped = rewriteLocation(url, route);
+    return mapped === url ? whole : `<${proxyBase}${mapped}>`;
+  });
 }

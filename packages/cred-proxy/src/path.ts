@@ -25,6 +25,11 @@ export type TargetCheck =
 
 /** A dot segment after decoding `%2e` in any case: `.`, `..`, `%2e`, `.%2E`, `%2e%2e`. */
 const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+/**
+ * An npm scoped package name as npm requests it (`@scope%2fname`, registry API): the one place
+ * an encoded slash is a name, not a path. Both halves are plain npm name characters.
+ */
+const NPM_SCOPED = /^@[a-z0-9][a-z0-9._~-]*%2f[a-z0-9][a-z0-9._~-]*$/i;
 
 /**
  * Checks a raw request target (`req.url`). Refuses absolute-form and `*`, fragments, control
@@ -51,14 +56,16 @@ export function checkTarget(target: string): TargetCheck {
 /** The problem of a raw path of printable ASCII, or undefined when it is confined. */
 function checkPath(path: string): TargetProblem | undefined {
   if (path.includes("\\")) return "backslash";
-  for (let i = path.indexOf("%"); i !== -1; i = path.indexOf("%", i + 1)) {
-    const hex = path.slice(i + 1, i + 3);
-    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return "malformed escape";
-    const byte = Number.parseInt(hex, 16);
-    if (byte === 0x2f || byte === 0x5c) return "encoded slash";
-    if (byte < 0x20 || byte === 0x7f) return "encoded control character";
-  }
   const segments = path.slice(1).split("/");
+  for (const segment of segments) {
+    for (let i = segment.indexOf("%"); i !== -1; i = segment.indexOf("%", i + 1)) {
+      const hex = segment.slice(i + 1, i + 3);
+      if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return "malformed escape";
+      const byte = Number.parseInt(hex, 16);
+      if (byte === 0x5c || (byte === 0x2f && !NPM_SCOPED.test(segment))) return "encoded slash";
+      if (byte < 0x20 || byte === 0x7f) return "encoded control character";
+    }
+  }
   for (const [index, segment] of segments.entries()) {
     // A trailing slash leaves one empty last segment; `//` anywhere else is refused.
     if (segment === "" && index !== segments.length - 1) return "empty segment";

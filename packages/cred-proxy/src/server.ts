@@ -292,7 +292,10 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
 
     unfinishedBody(req, res);
     try {
-      res.writeHead(answer.statusCode, clientHeaders(answer.headers, route) as OutgoingHttpHeaders);
+      res.writeHead(
+        answer.statusCode,
+        clientHeaders(answer.headers, route, proxyBase(req)) as OutgoingHttpHeaders,
+      );
     } catch (error) {
       answer.body.destroy();
       return failed(res, entry, error);
@@ -348,4 +351,16 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
       return closing;
     },
   };
+}
+
+/**
+ * `http://<Host>` as the client addressed the proxy, for absolute URLs in `Link`; undefined when
+ * the Host header is not a plain host[:port] (then `Link` passes untouched).
+ */
+function proxyBase(req: IncomingMessage): string | undefined {
+  const host = req.headers.host;
+  return host !== undefined &&
+    /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host)
+    ? `http://${host}`
+    : undefined;
 }

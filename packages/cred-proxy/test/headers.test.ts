@@ -4,6 +4,7 @@ import {
   connectionTokens,
   credentialHeader,
   isClientCredential,
+  rewriteLink,
   rewriteLocation,
   upstreamHeaders,
 } from "../src/headers.ts";
@@ -255,5 +256,28 @@ describe("rewriteLocation", () => {
       "https://ghe.acme.example/login",
     );
     expect(rewriteLocation("/api/v3x/y", ghe)).toBe("/api/v3x/y");
+  });
+});
+
+describe("rewriteLink", () => {
+  it("maps Link URLs into the route's upstream onto the proxy, and leaves others alone", () => {
+    const link = [
+      `<${bearer.origin}/organizations/1/repos?page=2>; rel="next"`,
+      `<${bearer.origin}/organizations/1/repos?page=5>; rel="last"`,
+      '<https://evil.test/x>; rel="help"',
+      "</relative?page=3>; rel=prev",
+    ].join(", ");
+    const out = clientHeaders({ link }, bearer, "http://127.0.0.1:9420").link as string[];
+    expect(out).toEqual([
+      [
+        `<http://127.0.0.1:9420${bearer.path}organizations/1/repos?page=2>; rel="next"`,
+        `<http://127.0.0.1:9420${bearer.path}organizations/1/repos?page=5>; rel="last"`,
+        '<https://evil.test/x>; rel="help"',
+        "</relative?page=3>; rel=prev",
+      ].join(", "),
+    ]);
+    expect(rewriteLink("<https://evil.test/x>", bearer, "http://p")).toBe("<https://evil.test/x>");
+    // Without a usable Host, Link passes untouched.
+    expect(clientHeaders({ link }, bearer).link).toBe(link);
   });
 });

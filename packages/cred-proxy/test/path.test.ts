@@ -45,6 +45,12 @@ describe("checkTarget", () => {
     ["/anthropic/%2f%2fevil.test/x", "encoded slash"],
     ["/anthropic/v1%5cx", "encoded slash"],
     ["/anthropic/v1%5C..%5Cx", "encoded slash"],
+    ["/npm/@acme%2f..", "encoded slash"],
+    ["/npm/@acme%2f%2e%2e", "encoded slash"],
+    ["/npm/@%2fx", "encoded slash"],
+    ["/npm/acme%2fx", "encoded slash"],
+    ["/npm/@acme%2fx%2fy", "encoded slash"],
+    ["/npm/@acme%5cx", "encoded slash"],
     ["/anthropic\\..\\gh-api/user", "backslash"],
     ["/anthropic/v1\\x", "backslash"],
     ["/anthropic/v1%00", "encoded control character"],
@@ -82,6 +88,9 @@ describe("checkTarget", () => {
     ["/anthropic/v1/", "/anthropic/v1/", undefined],
     ["/gh-git/acme/api.git/info/refs", "/gh-git/acme/api.git/info/refs", undefined],
     ["/anthropic/a%25b", "/anthropic/a%25b", undefined],
+    // npm requests scoped packages as `@scope%2fname` (the one encoded slash that is a name).
+    ["/npm/@acme%2fgreet", "/npm/@acme%2fgreet", undefined],
+    ["/npm/@acme%2Fgreet/-/greet-1.0.0.tgz", "/npm/@acme%2Fgreet/-/greet-1.0.0.tgz", undefined],
     ["/anthropic/a:b@c;d=e,f+g!h$i'j(k)l*m~", "/anthropic/a:b@c;d=e,f+g!h$i'j(k)l*m~", undefined],
   ])("accepts %j", (target, path, query) => {
     expect(checkTarget(target)).toEqual({ ok: true, path, query });
