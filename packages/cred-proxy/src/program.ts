@@ -3,10 +3,11 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { isBottleError } from "@bottle/errors";
 import { createLogger, fingerprint, type Logger } from "@bottle/log";
+import { isLoopbackHost } from "@bottle/manifest";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { PROXY_ERRORS, ProxyError } from "./errors.ts";
 import type { ListenTarget } from "./listen.ts";
-import { isLoopbackHost, loadRoutes } from "./routes.ts";
+import { loadRoutes } from "./routes.ts";
 import { createCredProxy } from "./server.ts";
 
 /** What the process gives the program; `cli.ts` passes the real ones. */

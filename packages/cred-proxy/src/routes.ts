@@ -4,7 +4,7 @@
  * once, frozen; nothing a request carries can change where a route goes.
  */
 import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
+import { isLoopbackHost } from "@bottle/manifest";
 import * as v from "valibot";
 import { ProxyError } from "./errors.ts";
 
@@ -197,13 +197,6 @@ export function matchRoute(routes: readonly ProxyRoute[], rawPath: string): Prox
       best = route;
   }
   return best;
-}
-
-/** True for hosts that can only mean this machine: 127.0.0.0/8, ::1 and `localhost`. */
-export function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[(.*)\]$/, "$1").toLowerCase();
-  if (host === "localhost" || host === "::1") return true;
-  return isIP(host) === 4 && host.startsWith("127.");
 }
 
 /**
