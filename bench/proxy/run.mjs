@@ -19,8 +19,8 @@ import { connect, createServer } from "node:net";
 import { availableParallelism, cpus, release } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createWorkspace, descendants, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import { summariseProfile } from "../profile.mjs";
 import { machineBusySeconds, rssOf, UPLOAD_BYTES } from "./load.mjs";
-import { summariseProfile } from "./profile.mjs";
 import { DOWNLOAD_BYTES, SMALL_BODY } from "./upstream.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");

@@ -17,6 +17,7 @@ import { availableParallelism, cpus, release } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createWorkspace, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import { summariseProfile } from "../profile.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
 const TOKMAN_CLI = join(ROOT, "packages/tokman/dist/cli.js");
@@ -511,7 +512,7 @@ async function orchestrate() {
       const text = readFileSync(join(dir, file), "utf8");
       writeFileSync(out, text);
       progress(`${name} CPU profile written to ${out}`);
-      return summariseProfile(JSON.parse(text), requests);
+      return summariseProfile(JSON.parse(text), requests, { top: PROFILE_TOP });
     }
     let profile = null;
     if (profiling) {
@@ -665,98 +666,4 @@ function median(xs) {
 
 function summarize(xs) {
   return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), runs: xs };
-}
-
-/** Where a profiled function lives, in a few words: a package, a node module, or native code. */
-function areaOf(frame) {
-  const { url, functionName } = frame;
-  if (url === "") return /^\(.*\)$/.test(functionName) ? functionName : "native (V8 builtins, C++)";
-  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*node_modules)/.exec(url);
-  if (pkg) return pkg[1];
-  const own = /\/(packages|tooling)\/([^/]+)\/dist\/(.*)$/.exec(url);
-  if (own) return `@bottle/${own[2]} ${own[3]}`;
-  if (url.startsWith("node:")) return url;
-  return url;
-}
-
-/** A frame's file and line, relative to node_modules/ or the workspace. */
-function shortUrl(frame) {
-  if (frame.url === "") return "";
-  const url = frame.url.replace(/^.*\/(node_modules|packages|tooling)\//, "$1/");
-  return `${url.replace(/^file:\/\//, "")}:${frame.lineNumber + 1}`;
-}
-
-/**
- * Self time per function and per area, and inclusive time of tokman's, @bottle/* and pino's
- * functions, from a V8 .cpuprofile: as % of the non-idle time and in µs per request served.
- */
-function summariseProfile(profile, requests) {
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
-  const self = new Map();
-  const { samples, timeDeltas } = profile;
-  for (let i = 0; i < samples.length; i++) {
-    const us = timeDeltas[i + 1] ?? 0;
-    self.set(samples[i], (self.get(samples[i]) ?? 0) + us);
-  }
-  let totalUs = 0;
-  let idleUs = 0;
-  const functions = new Map();
-  const areas = new Map();
-  for (const [id, us] of self) {
-    const frame = byId.get(id).callFrame;
-    totalUs += us;
-    if (frame.functionName === "(idle)") {
-      idleUs += us;
-      continue;
-    }
-    const key = `${frame.functionName || "(anonymous)"}\t${shortUrl(frame)}`;
-    functions.set(key, (functions.get(key) ?? 0) + us);
-    const area = areaOf(frame);
-    areas.set(area, (areas.get(area) ?? 0) + us);
-  }
-  // Inclusive time of the functions of tokman, @bottle/* and the logger (pino): a sample counts
-  // once for every such function on its stack.
-  const parents = new Map();
-  for (const node of profile.nodes)
-    for (const child of node.children ?? []) parents.set(child, node.id);
-  const inclusive = new Map();
-  for (const [id, us] of self) {
-    const seen = new Set();
-    for (let at = id; at !== undefined; at = parents.get(at)) {
-      const frame = byId.get(at).callFrame;
-      if (!/\/(packages|tooling)\/|\/node_modules\/(pino|@pinojs)\//.test(frame.url)) continue;
-      const key = `${frame.functionName || "(anonymous)"}\t${shortUrl(frame)}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      inclusive.set(key, (inclusive.get(key) ?? 0) + us);
-    }
-  }
-  const busyUs = totalUs - idleUs;
-  const pct = (us) => (100 * us) / busyUs;
-  const perRequest = (us) => us / requests;
-  const sorted = (map) => [...map].sort((a, b) => b[1] - a[1]);
-  const rows = (map) =>
-    sorted(map)
-      .slice(0, PROFILE_TOP)
-      .map(([key, us]) => {
-        const [name, where] = key.split("\t");
-        return { name, where, pct: pct(us), us: perRequest(us) };
-      });
-  const areaRows = sorted(areas);
-  const shown = areaRows.slice(0, 15);
-  const rest = areaRows.slice(15).reduce((n, [, us]) => n + us, 0);
-  return {
-    totalMs: totalUs / 1000,
-    busyMs: busyUs / 1000,
-    requests,
-    busyUsPerRequest: perRequest(busyUs),
-    areas: [
-      ...shown.map(([area, us]) => ({ area, pct: pct(us), us: perRequest(us) })),
-      ...(rest > 0
-        ? [{ area: `${areaRows.length - 15} other areas`, pct: pct(rest), us: perRequest(rest) }]
-        : []),
-    ],
-    top: rows(functions),
-    inclusive: rows(inclusive),
-  };
 }

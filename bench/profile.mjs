@@ -1,5 +1,5 @@
 // Summarises a V8 .cpuprofile (from `node --cpu-prof`): self time by area and by function, and
-// inclusive time of bottle's own functions and undici's, as a share of the non-idle time and in
+// inclusive time of bottle's own functions and its libraries', as a share of the non-idle time and in
 // µs per request served. These are wall-clock samples while the process is not idle.
 
 /** Where a profiled function lives, in a few words: a package, a node module, or native code. */
@@ -56,8 +56,8 @@ export function summariseProfile(profile, requests, { top = 20, window } = {}) {
     const area = areaOf(frame);
     areas.set(area, (areas.get(area) ?? 0) + us);
   }
-  // Inclusive time of @bottle/*, undici, pino and node:http's own JS: a sample counts once for
-  // every such function on its stack.
+  // Inclusive time of bottle's own functions (packages, tooling), undici and pino: a sample
+  // counts once for every such function on its stack.
   const parents = new Map();
   for (const node of profile.nodes)
     for (const child of node.children ?? []) parents.set(child, node.id);
@@ -66,7 +66,8 @@ export function summariseProfile(profile, requests, { top = 20, window } = {}) {
     const seen = new Set();
     for (let at = id; at !== undefined; at = parents.get(at)) {
       const frame = byId.get(at).callFrame;
-      if (!/\/packages\/|\/node_modules\/(undici|pino|@pinojs)\//.test(frame.url)) continue;
+      if (!/\/(packages|tooling)\/|\/node_modules\/(undici|pino|@pinojs)\//.test(frame.url))
+        continue;
       const key = `${frame.functionName || "(anonymous)"}\t${shortUrl(frame)}`;
       if (seen.has(key)) continue;
       seen.add(key);
