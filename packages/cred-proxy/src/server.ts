@@ -13,25 +13,16 @@ import {
   type ServerResponse,
   STATUS_CODES,
 } from "node:http";
-import type { Duplex, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import type { Duplex } from "node:stream";
 import { rootCertificates } from "node:tls";
 import { type Logger, silentLogger } from "@bottle/log";
 import { type Dispatcher, Pool } from "undici";
 import { PROXY_ERRORS, ProxyError, type ProxyErrorCode } from "./errors.ts";
-import { clientHeaders, upstreamHeaders } from "./headers.ts";
+import { clientHeaders, type ResponseHeaders, upstreamHeaders } from "./headers.ts";
 import { type ListenTarget, listenOn } from "./listen.ts";
 import { checkCa, checkInteger, checkTokens } from "./options.ts";
 import { checkTarget, staysOnOrigin, upstreamPath } from "./path.ts";
-import {
-  countBytes,
-  type Entry,
-  errorName,
-  isAbort,
-  MESSAGES,
-  refuse,
-  unfinishedBody,
-} from "./respond.ts";
+import { type Entry, errorName, MESSAGES, refuse, unfinishedBody } from "./respond.ts";
 import { matchRoute, type ProxyRoute, parseRoutes } from "./routes.ts";
 
 /** Options of {@link createCredProxy}; validated once at creation. */
@@ -94,6 +85,12 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
     "routes",
   );
   const tokens = checkTokens(routes, options.tokens);
+  /** The route's credential: its slot's value (a promise only while a renewing source fetches). */
+  const credential = (route: ProxyRoute): string | Promise<string> => {
+    const token = tokens.get(route.tokenEnv);
+    if (token === undefined) throw new Error("route without token");
+    return token;
+  };
   const log = options.logger ?? silentLogger;
   const idleTimeoutMs = checkInteger("idleTimeoutMs", options.idleTimeoutMs, 300_000);
   const headersTimeoutMs = checkInteger("headersTimeoutMs", options.headersTimeoutMs, 30_000);
@@ -139,11 +136,11 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
   let drained: (() => void) | undefined;
   const busySockets = new WeakSet<Duplex>();
 
-  server.on("request", (req, res) => void serve(req, res, false));
+  server.on("request", (req, res) => serve(req, res, false));
   // SECURITY (item 16): `Expect: 100-continue` is answered by the proxy, after the method, the
   // path and the route were checked, so a client never uploads a body that is refused anyway.
   // The header is not forwarded (undici does not support it); the upstream sees a plain request.
-  server.on("checkContinue", (req, res) => void serve(req, res, true));
+  server.on("checkContinue", (req, res) => serve(req, res, true));
   // SECURITY (items 3, 8): no tunnels and no protocol switches through the proxy.
   server.on("connect", (req: IncomingMessage, socket: Duplex) => refuseSocket(req, socket));
   server.on("upgrade", (req: IncomingMessage, socket: Duplex) => refuseSocket(req, socket));
@@ -179,7 +176,7 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
     );
   }
 
-  async function serve(req: IncomingMessage, res: ServerResponse, expectContinue: boolean) {
+  function serve(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
     const started = performance.now();
     const entry: Entry = {
       reqId: randomUUID().slice(0, 8),
@@ -190,32 +187,30 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
     };
     inFlight++;
     busySockets.add(req.socket);
+    res.once("close", () => {
+      busySockets.delete(req.socket);
+      entry.status = res.statusCode;
+      entry.durationMs = Math.round(performance.now() - started);
+      if (!res.writableFinished) entry.aborted = true;
+      // SECURITY (item 13): route, method, status, sizes and codes; never headers, path or query.
+      if (res.statusCode >= 400 || entry.code !== undefined) log.warn(entry, "request");
+      else log.info(entry, "request");
+      if (--inFlight === 0 && drained) drained();
+    });
     try {
-      await handle(req, res, expectContinue, entry);
+      handle(req, res, expectContinue, entry);
     } catch (error) {
       log.error({ reqId: entry.reqId, err: error }, "unexpected failure");
       refuse(res, entry, "BTL_INTERNAL");
     }
-    if (!res.closed) await new Promise((resolve) => res.once("close", resolve));
-    busySockets.delete(req.socket);
-    entry.status = res.statusCode;
-    entry.durationMs = Math.round(performance.now() - started);
-    if (!res.writableFinished) entry.aborted = true;
-    // SECURITY (item 13): route, method, status, sizes and codes; never headers, path or query.
-    (res.statusCode >= 400 || entry.code !== undefined ? log.warn : log.info).call(
-      log,
-      entry,
-      "request",
-    );
-    if (--inFlight === 0 && drained) drained();
   }
 
-  async function handle(
+  function handle(
     req: IncomingMessage,
     res: ServerResponse,
     expectContinue: boolean,
     entry: Entry,
-  ) {
+  ): void {
     if (REFUSED_METHODS.has(req.method ?? "")) return refuse(res, entry, "BTL_PROXY_METHOD");
     if (req.headers.upgrade !== undefined) return refuse(res, entry, "BTL_PROXY_METHOD");
     const target = checkTarget(req.url ?? "");
@@ -235,91 +230,110 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
       return refuse(res, entry, "BTL_PROXY_BUSY", { "retry-after": "1" });
     }
     active++;
-    try {
+    res.once("close", () => active--);
+    const token = credential(route);
+    if (typeof token === "string") {
       if (expectContinue) res.writeContinue();
-      await forward(req, res, route, path, entry);
-    } finally {
-      active--;
+      return forward(req, res, route, path, entry, token);
     }
+    token.then(
+      (value) => {
+        if (res.destroyed) return;
+        if (expectContinue) res.writeContinue();
+        forward(req, res, route, path, entry, value);
+      },
+      (error: unknown) => {
+        entry.upstreamError = errorName(error);
+        unfinishedBody(req, res);
+        refuse(res, entry, "BTL_PROXY_UPSTREAM");
+      },
+    );
   }
 
-  async function forward(
+  /**
+   * Sends the request upstream with undici's dispatcher API and writes the answer straight to
+   * the client: no intermediate streams, backpressure by pausing the upstream socket while the
+   * client's is full. The request ends when `res` closes.
+   */
+  function forward(
     req: IncomingMessage,
     res: ServerResponse,
     route: ProxyRoute,
     path: string,
     entry: Entry,
-  ) {
+    token: string,
+  ): void {
     const pool = pools.get(route.origin);
-    const token = tokens.get(route.tokenEnv);
-    if (pool === undefined || token === undefined) throw new Error("route without pool or token");
+    if (pool === undefined) throw new Error("route without pool");
     const headers = upstreamHeaders(req.rawHeaders, route, token);
     // SECURITY (item 8): the body is forwarded as Node's parser framed it; undici sends it with
     // the client's validated Content-Length, or chunked when the length is not known.
     const length = req.headers["content-length"];
     const hasBody =
       req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
-    let body: Transform | undefined;
-    if (hasBody) {
-      const counter = countBytes((n) => {
-        entry.bytesIn += n;
-      });
-      req.on("error", (error) => counter.destroy(error));
-      req.pipe(counter);
-      body = counter;
-    }
     // A client that goes away aborts the upstream request (and frees its connection).
-    const controller = new AbortController();
+    let upstream: Dispatcher.DispatchController | undefined;
+    let gone = false;
     res.once("close", () => {
-      if (!res.writableFinished) controller.abort();
+      if (res.writableFinished) return;
+      gone = true;
+      upstream?.abort(new Error("client went away"));
     });
+    const resume = () => upstream?.resume();
 
-    let answer: Dispatcher.ResponseData;
-    try {
-      answer = await pool.request({
-        method: req.method ?? "GET",
-        path,
-        headers,
-        body: body ?? null,
-        signal: controller.signal,
-      });
-    } catch (error) {
-      if (controller.signal.aborted) return;
-      if (!req.complete) req.unpipe();
-      unfinishedBody(req, res);
-      return failed(res, entry, error);
-    }
-
-    unfinishedBody(req, res);
-    try {
-      res.writeHead(
-        answer.statusCode,
-        clientHeaders(answer.headers, route, proxyBase(req)) as OutgoingHttpHeaders,
-      );
-    } catch (error) {
-      answer.body.destroy();
-      return failed(res, entry, error);
-    }
-    const counter = countBytes((n) => {
-      entry.bytesOut += n;
-    });
-    try {
-      // SECURITY (items 10, 11): streamed with backpressure, chunk by chunk, never buffered.
-      await pipeline(answer.body, counter, res);
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if (!isAbort(error)) {
-        entry.code = code === "UND_ERR_BODY_TIMEOUT" ? "BTL_PROXY_TIMEOUT" : "BTL_PROXY_UPSTREAM";
-        entry.upstreamError = errorName(error);
-      }
-      res.destroy();
-    }
+    pool.dispatch(
+      { method: req.method ?? "GET", path, headers, body: hasBody ? req : null },
+      {
+        onRequestStart(controller) {
+          upstream = controller;
+          if (gone) controller.abort(new Error("client went away"));
+        },
+        onBodySent(chunk: Buffer) {
+          entry.bytesIn += chunk.length;
+        },
+        onResponseStart(controller, statusCode, answerHeaders) {
+          // 1xx answers (other than the 101 of an upgrade, never asked for) are not relayed.
+          if (statusCode < 200) return;
+          unfinishedBody(req, res);
+          res.writeHead(
+            statusCode,
+            clientHeaders(answerHeaders as ResponseHeaders, route, proxyBase(req)) as OutgoingHttpHeaders,
+          );
+          if (res.destroyed) controller.abort(new Error("client went away"));
+        },
+        onResponseData(controller, chunk: Buffer) {
+          entry.bytesOut += chunk.length;
+          // SECURITY (items 10, 11): streamed with backpressure, chunk by chunk, never buffered.
+          if (!res.write(chunk)) {
+            controller.pause();
+            res.once("drain", resume);
+          }
+        },
+        onResponseEnd() {
+          res.end();
+        },
+        onResponseError(_controller, error) {
+          if (gone) return;
+          const code = (error as { code?: unknown }).code;
+          if (!res.headersSent) {
+            unfinishedBody(req, res);
+            return failed(res, entry, error);
+          }
+          entry.code = code === "UND_ERR_BODY_TIMEOUT" ? "BTL_PROXY_TIMEOUT" : "BTL_PROXY_UPSTREAM";
+          entry.upstreamError = errorName(error);
+          res.destroy();
+        },
+      },
+    );
   }
 
   /** An upstream failure before any response byte: 502, or 504 when the upstream stayed silent. */
   function failed(res: ServerResponse, entry: Entry, error: unknown): void {
     const code = (error as { code?: unknown }).code;
-    if (code === "UND_ERR_INVALID_ARG" || code === "UND_ERR_NOT_SUPPORTED") throw error;
+    if (code === "UND_ERR_INVALID_ARG" || code === "UND_ERR_NOT_SUPPORTED") {
+      log.error({ reqId: entry.reqId, err: error }, "unexpected failure");
+      return refuse(res, entry, "BTL_INTERNAL");
+    }
     entry.upstreamError = errorName(error);
     refuse(
       res,
