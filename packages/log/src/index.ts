@@ -1,2 +1,9 @@
 export type { CreateLoggerOptions, Logger } from "./logger.ts";
-export { createLogger, fingerprint, REDACT_PATHS, silentLogger } from "./logger.ts";
+export {
+  BUFFER_LIMIT,
+  createLogger,
+  fingerprint,
+  REDACT_PATHS,
+  redactRecord,
+  silentLogger,
+} from "./logger.ts";
