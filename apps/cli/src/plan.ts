@@ -44,7 +44,14 @@ export interface Plan {
     readonly path: string;
     readonly upstream: string;
     readonly auth: string;
+    /** The proxy's token slot, or for a GitHub App route `github-app <app> <owner/name>`. */
     readonly slot: string;
+    /** Set for a GitHub App route: its token comes from tokman, not from a host variable. */
+    readonly github_app?: {
+      readonly app: string;
+      readonly repository: string;
+      readonly permissions?: Readonly<Record<string, string>>;
+    };
     readonly roles: readonly string[];
   }>;
   /** Every host variable the bottle reads, what for, and whether it is set. */
@@ -148,13 +155,24 @@ export function planBottle(
           allowlisted: scan.allowlist.length,
         }
       : null,
-    routes: routes.map((r) => ({
-      path: r.path,
-      upstream: r.upstream,
-      auth: describeAuth(r.auth),
-      slot: slotOf.get(r.token_ref) ?? "",
-      roles: r.roles,
-    })),
+    routes: routes.map((r) =>
+      r.tokman === undefined
+        ? {
+            path: r.path,
+            upstream: r.upstream,
+            auth: describeAuth(r.auth),
+            slot: slotOf.get(r.token_ref) ?? "",
+            roles: r.roles,
+          }
+        : {
+            path: r.path,
+            upstream: r.upstream,
+            auth: describeAuth(r.auth),
+            slot: `github-app ${r.tokman.app} ${r.tokman.repository}`,
+            github_app: { ...r.tokman },
+            roles: r.roles,
+          },
+    ),
     host_env: [...hostEnv].map(([name, usedBy]) => ({ name, state: state(name), used_by: usedBy })),
     files,
   };

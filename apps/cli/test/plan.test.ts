@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describeAuth, hostKeyFingerprint, planBottle } from "@bottle/cli";
+import { describeAuth, formatPlan, hostKeyFingerprint, planBottle } from "@bottle/cli";
 import { parseManifest } from "@bottle/manifest";
 import { runProcess, testdir } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
@@ -78,5 +78,41 @@ describe("planBottle", () => {
       host: "h.example",
       host_key: null,
     });
+  });
+});
+
+describe("planBottle with a GitHub App route", () => {
+  const m = parseManifest(
+    `version: 1
+name: p
+agent: { command: [a] }
+cred_proxy:
+  tokens: [{ kind: npm, token_ref: NPM_TOKEN }]
+  routes:
+    - path: /gh/
+      upstream: https://api.github.com
+      auth: { scheme: Bearer }
+      github_app: { app: acme, repository: acme/api, permissions: { contents: read } }
+github_apps:
+  acme: { app_id: 1, private_key: /k }
+`,
+    { checkFiles: false },
+  );
+
+  it("shows the app and repository where a token route shows its slot, and reads no host variable for it", () => {
+    const plan = planBottle(m, {});
+    expect(plan.routes[1]).toEqual({
+      path: "/gh/",
+      upstream: "https://api.github.com",
+      auth: "Bearer <token>",
+      slot: "github-app acme acme/api",
+      github_app: { app: "acme", repository: "acme/api", permissions: { contents: "read" } },
+      roles: [],
+    });
+    expect(plan.routes[0]).not.toHaveProperty("github_app");
+    expect(plan.host_env.map((e) => e.name)).toEqual(["NPM_TOKEN"]);
+    expect(formatPlan(plan, "bottle.yaml")).toMatch(
+      /\/gh\/\s+→ https:\/\/api\.github\.com\s+Bearer <token>\s+github-app acme acme\/api/,
+    );
   });
 });

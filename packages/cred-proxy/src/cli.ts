@@ -7,5 +7,6 @@ process.exitCode = await runCredProxy({
   env: process.env,
   stdout: process.stdout,
   stderr: process.stderr,
+  stderrFd: 2,
   onSignal: (signal, handler) => process.on(signal, handler),
 });

@@ -12,7 +12,7 @@ export const { table: PROXY_ERRORS, codes } = defineErrors({
     status: 500,
     exit: 2,
     meaning:
-      "A route's token slot is unset, empty, or not printable ASCII without whitespace (1 to 16 KiB): the proxy does not start.",
+      "A route's token slot (or, for GitHub App routes, tokman's caller key) is unset, empty, or not printable ASCII without whitespace: the proxy does not start.",
   },
   BTL_PROXY_LISTEN: {
     status: 500,
@@ -50,6 +50,12 @@ export const { table: PROXY_ERRORS, codes } = defineErrors({
     status: 503,
     exit: 1,
     meaning: "Too many requests at once.",
+  },
+  BTL_PROXY_CREDENTIAL: {
+    status: 502,
+    exit: 1,
+    meaning:
+      "A GitHub App route's token could not be had from tokman: unreachable, refused (the log names tokman's code), or an unusable answer.",
   },
   ...COMMON_ERRORS,
 });

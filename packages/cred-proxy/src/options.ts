@@ -9,7 +9,8 @@ const TOKEN_VALUE = /^[\x21-\x7e]{1,16384}$/;
 /**
  * The tokens of the routes' slots, checked. SECURITY (items 7, 14): every slot set, non-empty,
  * printable ASCII without whitespace, 1 to 16 KiB, so a bad value fails at start-up and never
- * reaches a header. Throws ProxyError BTL_PROXY_TOKEN naming the slots, never a value.
+ * reaches a header. Routes taking their token from tokman have no slot and are skipped.
+ * Throws ProxyError BTL_PROXY_TOKEN naming the slots, never a value.
  */
 export function checkTokens(
   routes: readonly ProxyRoute[],
@@ -19,7 +20,7 @@ export function checkTokens(
   const problems = new Map<string, string>();
   for (const route of routes) {
     const slot = route.tokenEnv;
-    if (tokens.has(slot) || problems.has(slot)) continue;
+    if (slot === undefined || tokens.has(slot) || problems.has(slot)) continue;
     const value = Object.hasOwn(given, slot) ? given[slot] : undefined;
     if (value === undefined || value === "")
       problems.set(slot, `${slot} (route ${route.path}) is unset or empty`);

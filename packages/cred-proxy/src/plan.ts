@@ -1,6 +1,7 @@
 /**
  * The cred-proxy plan: from a validated manifest to `routes.json` (no token values and no host
- * variable names: each route names a slot in the proxy's own environment) and the slot map
+ * variable names: each route names a slot in the proxy's own environment, or, for a GitHub App
+ * route, the repository whose installation token tokman provides) and the slot map
  * `{ slot → host variable }` the launcher uses to hand the values over. Pure.
  */
 import { isBottleError } from "@bottle/errors";
@@ -14,20 +15,46 @@ import {
   tokenSlots,
 } from "@bottle/manifest";
 import { ProxyError } from "./errors.ts";
+import { checkTokmanSettings, TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "./tokman.ts";
 
-/** One route as `routes.json` holds it. */
-export interface RouteEntry {
+/** Where a GitHub App route's token comes from, as `routes.json` holds it. */
+export interface TokmanEntry {
+  /** `owner/name`. */
+  readonly repository: string;
+  /** Down-scoped permissions; absent: all that tokman's policy grants the proxy. */
+  readonly permissions?: Readonly<Record<string, "read" | "write">>;
+}
+
+/** One route as `routes.json` holds it: exactly one of `token_env` and `tokman`. */
+export type RouteEntry = {
   readonly path: string;
   readonly upstream: string;
   readonly auth: RouteAuth;
-  /** The variable inside the proxy process that holds the token (`BOTTLE_PROXY_TOKEN_0`). */
-  readonly token_env: string;
-}
+} & (
+  | {
+      /** The variable inside the proxy process that holds the token (`BOTTLE_PROXY_TOKEN_0`). */
+      readonly token_env: string;
+    }
+  | {
+      /** The token is a GitHub App installation token from tokman. */
+      readonly tokman: TokmanEntry;
+    }
+);
 
 /** The file `bottle-cred-proxy --routes` reads. */
 export interface RoutesFile {
   readonly version: 1;
   readonly routes: readonly RouteEntry[];
+}
+
+/** What the proxy needs from tokman: set when a route takes its token from a GitHub App. */
+export interface TokmanPlan {
+  /** The proxy's variable for tokman's base URL. */
+  readonly urlEnv: typeof TOKMAN_URL_ENV;
+  /** The proxy's variable for its caller key at tokman (a secret, like a slot's value). */
+  readonly keyEnv: typeof TOKMAN_KEY_ENV;
+  /** The GitHub App routes, with the app each names (what `bottle plan` shows). */
+  readonly routes: ReadonlyArray<{ readonly path: string; readonly app: string } & TokmanEntry>;
 }
 
 /** The plan of a bottle's proxy. */
@@ -37,6 +64,8 @@ export interface CredProxyPlan {
   readonly slots: readonly TokenSlot[];
   /** Route paths by role: where the agent's ANTHROPIC_BASE_URL, npm registry and git go. */
   readonly roles: Readonly<Record<Role, readonly string[]>>;
+  /** tokman's variables and the GitHub App routes; null when no route uses tokman. */
+  readonly tokman: TokmanPlan | null;
 }
 
 /** Plans the proxy of `bottle`: routes (token kinds expanded, then explicit routes) and slots. */
@@ -50,40 +79,72 @@ export function prepareCredProxy(bottle: Pick<Manifest, "cred_proxy">): CredProx
     "git-insteadof": [],
   };
   for (const route of routes) for (const role of route.roles) roles[role].push(route.path);
+  const appRoutes: TokmanPlan["routes"][number][] = [];
+  const entries = routes.map((route): RouteEntry => {
+    const common = { path: route.path, upstream: route.upstream, auth: route.auth };
+    if (route.tokman === undefined)
+      return Object.freeze({ ...common, token_env: slotOf.get(route.token_ref) as string });
+    const { app, repository, permissions } = route.tokman;
+    const tokman = Object.freeze({ repository, ...(permissions ? { permissions } : {}) });
+    appRoutes.push(Object.freeze({ path: route.path, app, ...tokman }));
+    return Object.freeze({ ...common, tokman });
+  });
   return Object.freeze({
-    routesFile: Object.freeze({
-      version: 1 as const,
-      routes: Object.freeze(
-        routes.map((route) =>
-          Object.freeze({
-            path: route.path,
-            upstream: route.upstream,
-            auth: route.auth,
-            token_env: slotOf.get(route.token_ref) as string,
-          }),
-        ),
-      ),
-    }),
+    routesFile: Object.freeze({ version: 1 as const, routes: Object.freeze(entries) }),
     slots,
     roles: Object.freeze(roles),
+    tokman:
+      appRoutes.length === 0
+        ? null
+        : Object.freeze({
+            urlEnv: TOKMAN_URL_ENV,
+            keyEnv: TOKMAN_KEY_ENV,
+            routes: Object.freeze(appRoutes),
+          }),
   });
 }
 
 /**
- * The proxy's environment: `{ slot: value }` read from the host variables the slots name.
- * Throws ProxyError BTL_PROXY_TOKEN listing every unset, empty or malformed variable (names
- * only, never a value).
+ * The proxy's environment: `{ slot: value }` read from the host variables the slots name, plus
+ * BOTTLE_PROXY_TOKMAN_URL and BOTTLE_PROXY_TOKMAN_KEY from `tokman` when a route uses it.
+ * Throws ProxyError BTL_PROXY_TOKEN listing every unset, empty or malformed variable and a
+ * missing or malformed tokman key (names only, never a value), or BTL_PROXY_CONFIG when only
+ * tokman's URL is wrong.
  */
 export function proxyTokenEnv(
   plan: CredProxyPlan,
   hostEnv: Readonly<Record<string, string | undefined>>,
+  tokman?: { readonly url: string; readonly key: string },
 ): Readonly<Record<string, string>> {
+  const env: Record<string, string> = Object.create(null);
+  const problems: ProxyError[] = [];
   try {
-    return resolveTokenValues(plan.slots, hostEnv);
+    Object.assign(env, resolveTokenValues(plan.slots, hostEnv));
   } catch (error) {
-    if (isBottleError(error)) {
-      throw new ProxyError("BTL_PROXY_TOKEN", error.message, { cause: error });
-    }
-    throw error;
+    if (!isBottleError(error)) throw error;
+    problems.push(new ProxyError("BTL_PROXY_TOKEN", error.message, { cause: error }));
   }
+  if (plan.tokman !== null) {
+    try {
+      const checked = checkTokmanSettings(
+        tokman?.url,
+        tokman?.key,
+        { url: "tokman's URL", key: "the caller key of tokman" },
+        plan.tokman.routes.map((route) => route.path),
+      );
+      env[plan.tokman.urlEnv] = checked.url;
+      env[plan.tokman.keyEnv] = checked.key;
+    } catch (error) {
+      if (!(error instanceof ProxyError)) throw error;
+      problems.push(error);
+    }
+  }
+  const [first, ...more] = problems;
+  if (first === undefined) return Object.freeze(env);
+  if (more.length === 0) throw first;
+  throw new ProxyError(
+    problems.some((p) => p.code === "BTL_PROXY_TOKEN") ? "BTL_PROXY_TOKEN" : "BTL_PROXY_CONFIG",
+    problems.map((p) => p.message).join("; "),
+    { cause: problems },
+  );
 }

@@ -9,6 +9,7 @@ import { PROXY_ERRORS, ProxyError } from "./errors.ts";
 import type { ListenTarget } from "./listen.ts";
 import { loadRoutes } from "./routes.ts";
 import { createCredProxy } from "./server.ts";
+import { checkTokmanSettings, TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "./tokman.ts";
 
 /** What the process gives the program; `cli.ts` passes the real ones. */
 export interface ProxyProcess {
@@ -17,6 +18,11 @@ export interface ProxyProcess {
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly stdout: { write(text: string): unknown };
   readonly stderr: NodeJS.WritableStream;
+  /**
+   * stderr's file descriptor when `stderr` is the process's own: the request log is then written
+   * in the background (see `buffered` in @bottle/log) instead of one blocking write per request.
+   */
+  readonly stderrFd?: number;
   onSignal(signal: "SIGTERM" | "SIGINT", handler: () => void): void;
 }
 
@@ -37,6 +43,11 @@ const VERSION = (require("../package.json") as { version: string }).version;
 const HELP_AFTER = `
 Tokens: each route names a slot (BOTTLE_PROXY_TOKEN_<n>) read from this process's
 environment; an unset, empty or malformed slot stops the proxy before it listens.
+
+GitHub App routes ("tokman" in routes.json) take installation tokens from tokman instead,
+renewed before they expire; when any route does, both are required:
+  BOTTLE_PROXY_TOKMAN_URL  tokman's base URL (https, or http to a loopback host)
+  BOTTLE_PROXY_TOKMAN_KEY  this proxy's caller key at tokman (a secret: environment only)
 
 Exit codes:
   0  stopped cleanly (SIGTERM or SIGINT; in-flight requests finished)
@@ -113,7 +124,8 @@ export async function runCredProxy(proc: ProxyProcess): Promise<number> {
   const log = createLogger({
     name: "bottle-cred-proxy",
     level: flags.logLevel,
-    destination: proc.stderr,
+    destination: proc.stderrFd ?? proc.stderr,
+    buffered: proc.stderrFd !== undefined,
   });
   try {
     return await serve(proc, flags, log);
@@ -130,26 +142,41 @@ export async function runCredProxy(proc: ProxyProcess): Promise<number> {
 async function serve(proc: ProxyProcess, flags: Flags, log: Logger): Promise<number> {
   const routes = loadRoutes(flags.routes);
   const tokens: Record<string, string | undefined> = Object.create(null);
-  for (const route of routes) tokens[route.tokenEnv] = proc.env[route.tokenEnv];
+  for (const { tokenEnv } of routes) if (tokenEnv) tokens[tokenEnv] = proc.env[tokenEnv];
+  const appRoutes = routes.filter((route) => route.tokman !== undefined);
+  const tokman =
+    appRoutes.length === 0
+      ? undefined
+      : checkTokmanSettings(
+          proc.env[TOKMAN_URL_ENV],
+          proc.env[TOKMAN_KEY_ENV],
+          { url: TOKMAN_URL_ENV, key: TOKMAN_KEY_ENV },
+          appRoutes.map((route) => route.path),
+        );
   const proxy = createCredProxy({
     routes,
     tokens,
+    ...(tokman ? { tokman } : {}),
     env: proc.env,
     logger: log,
     idleTimeoutMs: flags.idleTimeout * 1000,
     maxConcurrent: flags.maxConcurrent,
     ...(flags.caFile ? { ca: readCa(flags.caFile) } : {}),
   });
-  // SECURITY: a fingerprint tells the operator which token a slot holds, never the token.
+  // SECURITY: a fingerprint tells the operator which token a slot (or key) holds, never the token.
   log.info(
     {
       routes: routes.map((route) => ({
         path: route.path,
         upstream: route.upstream,
         auth: "header" in route.auth ? `header ${route.auth.header}` : route.auth.scheme,
-        slot: route.tokenEnv,
-        fingerprint: fingerprint(tokens[route.tokenEnv] ?? ""),
+        ...(route.tokman === undefined
+          ? { slot: route.tokenEnv, fingerprint: fingerprint(tokens[route.tokenEnv] ?? "") }
+          : { tokman: route.tokman }),
       })),
+      ...(tokman
+        ? { tokman: { url: new URL(tokman.url).origin, keyFingerprint: fingerprint(tokman.key) } }
+        : {}),
     },
     "routes loaded",
   );

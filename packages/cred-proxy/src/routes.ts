@@ -1,7 +1,8 @@
 /**
  * `routes.json`: the proxy's fixed destinations. Each route maps a path prefix onto one upstream
- * origin (plus base path) and names the token slot in the proxy's own environment. Validated
- * once, frozen; nothing a request carries can change where a route goes.
+ * origin (plus base path) and names the token slot in the proxy's own environment, or the
+ * repository whose GitHub App installation token tokman provides. Validated once, frozen;
+ * nothing a request carries can change where a route goes.
  */
 import { readFileSync } from "node:fs";
 import { isLoopbackHost } from "@bottle/manifest";
@@ -17,6 +18,10 @@ const ROUTE_PATH = /^\/(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}\/){1,4}$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
 /** Token slots: the proxy's own variables, never a host variable name. */
 const TOKEN_SLOT = /^BOTTLE_PROXY_TOKEN_\d+$/;
+/** A GitHub repository `owner/name`, as tokman accepts it. */
+const REPOSITORY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+/** A GitHub App permission name. */
+const PERMISSION = /^[a-z][a-z_]{0,63}$/;
 /** A base path under the origin: plain segments, no escapes. */
 const BASE_PATH = /^(?:\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*$/;
 
@@ -76,18 +81,45 @@ const Auth = v.union(
   'Expected `auth` to be { "scheme": "Bearer" | "token" }, { "scheme": "Basic", "username" } or { "header": NAME }',
 );
 
-const Route = v.strictObject({
-  path: v.pipe(
+/** Where a GitHub App route's token comes from: tokman, for one repository and scope. */
+const Tokman = v.strictObject({
+  repository: v.pipe(
     v.string(),
-    v.regex(ROUTE_PATH, "Expected `path` to look like `/segment/` (up to 4 segments)"),
+    v.regex(REPOSITORY, "Expected `repository` to be a GitHub `owner/name`"),
+    v.check((name) => !name.includes(".."), "Expected `repository` to have no `..`"),
   ),
-  upstream: upstreamUrl,
-  auth: Auth,
-  token_env: v.pipe(
-    v.string(),
-    v.regex(TOKEN_SLOT, "Expected `token_env` to be a slot name like BOTTLE_PROXY_TOKEN_0"),
+  permissions: v.optional(
+    v.pipe(
+      v.record(
+        v.pipe(v.string(), v.regex(PERMISSION, "Expected a permission name such as `contents`")),
+        v.picklist(["read", "write"], "Expected `read` or `write`"),
+      ),
+      v.minEntries(1, "Expected at least one permission"),
+    ),
   ),
 });
+
+const Route = v.pipe(
+  v.strictObject({
+    path: v.pipe(
+      v.string(),
+      v.regex(ROUTE_PATH, "Expected `path` to look like `/segment/` (up to 4 segments)"),
+    ),
+    upstream: upstreamUrl,
+    auth: Auth,
+    token_env: v.optional(
+      v.pipe(
+        v.string(),
+        v.regex(TOKEN_SLOT, "Expected `token_env` to be a slot name like BOTTLE_PROXY_TOKEN_0"),
+      ),
+    ),
+    tokman: v.optional(Tokman),
+  }),
+  v.check(
+    (route) => (route.token_env === undefined) !== (route.tokman === undefined),
+    "Expected exactly one of `token_env` (a token slot) or `tokman` (a GitHub App token)",
+  ),
+);
 
 /** The schema of routes.json (`version: 1`, unknown keys are errors). */
 export const RoutesFileSchema = v.strictObject({
@@ -101,8 +133,22 @@ export type ProxyAuth =
   | { readonly scheme: "Basic"; readonly username: string }
   | { readonly header: string };
 
-/** One validated route. */
-export interface ProxyRoute {
+/** A GitHub App route's token source: tokman, for this repository and permissions. */
+export interface ProxyTokman {
+  /** `owner/name`. */
+  readonly repository: string;
+  /** Down-scoped permissions; absent: all that tokman's policy grants the proxy. */
+  readonly permissions?: Readonly<Record<string, "read" | "write">>;
+}
+
+/** One validated route: its token sits in a slot, or comes from tokman (exactly one). */
+export type ProxyRoute = ProxyRouteBase &
+  (
+    | { readonly tokenEnv: string; readonly tokman?: undefined }
+    | { readonly tokenEnv?: undefined; readonly tokman: ProxyTokman }
+  );
+
+interface ProxyRouteBase {
   /** The prefix, with leading and trailing slash: `/anthropic/`. */
   readonly path: string;
   /** The configured upstream, without a trailing slash: `https://host[:port][/base]`. */
@@ -114,8 +160,6 @@ export interface ProxyRoute {
   /** The upstream's base path without a trailing slash (`""` or `/api/v3`). */
   readonly basePath: string;
   readonly auth: ProxyAuth;
-  /** The environment slot holding the token. */
-  readonly tokenEnv: string;
 }
 
 /**
@@ -147,15 +191,28 @@ export function parseRoutes(value: unknown, source = "routes.json"): readonly Pr
         : spec.auth.scheme === "Basic"
           ? { scheme: "Basic", username: spec.auth.username }
           : { scheme: spec.auth.scheme };
-    return Object.freeze({
+    const base = {
       path: spec.path,
       upstream,
       origin: url.origin,
       host: url.host,
       basePath: slash === -1 ? "" : upstream.slice(slash),
       auth: Object.freeze(auth),
-      tokenEnv: spec.token_env,
-    });
+    };
+    const { tokman } = spec;
+    return Object.freeze(
+      tokman === undefined
+        ? { ...base, tokenEnv: spec.token_env as string }
+        : {
+            ...base,
+            tokman: Object.freeze({
+              repository: tokman.repository,
+              ...(tokman.permissions === undefined
+                ? {}
+                : { permissions: Object.freeze({ ...tokman.permissions }) }),
+            }),
+          },
+    );
   });
   return Object.freeze(routes);
 }
@@ -200,11 +257,11 @@ export function matchRoute(routes: readonly ProxyRoute[], rawPath: string): Prox
 }
 
 /**
- * What is wrong with an upstream URL, or undefined. SECURITY: https, or http to loopback only;
- * no user info, query, fragment, escapes or dot segments. Checked on the raw text, because URL
- * parsing would silently collapse dot segments.
+ * What is wrong with an upstream (or tokman) URL, or undefined. SECURITY: https, or http to
+ * loopback only; no user info, query, fragment, escapes or dot segments. Checked on the raw
+ * text, because URL parsing would silently collapse dot segments.
  */
-function checkUpstream(value: string): string | undefined {
+export function checkUpstream(value: string): string | undefined {
   if (/[^\x21-\x7e]|\\/.test(value))
     return "to have no spaces, backslashes, control or non-ASCII characters";
   let url: URL;

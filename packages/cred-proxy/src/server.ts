@@ -18,12 +18,13 @@ import { rootCertificates } from "node:tls";
 import { type Logger, silentLogger } from "@bottle/log";
 import { type Dispatcher, Pool } from "undici";
 import { PROXY_ERRORS, ProxyError, type ProxyErrorCode } from "./errors.ts";
-import { clientHeaders, type ResponseHeaders, upstreamHeaders } from "./headers.ts";
+import { clientHeaders, upstreamHeaders } from "./headers.ts";
 import { type ListenTarget, listenOn } from "./listen.ts";
 import { checkCa, checkInteger, checkTokens } from "./options.ts";
 import { checkTarget, staysOnOrigin, upstreamPath } from "./path.ts";
 import { type Entry, errorName, MESSAGES, refuse, unfinishedBody } from "./respond.ts";
 import { matchRoute, type ProxyRoute, parseRoutes } from "./routes.ts";
+import { createTokmanSources, type TokmanSettings } from "./tokman.ts";
 
 /** Options of {@link createCredProxy}; validated once at creation. */
 export interface CredProxyOptions {
@@ -44,6 +45,8 @@ export interface CredProxyOptions {
   readonly maxConcurrent?: number;
   /** Where `NODE_TLS_REJECT_UNAUTHORIZED` is looked up (default `process.env`). */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** tokman's URL and this proxy's caller key there: required when a route names `tokman`. */
+  readonly tokman?: TokmanSettings;
 }
 
 /** A running proxy. */
@@ -61,8 +64,9 @@ const KEEP_ALIVE_MS = 60_000;
 
 /**
  * Creates the proxy (not yet listening). Throws ProxyError BTL_PROXY_CONFIG (bad routes or
- * options, unreadable CA, NODE_TLS_REJECT_UNAUTHORIZED=0) or BTL_PROXY_TOKEN (a route's slot is
- * unset, empty or malformed; the message names the slot, never the value).
+ * options, unreadable CA, NODE_TLS_REJECT_UNAUTHORIZED=0, a `tokman` route without the `tokman`
+ * option) or BTL_PROXY_TOKEN (a route's slot or tokman's key is unset, empty or malformed; the
+ * message names the slot, never the value).
  */
 export function createCredProxy(options: CredProxyOptions): CredProxy {
   const env = options.env ?? process.env;
@@ -79,18 +83,27 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
         path: r.path,
         upstream: r.upstream,
         auth: r.auth,
-        token_env: r.tokenEnv,
+        ...(r.tokman === undefined ? { token_env: r.tokenEnv } : { tokman: r.tokman }),
       })),
     },
     "routes",
   );
   const tokens = checkTokens(routes, options.tokens);
+  // GitHub App routes: one renewing source per repository and permission set (lazy: nothing is
+  // fetched before the first request).
+  const sources = createTokmanSources(routes, options.tokman, {
+    ca: options.ca === undefined ? undefined : checkCa(options.ca),
+    logger: options.logger,
+  });
   /** The route's credential: its slot's value (a promise only while a renewing source fetches). */
   const credential = (route: ProxyRoute): string | Promise<string> => {
+    if (route.tokman !== undefined) return sources.get(route);
     const token = tokens.get(route.tokenEnv);
     if (token === undefined) throw new Error("route without token");
     return token;
   };
+  /** The upstream refused `token` (401): a GitHub App route's next request gets a new one. */
+  const invalidate = (route: ProxyRoute, token: string): void => sources.invalidate(route, token);
   const log = options.logger ?? silentLogger;
   const idleTimeoutMs = checkInteger("idleTimeoutMs", options.idleTimeoutMs, 300_000);
   const headersTimeoutMs = checkInteger("headersTimeoutMs", options.headersTimeoutMs, 30_000);
@@ -177,40 +190,125 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
   }
 
   function serve(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
-    const started = performance.now();
-    const entry: Entry = {
-      reqId: randomUUID().slice(0, 8),
-      route: null,
-      method: req.method,
-      bytesIn: 0,
-      bytesOut: 0,
-    };
-    inFlight++;
-    busySockets.add(req.socket);
-    res.once("close", () => {
+    const exchange = new Exchange(req, res);
+    try {
+      handle(exchange, expectContinue);
+    } catch (error) {
+      log.error({ reqId: exchange.entry.reqId, err: error }, "unexpected failure");
+      refuse(res, exchange.entry, "BTL_INTERNAL");
+    }
+  }
+
+  /**
+   * One request from arrival to the close of its response, and undici's handler of its upstream
+   * exchange: the answer is written straight to the client, with no intermediate streams, and
+   * backpressure by pausing the upstream socket while the client's is full.
+   */
+  class Exchange implements Dispatcher.DispatchHandler {
+    readonly started = performance.now();
+    readonly entry: Entry;
+    /** Holds one of the `maxConcurrent` places. */
+    counted = false;
+    route: ProxyRoute | undefined;
+    upstream: Dispatcher.DispatchController | undefined;
+    /** The client went away before the answer was complete. */
+    gone = false;
+    /** The token a GitHub App route's request went with (a 401 for it renews the token). */
+    token: string | undefined;
+
+    readonly req: IncomingMessage;
+    readonly res: ServerResponse;
+
+    constructor(req: IncomingMessage, res: ServerResponse) {
+      this.req = req;
+      this.res = res;
+      this.entry = {
+        reqId: randomUUID().slice(0, 8),
+        route: null,
+        method: req.method,
+        bytesIn: 0,
+        bytesOut: 0,
+      };
+      inFlight++;
+      busySockets.add(req.socket);
+      res.once("close", this.closed);
+    }
+
+    readonly closed = (): void => {
+      const { req, res, entry } = this;
       busySockets.delete(req.socket);
+      if (this.counted) active--;
+      if (!res.writableFinished) {
+        entry.aborted = true;
+        // A client that goes away aborts the upstream request (and frees its connection).
+        this.gone = true;
+        this.upstream?.abort(new Error("client went away"));
+      }
       entry.status = res.statusCode;
-      entry.durationMs = Math.round(performance.now() - started);
-      if (!res.writableFinished) entry.aborted = true;
+      entry.durationMs = Math.round(performance.now() - this.started);
       // SECURITY (item 13): route, method, status, sizes and codes; never headers, path or query.
       if (res.statusCode >= 400 || entry.code !== undefined) log.warn(entry, "request");
       else log.info(entry, "request");
       if (--inFlight === 0 && drained) drained();
-    });
-    try {
-      handle(req, res, expectContinue, entry);
-    } catch (error) {
-      log.error({ reqId: entry.reqId, err: error }, "unexpected failure");
-      refuse(res, entry, "BTL_INTERNAL");
+    };
+
+    readonly resume = (): void => this.upstream?.resume();
+
+    onRequestStart(controller: Dispatcher.DispatchController): void {
+      this.upstream = controller;
+      if (this.gone) controller.abort(new Error("client went away"));
+    }
+
+    onBodySent(chunk: Buffer): void {
+      this.entry.bytesIn += chunk.length;
+    }
+
+    onResponseStart(
+      controller: Dispatcher.DispatchController,
+      statusCode: number,
+      headers: Record<string, string | string[] | undefined>,
+    ): void {
+      if (statusCode === 401 && this.token) invalidate(this.route as ProxyRoute, this.token);
+      // 1xx answers (other than the 101 of an upgrade, never asked for) are not relayed.
+      if (statusCode < 200 || this.route === undefined) return;
+      unfinishedBody(this.req, this.res);
+      this.res.writeHead(
+        statusCode,
+        clientHeaders(headers, this.route, proxyBase(this.req)) as OutgoingHttpHeaders,
+      );
+      if (this.res.destroyed) controller.abort(new Error("client went away"));
+    }
+
+    onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+      this.entry.bytesOut += chunk.length;
+      // SECURITY (items 10, 11): streamed with backpressure, chunk by chunk, never buffered.
+      if (!this.res.write(chunk)) {
+        controller.pause();
+        this.res.once("drain", this.resume);
+      }
+    }
+
+    onResponseEnd(): void {
+      this.res.end();
+    }
+
+    onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+      if (this.gone) return;
+      const { req, res, entry } = this;
+      if (!res.headersSent) {
+        unfinishedBody(req, res);
+        failed(res, entry, error);
+        return;
+      }
+      const code = (error as { code?: unknown }).code;
+      entry.code = code === "UND_ERR_BODY_TIMEOUT" ? "BTL_PROXY_TIMEOUT" : "BTL_PROXY_UPSTREAM";
+      entry.upstreamError = errorName(error);
+      res.destroy();
     }
   }
 
-  function handle(
-    req: IncomingMessage,
-    res: ServerResponse,
-    expectContinue: boolean,
-    entry: Entry,
-  ): void {
+  function handle(exchange: Exchange, expectContinue: boolean) {
+    const { req, res, entry } = exchange;
     if (REFUSED_METHODS.has(req.method ?? "")) return refuse(res, entry, "BTL_PROXY_METHOD");
     if (req.headers.upgrade !== undefined) return refuse(res, entry, "BTL_PROXY_METHOD");
     const target = checkTarget(req.url ?? "");
@@ -230,100 +328,42 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
       return refuse(res, entry, "BTL_PROXY_BUSY", { "retry-after": "1" });
     }
     active++;
-    res.once("close", () => active--);
+    exchange.counted = true;
+    exchange.route = route;
     const token = credential(route);
     if (typeof token === "string") {
       if (expectContinue) res.writeContinue();
-      return forward(req, res, route, path, entry, token);
+      return forward(exchange, route, path, token);
     }
     token.then(
       (value) => {
         if (res.destroyed) return;
         if (expectContinue) res.writeContinue();
-        forward(req, res, route, path, entry, value);
+        forward(exchange, route, path, value);
       },
       (error: unknown) => {
         entry.upstreamError = errorName(error);
         unfinishedBody(req, res);
-        refuse(res, entry, "BTL_PROXY_UPSTREAM");
+        refuse(res, entry, "BTL_PROXY_CREDENTIAL");
       },
     );
   }
 
-  /**
-   * Sends the request upstream with undici's dispatcher API and writes the answer straight to
-   * the client: no intermediate streams, backpressure by pausing the upstream socket while the
-   * client's is full. The request ends when `res` closes.
-   */
-  function forward(
-    req: IncomingMessage,
-    res: ServerResponse,
-    route: ProxyRoute,
-    path: string,
-    entry: Entry,
-    token: string,
-  ): void {
+  /** Sends the request upstream with undici's dispatcher API; the exchange handles the answer. */
+  function forward(exchange: Exchange, route: ProxyRoute, path: string, token: string) {
+    const { req } = exchange;
     const pool = pools.get(route.origin);
     if (pool === undefined) throw new Error("route without pool");
     const headers = upstreamHeaders(req.rawHeaders, route, token);
+    if (route.tokman) exchange.token = token;
     // SECURITY (item 8): the body is forwarded as Node's parser framed it; undici sends it with
     // the client's validated Content-Length, or chunked when the length is not known.
     const length = req.headers["content-length"];
     const hasBody =
       req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
-    // A client that goes away aborts the upstream request (and frees its connection).
-    let upstream: Dispatcher.DispatchController | undefined;
-    let gone = false;
-    res.once("close", () => {
-      if (res.writableFinished) return;
-      gone = true;
-      upstream?.abort(new Error("client went away"));
-    });
-    const resume = () => upstream?.resume();
-
     pool.dispatch(
       { method: req.method ?? "GET", path, headers, body: hasBody ? req : null },
-      {
-        onRequestStart(controller) {
-          upstream = controller;
-          if (gone) controller.abort(new Error("client went away"));
-        },
-        onBodySent(chunk: Buffer) {
-          entry.bytesIn += chunk.length;
-        },
-        onResponseStart(controller, statusCode, answerHeaders) {
-          // 1xx answers (other than the 101 of an upgrade, never asked for) are not relayed.
-          if (statusCode < 200) return;
-          unfinishedBody(req, res);
-          res.writeHead(
-            statusCode,
-            clientHeaders(answerHeaders as ResponseHeaders, route, proxyBase(req)) as OutgoingHttpHeaders,
-          );
-          if (res.destroyed) controller.abort(new Error("client went away"));
-        },
-        onResponseData(controller, chunk: Buffer) {
-          entry.bytesOut += chunk.length;
-          // SECURITY (items 10, 11): streamed with backpressure, chunk by chunk, never buffered.
-          if (!res.write(chunk)) {
-            controller.pause();
-            res.once("drain", resume);
-          }
-        },
-        onResponseEnd() {
-          res.end();
-        },
-        onResponseError(_controller, error) {
-          if (gone) return;
-          const code = (error as { code?: unknown }).code;
-          if (!res.headersSent) {
-            unfinishedBody(req, res);
-            return failed(res, entry, error);
-          }
-          entry.code = code === "UND_ERR_BODY_TIMEOUT" ? "BTL_PROXY_TIMEOUT" : "BTL_PROXY_UPSTREAM";
-          entry.upstreamError = errorName(error);
-          res.destroy();
-        },
-      },
+      exchange,
     );
   }
 
@@ -332,7 +372,8 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
     const code = (error as { code?: unknown }).code;
     if (code === "UND_ERR_INVALID_ARG" || code === "UND_ERR_NOT_SUPPORTED") {
       log.error({ reqId: entry.reqId, err: error }, "unexpected failure");
-      return refuse(res, entry, "BTL_INTERNAL");
+      refuse(res, entry, "BTL_INTERNAL");
+      return;
     }
     entry.upstreamError = errorName(error);
     refuse(
@@ -355,6 +396,7 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
         const timer = setTimeout(() => server.closeAllConnections(), graceMs);
         const finish = () => {
           clearTimeout(timer);
+          sources.close();
           // Nothing is in flight: what is left are idle keep-alive connections.
           server.closeAllConnections();
           void Promise.all([...pools.values()].map((pool) => pool.destroy())).then(() => resolve());

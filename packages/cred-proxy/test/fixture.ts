@@ -13,13 +13,15 @@ import { type CredProxy, type CredProxyOptions, createCredProxy } from "../src/s
 
 export const BIN = join(import.meta.dirname, "../dist/cli.js");
 
-/** One route as routes.json spells it. */
-export interface RouteSpec {
+/** One route as routes.json spells it: its token in a slot, or from tokman. */
+export type RouteSpec = {
   path: string;
   upstream: string;
   auth: { scheme: "Bearer" | "token" } | { scheme: "Basic"; username: string } | { header: string };
-  token_env: string;
-}
+} & (
+  | { token_env: string }
+  | { tokman: { repository: string; permissions?: Record<string, "read" | "write"> } }
+);
 
 export function route(
   path: string,

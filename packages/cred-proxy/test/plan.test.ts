@@ -113,3 +113,100 @@ describe("prepareCredProxy", () => {
     }
   });
 });
+
+describe("prepareCredProxy with a GitHub App route", () => {
+  const withApp = parseManifest(
+    `version: 1
+name: acme
+agent: { command: [agent] }
+cred_proxy:
+  tokens:
+    - { kind: npm, token_ref: NPM_TOKEN }
+  routes:
+    - path: /gh/
+      upstream: https://api.github.com
+      auth: { scheme: Bearer }
+      github_app: { app: acme, repository: acme/api, permissions: { contents: read } }
+github_apps:
+  acme: { app_id: 1, private_key: /k }
+`,
+    { checkFiles: false },
+  );
+
+  it("writes a tokman source instead of a slot, and names tokman's variables", () => {
+    const plan = prepareCredProxy(withApp);
+    expect(JSON.stringify(plan.routesFile.routes[1])).toBe(
+      '{"path":"/gh/","upstream":"https://api.github.com","auth":{"scheme":"Bearer"},"tokman":{"repository":"acme/api","permissions":{"contents":"read"}}}',
+    );
+    // A token route is written exactly as before.
+    expect(JSON.stringify(plan.routesFile.routes[0])).toBe(
+      '{"path":"/npm/","upstream":"https://registry.npmjs.org","auth":{"scheme":"Bearer"},"token_env":"BOTTLE_PROXY_TOKEN_0"}',
+    );
+    expect(plan.slots.map((s) => s.slot)).toEqual(["BOTTLE_PROXY_TOKEN_0"]);
+    expect(plan.tokman).toEqual({
+      urlEnv: "BOTTLE_PROXY_TOKMAN_URL",
+      keyEnv: "BOTTLE_PROXY_TOKMAN_KEY",
+      routes: [
+        { path: "/gh/", app: "acme", repository: "acme/api", permissions: { contents: "read" } },
+      ],
+    });
+    expect(parseRoutes(plan.routesFile)[1]?.tokman).toEqual({
+      repository: "acme/api",
+      permissions: { contents: "read" },
+    });
+    expect(prepareCredProxy(manifest).tokman).toBeNull();
+  });
+
+  it("hands tokman's URL and key over with the slots, and names what is missing without a value", () => {
+    const plan = prepareCredProxy(withApp);
+    const key = makeCanary("btk");
+    expect({
+      ...proxyTokenEnv(plan, { NPM_TOKEN: "npm_x" }, { url: "http://127.0.0.1:9421", key }),
+    }).toEqual({
+      BOTTLE_PROXY_TOKEN_0: "npm_x",
+      BOTTLE_PROXY_TOKMAN_URL: "http://127.0.0.1:9421",
+      BOTTLE_PROXY_TOKMAN_KEY: key,
+    });
+    // Without GitHub App routes, tokman's settings are not handed to the proxy.
+    expect(
+      Object.keys(
+        proxyTokenEnv(
+          prepareCredProxy(manifest),
+          {
+            ANTHROPIC_API_KEY: "a",
+            GITHUB_TOKEN: "g",
+            NPM_TOKEN: "n",
+            SENTRY_TOKEN: "s",
+          },
+          { url: "http://127.0.0.1:1", key },
+        ),
+      ),
+    ).not.toContain("BOTTLE_PROXY_TOKMAN_KEY");
+    const cases: Array<[Parameters<typeof proxyTokenEnv>[2], string, RegExp]> = [
+      [undefined, "BTL_PROXY_CONFIG", /tokman's URL is unset.*caller key of tokman is unset/],
+      [
+        { url: "http://tokman.example", key },
+        "BTL_PROXY_CONFIG",
+        /Expected tokman's URL to use https/,
+      ],
+      [{ url: "https://tokman.example", key: `${key} x` }, "BTL_PROXY_TOKEN", /caller key/],
+    ];
+    for (const [tokman, code, message] of cases) {
+      try {
+        proxyTokenEnv(plan, { NPM_TOKEN: "npm_x" }, tokman);
+        expect.unreachable();
+      } catch (error) {
+        expect(error).toMatchObject({ code });
+        expect((error as Error).message).toMatch(message);
+        expect((error as Error).message).not.toContain(key);
+      }
+    }
+    try {
+      proxyTokenEnv(plan, {}, undefined);
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toMatchObject({ code: "BTL_PROXY_TOKEN" });
+      expect((error as Error).message).toMatch(/NPM_TOKEN.*tokman's URL/);
+    }
+  });
+});

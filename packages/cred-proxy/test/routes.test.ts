@@ -130,7 +130,12 @@ describe("parseRoutes", () => {
   it("names the index of a later route and a missing field", () => {
     const { token_env: _, ...noSlot } = EXAMPLE.routes[2] as (typeof EXAMPLE.routes)[number];
     const routes = [...EXAMPLE.routes.slice(0, 2), noSlot];
-    expect(configError({ version: 1, routes })).toContain("routes[2].token_env: is required");
+    expect(configError({ version: 1, routes })).toContain(
+      "routes[2]: Expected exactly one of `token_env` (a token slot) or `tokman`",
+    );
+    expect(configError({ version: 1, routes: [{ ...noSlot, path: "/x" }] })).toContain(
+      "routes[0].path",
+    );
   });
 
   it("refuses duplicate paths, a wrong version, unknown top-level keys and no routes", () => {
@@ -146,6 +151,53 @@ describe("parseRoutes", () => {
   it("never echoes a rejected upstream (it may carry a pasted secret)", () => {
     const message = configError(withRoute({ upstream: "https://user:hunter2hunter2@x.test" }));
     expect(message).not.toContain("hunter2");
+  });
+});
+
+describe("parseRoutes with GitHub App routes", () => {
+  const app = {
+    path: "/gh/",
+    upstream: "https://api.github.com",
+    auth: { scheme: "Bearer" },
+    tokman: { repository: "acme/api", permissions: { contents: "read" } },
+  };
+
+  it("takes a tokman source instead of a slot, frozen", () => {
+    const [route] = parseRoutes({ version: 1, routes: [app] });
+    expect(route).toMatchObject({
+      path: "/gh/",
+      origin: "https://api.github.com",
+      tokman: { repository: "acme/api", permissions: { contents: "read" } },
+    });
+    expect(route?.tokenEnv).toBeUndefined();
+    expect(Object.isFrozen(route?.tokman)).toBe(true);
+    expect(Object.isFrozen(route?.tokman?.permissions)).toBe(true);
+    const [plain] = parseRoutes({
+      version: 1,
+      routes: [{ ...app, tokman: { repository: "a/b" } }],
+    });
+    expect(plain?.tokman).toEqual({ repository: "a/b" });
+  });
+
+  it.each([
+    [{ token_env: "BOTTLE_PROXY_TOKEN_0" }, "routes[0]: Expected exactly one of `token_env`"],
+    [{ tokman: { repository: "api" } }, "routes[0].tokman.repository: Expected `repository`"],
+    [{ tokman: { repository: "acme/.." } }, "routes[0].tokman.repository"],
+    [
+      { tokman: { repository: "acme/api", extra: 1 } },
+      "routes[0].tokman.extra: is not a known key",
+    ],
+    [
+      { tokman: { repository: "acme/api", permissions: { contents: "admin" } } },
+      "routes[0].tokman.permissions.contents",
+    ],
+    [
+      { tokman: { repository: "acme/api", permissions: {} } },
+      "routes[0].tokman.permissions: Expected at least one permission",
+    ],
+    [{ tokman: { repository: "acme/api", key: "btk_secret" } }, "routes[0].tokman.key"],
+  ])("refuses %j", (patch, message) => {
+    expect(configError({ version: 1, routes: [{ ...app, ...patch }] })).toContain(message);
   });
 });
 

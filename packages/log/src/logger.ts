@@ -104,17 +104,20 @@ function wrap(logger: pino.Logger): Logger {
 /** Counts the lines a full buffer dropped and reports them once lines are accepted again. */
 function reportDrops(destination: NodeJS.EventEmitter, logger: pino.Logger): void {
   let dropped = 0;
-  let timer: NodeJS.Timeout | undefined;
+  let scheduled = false;
+  const report = (): void => {
+    const count = dropped;
+    dropped = 0;
+    logger.warn({ dropped: count }, "log lines dropped: the destination was too slow");
+    // Still full: that warning was dropped too (and counted); try again later.
+    if (dropped > 0) setTimeout(report, 1_000).unref();
+    else scheduled = false;
+  };
   destination.on("drop", () => {
     dropped++;
-    timer ??= setTimeout(function report() {
-      const count = dropped;
-      dropped = 0;
-      timer = undefined;
-      logger.warn({ dropped: count }, "log lines dropped: the destination was too slow");
-      // Still full: that warning was dropped too; try again later.
-      if (dropped > 0) timer = setTimeout(report, 1_000).unref();
-    }, 1_000).unref();
+    if (scheduled) return;
+    scheduled = true;
+    setTimeout(report, 1_000).unref();
   });
 }
 
@@ -132,7 +135,11 @@ const REDACT_TREE: RedactTree = (() => {
       else {
         const next = node.get(name);
         if (next instanceof Map) node = next;
-        else if (next !== true) node.set(name, (node = new Map()));
+        else if (next !== true) {
+          const created: RedactTree = new Map();
+          node.set(name, created);
+          node = created;
+        }
       }
     });
   }

@@ -2,9 +2,23 @@ export type { ManifestErrorCode, ManifestIssue } from "./errors.ts";
 export { codes, formatIssue, MANIFEST_ERRORS, ManifestError } from "./errors.ts";
 export type { ParseOptions } from "./parse.ts";
 export { loadManifest, MAX_MANIFEST_BYTES, parseManifest } from "./parse.ts";
-export type { Route, TokenSlot } from "./routes.ts";
+export type {
+  GithubAppRoute,
+  Route,
+  RouteTokman,
+  TokenRefRoute,
+  TokenSlot,
+} from "./routes.ts";
 export { expandRoutes, resolveTokenValues, tokenSlots } from "./routes.ts";
-export type { Manifest, RepoSpec, Role, RouteAuth, RouteSpec, TokenSpec } from "./schema.ts";
+export type {
+  GithubAppTokenSpec,
+  Manifest,
+  RepoSpec,
+  Role,
+  RouteAuth,
+  RouteSpec,
+  TokenSpec,
+} from "./schema.ts";
 export { EXCLUSIVE_ROLES, ManifestSchema, ROLES } from "./schema.ts";
 export type { GitUrl } from "./urls.ts";
 export { isLoopbackHost, parseGitUrl } from "./urls.ts";

@@ -4,16 +4,39 @@ import type { PathKey } from "./issues.ts";
 import { dottedPath } from "./issues.ts";
 import type { Manifest, Role, RouteAuth, TokenSpec } from "./schema.ts";
 
-/** One proxy route after expansion of the `tokens` short form. */
-export interface Route {
+interface RouteBase {
   readonly path: string;
   readonly upstream: string;
   readonly auth: RouteAuth;
-  readonly token_ref: string;
   readonly roles: readonly Role[];
   /** Where it was declared: `cred_proxy.tokens[0]` or `cred_proxy.routes[1]`. */
   readonly source: string;
 }
+
+/** Where a GitHub App route's token comes from: tokman, for this app, repository and scope. */
+export interface RouteTokman {
+  /** The key of `github_apps` (shown in plans; tokman knows the app by the proxy's caller key). */
+  readonly app: string;
+  /** `owner/name`. */
+  readonly repository: string;
+  /** Down-scoped permissions; absent: all that tokman's policy grants. */
+  readonly permissions?: Readonly<Record<string, "read" | "write">>;
+}
+
+/** A route whose token is a host environment variable, handed to the proxy through a slot. */
+export interface TokenRefRoute extends RouteBase {
+  readonly token_ref: string;
+  readonly tokman?: undefined;
+}
+
+/** A route whose token is a GitHub App installation token from tokman (no slot). */
+export interface GithubAppRoute extends RouteBase {
+  readonly token_ref?: undefined;
+  readonly tokman: RouteTokman;
+}
+
+/** One proxy route after expansion of the `tokens` short form. */
+export type Route = TokenRefRoute | GithubAppRoute;
 
 /** A token slot: the proxy's own environment variable and the host variable feeding it. */
 export interface TokenSlot {
@@ -37,20 +60,28 @@ export function expandWithSources(credProxy: CredProxy): Array<Route & { sourceP
   });
   credProxy.routes.forEach((route, index) => {
     const sourcePath: PathKey[] = ["cred_proxy", "routes", index];
-    out.push({
-      path: route.path,
-      upstream: stripSlash(route.upstream),
-      auth: route.auth,
-      token_ref: route.token_ref,
-      roles: [...new Set(route.roles)],
-      source: dottedPath(sourcePath),
-      sourcePath,
-    });
+    const common = { path: route.path, upstream: stripSlash(route.upstream), auth: route.auth };
+    const rest = { roles: [...new Set(route.roles)], source: dottedPath(sourcePath), sourcePath };
+    const app = route.github_app;
+    // Exactly one of the two is set (rules.ts says so when not); github_app wins meanwhile.
+    out.push(
+      app === undefined
+        ? { ...common, token_ref: route.token_ref ?? "", ...rest }
+        : {
+            ...common,
+            tokman: {
+              app: app.app,
+              repository: app.repository,
+              ...(app.permissions === undefined ? {} : { permissions: { ...app.permissions } }),
+            },
+            ...rest,
+          },
+    );
   });
   return out;
 }
 
-function expandToken(token: TokenSpec): Array<Omit<Route, "source">> {
+function expandToken(token: TokenSpec): Array<Omit<TokenRefRoute, "source">> {
   const ref = token.token_ref;
   switch (token.kind) {
     case "anthropic":
@@ -118,16 +149,22 @@ function stripSlash(url: string): string {
 /** The proxy routes of a manifest: `tokens` expanded first, then the explicit `routes`. */
 export function expandRoutes(manifest: Pick<Manifest, "cred_proxy">): readonly Route[] {
   return Object.freeze(
-    expandWithSources(manifest.cred_proxy).map(({ sourcePath: _, ...route }) =>
-      Object.freeze(route),
-    ),
+    expandWithSources(manifest.cred_proxy).map(({ sourcePath: _, ...route }): Route => {
+      if (route.tokman?.permissions) Object.freeze(route.tokman.permissions);
+      if (route.tokman) Object.freeze(route.tokman);
+      return Object.freeze(route);
+    }),
   );
 }
 
-/** One slot per distinct `token_ref`, in order of first use; routes sharing a token share a slot. */
+/**
+ * One slot per distinct `token_ref`, in order of first use; routes sharing a token share a slot.
+ * GitHub App routes get none: their tokens come from tokman.
+ */
 export function tokenSlots(routes: readonly Route[]): readonly TokenSlot[] {
   const byRef = new Map<string, { slot: string; token_ref: string; routes: string[] }>();
   for (const route of routes) {
+    if (route.token_ref === undefined) continue;
     let slot = byRef.get(route.token_ref);
     if (slot === undefined) {
       slot = { slot: `BOTTLE_PROXY_TOKEN_${byRef.size}`, token_ref: route.token_ref, routes: [] };

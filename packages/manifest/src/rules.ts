@@ -161,8 +161,42 @@ function checkApps(m: Manifest): RawIssue[] {
     }));
 }
 
-function checkRoutes(m: Manifest): RawIssue[] {
+/** Each explicit route takes its token from exactly one place, and its app is declared. */
+function checkTokenSources(m: Manifest): RawIssue[] {
   const issues: RawIssue[] = [];
+  m.cred_proxy.routes.forEach((route, index) => {
+    const at: PathKey[] = ["cred_proxy", "routes", index];
+    if (route.token_ref === undefined && route.github_app === undefined) {
+      issues.push({
+        code: "BTL_MANIFEST_MISSING_KEY",
+        path: at,
+        message:
+          "needs `token_ref` (a host variable holding the token) or `github_app` (an installation token from tokman)",
+      });
+    } else if (route.token_ref !== undefined && route.github_app !== undefined) {
+      issues.push({
+        code: "BTL_MANIFEST_CONFLICT",
+        path: [...at, "github_app"],
+        atKey: true,
+        message:
+          "`token_ref` and `github_app` both name the route's token; keep exactly one of them",
+      });
+    }
+    const app = route.github_app?.app;
+    if (app !== undefined && !Object.hasOwn(m.github_apps, app)) {
+      const declared = Object.keys(m.github_apps);
+      issues.push({
+        code: "BTL_MANIFEST_REFERENCE",
+        path: [...at, "github_app", "app"],
+        message: `names app \`${app}\`, which github_apps does not declare${declared.length ? ` (declared: ${declared.join(", ")})` : ""}`,
+      });
+    }
+  });
+  return issues;
+}
+
+function checkRoutes(m: Manifest): RawIssue[] {
+  const issues: RawIssue[] = [...checkTokenSources(m)];
   const routes = expandWithSources(m.cred_proxy);
   const roleHolder = new Map<string, string>();
   routes.forEach((route, i) => {
@@ -225,7 +259,11 @@ function checkTokenUses(m: Manifest): RawIssue[] {
     } else if (first === undefined) kinds.set(token.token_ref, { kind, source });
   });
   // SECURITY: a provisioner (admin) token must never be reachable by the agent through the proxy.
-  const proxied = new Map(expandWithSources(m.cred_proxy).map((r) => [r.token_ref, r.source]));
+  const proxied = new Map(
+    expandWithSources(m.cred_proxy).flatMap((r) =>
+      r.token_ref === undefined ? [] : [[r.token_ref, r.source] as const],
+    ),
+  );
   for (const [name, repo] of Object.entries(m.git_gate?.repos ?? {})) {
     if (repo.key.provider !== "gitea") continue;
     const source = proxied.get(repo.key.token_ref);

@@ -14,6 +14,10 @@ export const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 export const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_-])?$/;
 /** Route paths: `/segment/` or `/a/b/`; segments never start with a dot. */
 export const ROUTE_PATH = /^\/(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}\/){1,4}$/;
+/** A GitHub repository, `owner/name` (the names tokman accepts). */
+export const REPOSITORY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+/** A GitHub App permission name (`contents`, `pull_requests`). */
+export const PERMISSION = /^[a-z][a-z_]{0,63}$/;
 /** An HTTP header name (RFC 9110 token). */
 export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
 /** No control characters (C0, DEL, C1) anywhere: values end up in configs and headers. */
@@ -221,16 +225,61 @@ export const ROLES = ["anthropic-base-url", "npm-registry", "git-insteadof"] as 
 /** Roles only one route may hold. */
 export const EXCLUSIVE_ROLES: ReadonlySet<string> = new Set(["anthropic-base-url", "npm-registry"]);
 
-const Route = v.strictObject({
-  path: v.pipe(v.string(), v.regex(ROUTE_PATH, "Expected `path` to look like `/segment/`")),
-  upstream: v.pipe(
-    httpUrl("`upstream`"),
-    v.description("Upstream origin (and base path); https, or http for loopback."),
+/** A route's token from a GitHub App: an installation token that tokman mints and renews. */
+const GithubAppToken = v.strictObject({
+  app: v.pipe(
+    v.string(),
+    v.regex(NAME, "Expected the name of an entry in `github_apps`"),
+    v.description("The GitHub App (a key of `github_apps`) whose installation token is injected."),
   ),
-  auth: Auth,
-  token_ref: envName,
-  roles: v.optional(v.array(v.picklist(ROLES)), []),
+  repository: v.pipe(
+    v.string(),
+    v.regex(REPOSITORY, "Expected `repository` to be a GitHub `owner/name`"),
+    v.check(
+      (name) => !name.includes("..") && !/\.git$/i.test(name),
+      "Expected `repository` to be a GitHub `owner/name` without `..` or a .git suffix",
+    ),
+    v.description("The repository the token is scoped to (`owner/name`)."),
+  ),
+  permissions: v.optional(
+    v.pipe(
+      v.record(
+        v.pipe(
+          v.string(),
+          v.regex(PERMISSION, "Expected a permission name such as `contents` or `pull_requests`"),
+        ),
+        v.picklist(["read", "write"]),
+      ),
+      v.minEntries(1, "Expected at least one permission"),
+      v.description(
+        "Down-scoped permissions, name → read | write (default: all that tokman's policy grants the proxy).",
+      ),
+    ),
+  ),
 });
+
+const Route = v.pipe(
+  v.strictObject({
+    path: v.pipe(v.string(), v.regex(ROUTE_PATH, "Expected `path` to look like `/segment/`")),
+    upstream: v.pipe(
+      httpUrl("`upstream`"),
+      v.description("Upstream origin (and base path); https, or http for loopback."),
+    ),
+    auth: Auth,
+    token_ref: v.optional(envName),
+    github_app: v.optional(
+      v.pipe(
+        GithubAppToken,
+        v.description(
+          "Instead of `token_ref`: inject a GitHub App installation token from tokman, renewed before it expires.",
+        ),
+      ),
+    ),
+    roles: v.optional(v.array(v.picklist(ROLES)), []),
+  }),
+  // Exactly one source of the token; checked with a clear message in rules.ts.
+  v.metadata({ oneOf: [{ required: ["token_ref"] }, { required: ["github_app"] }] }),
+);
 
 const Token = v.variant("kind", [
   v.strictObject({
@@ -303,6 +352,7 @@ export const ManifestSchema = v.strictObject({
 export type Manifest = v.InferOutput<typeof ManifestSchema>;
 export type RepoSpec = v.InferOutput<typeof Repo>;
 export type RouteSpec = v.InferOutput<typeof Route>;
+export type GithubAppTokenSpec = v.InferOutput<typeof GithubAppToken>;
 export type TokenSpec = v.InferOutput<typeof Token>;
 export type RouteAuth = v.InferOutput<typeof Auth>;
 export type Role = (typeof ROLES)[number];

@@ -32,6 +32,12 @@ describe("valid manifests", () => {
         "cred_proxy:\n  routes:\n    - { path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: T }\n    - { path: /b/, upstream: 'https://b.example', auth: { header: x-token }, token_ref: T }\n",
       ),
     ],
+    [
+      "a route whose token is a GitHub App installation token",
+      manifest(
+        "cred_proxy:\n  routes:\n    - path: /gh/\n      upstream: https://api.github.com\n      auth: { scheme: Bearer }\n      github_app: { app: acme, repository: acme/api, permissions: { contents: read, pull_requests: write } }\ngithub_apps:\n  acme: { app_id: 1, private_key: /k }\n",
+      ),
+    ],
     ["a $schema key for editors", `$schema: ./schema.json\n${manifest()}`],
     ["an anchor and alias", `version: 1\nname: a\nagent: &a\n  command: [claude]\n`],
   ];
@@ -335,6 +341,68 @@ describe("invalid manifests", () => {
       "cred_proxy.routes[0].roles[0]",
     ],
     [
+      "a route with neither token_ref nor github_app",
+      route("{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer } }"),
+      codes.BTL_MANIFEST_MISSING_KEY,
+      "cred_proxy.routes[0]",
+    ],
+    [
+      "a route with both token_ref and github_app",
+      `${route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: T, github_app: { app: acme, repository: acme/api } }",
+      )}github_apps:\n  acme: { app_id: 1, private_key: /k }\n`,
+      codes.BTL_MANIFEST_CONFLICT,
+      "cred_proxy.routes[0].github_app",
+    ],
+    [
+      "a github_app route naming an undeclared app",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, github_app: { app: acme, repository: acme/api } }",
+      ),
+      codes.BTL_MANIFEST_REFERENCE,
+      "cred_proxy.routes[0].github_app.app",
+    ],
+    [
+      "a github_app repository that is not owner/name",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, github_app: { app: acme, repository: api } }",
+      ),
+      codes.BTL_MANIFEST_INVALID,
+      "cred_proxy.routes[0].github_app.repository",
+    ],
+    [
+      "a github_app repository with a dot segment",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, github_app: { app: acme, repository: acme/.. } }",
+      ),
+      codes.BTL_MANIFEST_INVALID,
+      "cred_proxy.routes[0].github_app.repository",
+    ],
+    [
+      "a github_app permission level beyond write",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, github_app: { app: acme, repository: acme/api, permissions: { contents: admin } } }",
+      ),
+      codes.BTL_MANIFEST_INVALID,
+      "cred_proxy.routes[0].github_app.permissions.contents",
+    ],
+    [
+      "an empty github_app permission set",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, github_app: { app: acme, repository: acme/api, permissions: {} } }",
+      ),
+      codes.BTL_MANIFEST_INVALID,
+      "cred_proxy.routes[0].github_app.permissions",
+    ],
+    [
+      "an unknown key in github_app",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, github_app: { app: acme, repository: acme/api, permission: { contents: read } } }",
+      ),
+      codes.BTL_MANIFEST_UNKNOWN_KEY,
+      "cred_proxy.routes[0].github_app.permission",
+    ],
+    [
       "two routes with one path",
       manifest(
         "cred_proxy:\n  tokens: [{ kind: npm, token_ref: N }]\n  routes:\n    - { path: /npm/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: T }\n",
@@ -435,6 +503,23 @@ describe("invalid manifests", () => {
     expect(error.issues[0]?.path).toBe(path);
     if (line !== undefined) expect(error.issues[0]?.line).toBe(line);
     expect(error.message).toMatch(/^bottle\.yaml/);
+  });
+
+  it("says which token source a route lacks, has twice, or names without declaring", () => {
+    const missing = parseError(
+      route("{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer } }"),
+    );
+    expect(missing.message).toContain(
+      "cred_proxy.routes[0]: needs `token_ref` (a host variable holding the token) or `github_app`",
+    );
+    const undeclared = parseError(
+      `${route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, github_app: { app: acme, repository: acme/api } }",
+      )}github_apps:\n  other: { app_id: 1, private_key: /k }\n`,
+    );
+    expect(undeclared.message).toContain(
+      "names app `acme`, which github_apps does not declare (declared: other)",
+    );
   });
 
   it("reports every issue at once, in source order", () => {

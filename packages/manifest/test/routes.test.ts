@@ -102,6 +102,53 @@ describe("tokenSlots", () => {
   });
 });
 
+describe("GitHub App routes", () => {
+  const withApp = parse(
+    manifest(`cred_proxy:
+  tokens:
+    - { kind: npm, token_ref: NPM_TOKEN }
+  routes:
+    - path: /gh/
+      upstream: https://api.github.com/
+      auth: { scheme: Bearer }
+      github_app: { app: acme, repository: acme/api, permissions: { contents: read } }
+      roles: [git-insteadof]
+    - { path: /sentry/, upstream: 'https://sentry.io', auth: { scheme: Bearer }, token_ref: SENTRY_TOKEN }
+github_apps:
+  acme: { app_id: 1, private_key: /k }
+`),
+  );
+
+  it("carry a tokman source instead of a token_ref", () => {
+    expect(expandRoutes(withApp)[1]).toEqual({
+      path: "/gh/",
+      upstream: "https://api.github.com",
+      auth: { scheme: "Bearer" },
+      tokman: { app: "acme", repository: "acme/api", permissions: { contents: "read" } },
+      roles: ["git-insteadof"],
+      source: "cred_proxy.routes[0]",
+    });
+    expect(expandRoutes(withApp)[1]).not.toHaveProperty("token_ref");
+    expect(Object.isFrozen(expandRoutes(withApp)[1]?.tokman)).toBe(true);
+  });
+
+  it("get no token slot, and the slots of the others keep their numbers", () => {
+    expect(tokenSlots(expandRoutes(withApp))).toEqual([
+      { slot: "BOTTLE_PROXY_TOKEN_0", token_ref: "NPM_TOKEN", routes: ["/npm/"] },
+      { slot: "BOTTLE_PROXY_TOKEN_1", token_ref: "SENTRY_TOKEN", routes: ["/sentry/"] },
+    ]);
+  });
+
+  it("omit permissions when the manifest names none", () => {
+    const m = parse(
+      manifest(
+        "cred_proxy:\n  routes:\n    - { path: /gh/, upstream: 'https://api.github.com', auth: { scheme: token }, github_app: { app: a, repository: o/r } }\ngithub_apps:\n  a: { app_id: 1, private_key: /k }\n",
+      ),
+    );
+    expect(expandRoutes(m)[0]?.tokman).toEqual({ app: "a", repository: "o/r" });
+  });
+});
+
 describe("resolveTokenValues", () => {
   const slots = tokenSlots(expandRoutes(full));
 

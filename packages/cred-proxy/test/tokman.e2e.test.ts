@@ -1,0 +1,529 @@
+// GitHub App routes: a real tokman (createTokman, and the bottle-tokman-compatible HTTP API)
+// minting installation tokens at the GitHub fake, the proxy injecting them. One clock is shared by
+// the fake, tokman and the proxy, and only `advance` moves it.
+import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { createTokmanSource, TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/cred-proxy";
+import {
+  createBaseEnv,
+  expectNoCanary,
+  type GitHubFake,
+  runProcess,
+  startGitHubFake,
+  startProcess,
+  startUpstream,
+  testdir,
+} from "@bottle/test-utils";
+import { createTokman, parseConfig, type Tokman } from "@bottle/tokman";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { parseRoutes } from "../src/routes.ts";
+import { type CredProxyOptions, createCredProxy } from "../src/server.ts";
+import { BIN, type Reply, type RouteSpec, send, startProxy, type TestProxy } from "./fixture.ts";
+
+const MINUTE = 60_000;
+
+interface Broker {
+  fake: GitHubFake;
+  tokman: Tokman;
+  url: string;
+  key: string;
+  /** Query strings of the token requests tokman received, in order. */
+  asked: string[];
+  clock(): Date;
+  advance(ms: number): void;
+  stop(): Promise<void>;
+  /** Starts tokman again on the same port (its cache is gone). */
+  restart(): Promise<void>;
+  /** Minted tokens, oldest first. */
+  tokens(): string[];
+}
+
+/** The GitHub fake with app 42 installed on acme/api, and tokman brokering its tokens. */
+async function startBroker(options: { realTime?: boolean } = {}): Promise<Broker> {
+  let offset = 0;
+  const frozen = Date.parse("2026-12-01T10:00:00Z");
+  const clock = options.realTime
+    ? () => new Date(Date.now() + offset)
+    : () => new Date(frozen + offset);
+  const pair = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const fake = await startGitHubFake({
+    apps: [
+      { id: 42, publicKey: pair.publicKey.export({ type: "spki", format: "pem" }).toString() },
+    ],
+    installations: [
+      {
+        id: 7,
+        appId: 42,
+        account: { login: "acme", type: "Organization" },
+        repositories: [
+          { id: 1, name: "api" },
+          { id: 2, name: "docs" },
+        ],
+        permissions: { contents: "write", metadata: "read" },
+      },
+    ],
+    now: clock,
+  });
+  const dir = await testdir();
+  await writeFile(join(dir, "app.pem"), pair.privateKey.export({ type: "pkcs1", format: "pem" }), {
+    mode: 0o600,
+  });
+  const key = `btk_${randomBytes(24).toString("base64url")}`;
+  const config = parseConfig(
+    [
+      "version: 1",
+      "apps:",
+      `  acme: { app_id: 42, private_key: app.pem, api: "${fake.url}" }`,
+      "callers:",
+      "  proxy:",
+      `    key_sha256: ${createHash("sha256").update(key).digest("hex")}`,
+      "    app: acme",
+      '    repositories: ["acme/api", "acme/docs"]',
+      "    permissions: { contents: read, metadata: read }",
+      "",
+    ].join("\n"),
+    dir,
+  );
+  const asked: string[] = [];
+  let port = 0;
+  let current: Tokman | undefined;
+  const start = async () => {
+    const tokman = createTokman({ config, now: clock, attempts: 1, backoffMs: 1 });
+    tokman.server.on("request", (req) => {
+      if (req.url?.startsWith("/api/")) asked.push(new URL(req.url, "http://x").search);
+    });
+    const url = await tokman.listen({ host: "127.0.0.1", port });
+    port = Number(new URL(url).port);
+    current = tokman;
+    return url;
+  };
+  const url = await start();
+  const stop = async () => {
+    const tokman = current;
+    current = undefined;
+    if (tokman === undefined) return;
+    tokman.server.closeAllConnections();
+    await tokman.close();
+  };
+  onTestFinished(stop);
+  return {
+    fake,
+    get tokman() {
+      return current as Tokman;
+    },
+    url,
+    key,
+    asked,
+    clock,
+    advance: (ms) => {
+      offset += ms;
+    },
+    stop,
+    restart: async () => {
+      await start();
+    },
+    tokens: () => fake.tokens().map((t) => t.token),
+  };
+}
+
+/** A loopback hop in front of the fake that records the credential of each request and when. */
+async function startRecorder(fake: GitHubFake, clock: () => Date) {
+  const seen: Array<{ authorization: string | undefined; at: number; status: number }> = [];
+  const target = new URL(fake.url);
+  const server = createServer((req, res) => {
+    const record = { authorization: req.headers.authorization, at: clock().getTime(), status: 0 };
+    seen.push(record);
+    const headers = { ...req.headers, host: target.host };
+    const out = request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers },
+      (answer) => {
+        record.status = answer.statusCode ?? 0;
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    out.on("error", () => res.destroy());
+    req.pipe(out);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  onTestFinished(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+}
+
+const gh = (upstream: string, repository = "acme/api"): RouteSpec => ({
+  path: "/gh/",
+  upstream,
+  auth: { scheme: "Bearer" },
+  tokman: { repository },
+});
+
+async function setup(routes?: (upstream: string) => RouteSpec[]) {
+  const broker = await startBroker();
+  const recorder = await startRecorder(broker.fake, broker.clock);
+  const proxy = await startProxy({
+    routes: routes ? routes(recorder.url) : [gh(recorder.url)],
+    tokens: {},
+    tokman: { url: broker.url, key: broker.key, now: broker.clock },
+  });
+  const replies: Reply[] = [];
+  const get = async (path = "/gh/repos/acme/api", headers: Record<string, string> = {}) => {
+    const reply = await send(proxy.url, path, { headers });
+    replies.push(reply);
+    return reply;
+  };
+  return { broker, recorder, proxy, replies, get };
+}
+
+/** The key and every minted token appear in no proxy log line and no answer the client saw. */
+function expectNoSecrets(broker: Broker, proxy: TestProxy, replies: Reply[]) {
+  const seen = replies.flatMap((r) => [r.body, r.rawHeaders.join("\n")]);
+  for (const secret of [broker.key, ...broker.tokens()])
+    expectNoCanary(secret, proxy.logText(), ...seen);
+}
+
+describe("GitHub App routes through tokman", { tags: ["slow"] }, () => {
+  it("injects an installation token tokman minted; 50 concurrent first requests share one mint", async () => {
+    const { broker, recorder, proxy, replies, get } = await setup();
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        get("/gh/repos/acme/api", i === 0 ? { authorization: "Bearer evil" } : {}),
+      ),
+    );
+    expect(answers.map((r) => r.status)).toEqual(Array(50).fill(200));
+    expect(JSON.parse(answers[0]?.body.toString() ?? "{}")).toMatchObject({
+      full_name: "acme/api",
+    });
+    expect(broker.fake.mints).toBe(1);
+    expect(broker.asked).toEqual(["?min_ttl=600"]);
+    const [token] = broker.tokens();
+    expect(new Set(recorder.seen.map((r) => r.authorization))).toEqual(
+      new Set([`Bearer ${token}`]),
+    );
+    expect(broker.fake.tokens()[0]?.repositories).toEqual([{ id: 1, name: "api" }]);
+    expectNoSecrets(broker, proxy, replies);
+  });
+
+  it("renews in the background before expiry and never sends an expired token", async () => {
+    const { broker, recorder, proxy, replies, get } = await setup();
+    expect((await get()).status).toBe(200);
+    // 9 min 59 s left: still handed out at once, while a renewal asks for more than tokman has.
+    broker.advance(50 * MINUTE + 1_000);
+    expect((await get()).status).toBe(200);
+    await expect.poll(() => broker.fake.mints).toBe(2);
+    expect((await get()).status).toBe(200);
+    // The first token has expired: only the renewed one goes out.
+    broker.advance(15 * MINUTE);
+    expect((await get()).status).toBe(200);
+    // 2 min left on the second: below the margin, a request waits for a third.
+    broker.advance(43 * MINUTE);
+    expect((await get()).status).toBe(200);
+    expect(broker.fake.mints).toBe(3);
+    const [a, b, c] = broker.tokens();
+    expect(recorder.seen.map((r) => r.authorization)).toEqual(
+      [a, a, b, b, c].map((t) => `Bearer ${t}`),
+    );
+    expect(broker.asked).toEqual(["?min_ttl=600", "?min_ttl=660", "?min_ttl=600"]);
+    const expiry = new Map(broker.fake.tokens().map((t) => [t.token, Date.parse(t.expiresAt)]));
+    for (const { authorization, at, status } of recorder.seen) {
+      expect(status).toBe(200);
+      expect(expiry.get(authorization?.replace("Bearer ", "") ?? "")).toBeGreaterThan(at);
+    }
+    expectNoSecrets(broker, proxy, replies);
+  });
+
+  it("asks tokman with force_refresh exactly once after the upstream refuses the token", async () => {
+    const { broker, proxy, replies, get } = await setup();
+    expect((await get()).status).toBe(200);
+    const [first] = broker.tokens();
+    const revoked = await fetch(`${broker.fake.url}/installation/token`, {
+      method: "DELETE",
+      headers: { authorization: `token ${first}` },
+    });
+    expect(revoked.status).toBe(204);
+    // Every request already under way with the refused token reports it; one refresh follows.
+    const refused = await Promise.all([get(), get(), get(), get(), get()]);
+    expect(refused.map((r) => r.status)).toEqual([401, 401, 401, 401, 401]);
+    expect((await get()).status).toBe(200);
+    expect((await get()).status).toBe(200);
+    expect(broker.asked.filter((q) => q.includes("force_refresh=1"))).toEqual([
+      "?min_ttl=600&force_refresh=1",
+    ]);
+    expect(broker.fake.mints).toBe(2);
+    expectNoSecrets(broker, proxy, replies);
+  });
+
+  it("answers 502 BTL_PROXY_CREDENTIAL while tokman is down, and serves again once it is back", async () => {
+    const { broker, proxy, replies, get } = await setup();
+    await broker.stop();
+    const down = await get();
+    expect(down.status).toBe(502);
+    expect(down.headers["x-bottle-code"]).toBe("BTL_PROXY_CREDENTIAL");
+    expect(JSON.parse(down.body.toString())).toEqual({
+      error: "credential unavailable",
+      code: "BTL_PROXY_CREDENTIAL",
+    });
+    await broker.restart();
+    broker.advance(1_001); // a failure is remembered for a second at most
+    expect((await get()).status).toBe(200);
+    const records = proxy.records();
+    expect(records.find((r) => r.msg === "tokman token failed")).toMatchObject({
+      level: "warn",
+      repository: "acme/api",
+      code: "BTL_PROXY_CREDENTIAL",
+    });
+    expect(records.find((r) => r.msg === "request" && r.status === 502)).toMatchObject({
+      route: "/gh/",
+      code: "BTL_PROXY_CREDENTIAL",
+    });
+    expectNoSecrets(broker, proxy, replies);
+  });
+
+  it("answers 502 when tokman refuses, and logs tokman's code without a secret", async () => {
+    const { broker, proxy, replies, get } = await setup((upstream) => [gh(upstream, "other/repo")]);
+    const refused = await get("/gh/repos/other/repo");
+    expect(refused.status).toBe(502);
+    expect(refused.headers["x-bottle-code"]).toBe("BTL_PROXY_CREDENTIAL");
+    const failure = proxy.records().find((r) => r.msg === "tokman token failed");
+    expect(failure?.reason).toMatch(/HTTP 403, BTL_TOKMAN_SCOPE_DENIED/);
+    expect(broker.fake.mints).toBe(0);
+    expectNoSecrets(broker, proxy, replies);
+  });
+
+  it("shares one source between routes with one repository and scope", async () => {
+    const { broker, recorder, proxy, replies } = await setup((upstream) => [
+      gh(upstream),
+      { ...gh(upstream), path: "/gh-token/", auth: { scheme: "token" } },
+      {
+        ...gh(upstream),
+        path: "/gh-read/",
+        tokman: { repository: "acme/api", permissions: { contents: "read" } },
+      },
+    ]);
+    for (const path of [
+      "/gh/repos/acme/api",
+      "/gh-token/repos/acme/api",
+      "/gh-read/repos/acme/api",
+    ])
+      replies.push(await send(proxy.url, path));
+    expect(replies.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(broker.asked).toEqual(["?min_ttl=600", "?permissions=contents%3Aread&min_ttl=600"]);
+    const [shared] = broker.tokens();
+    expect(recorder.seen.map((r) => r.authorization?.split(" ")[0])).toEqual([
+      "Bearer",
+      "token",
+      "Bearer",
+    ]);
+    expect(recorder.seen[1]?.authorization).toBe(`token ${shared}`);
+    expectNoSecrets(broker, proxy, replies);
+  });
+});
+
+describe("createCredProxy with a GitHub App route", () => {
+  const routes = parseRoutes({ version: 1, routes: [gh("https://api.github.com")] });
+
+  it("refuses to start without tokman's settings, or with a bad URL or key, naming them only", () => {
+    const key = `btk_${randomBytes(24).toString("base64url")}`;
+    const cases: Array<[CredProxyOptions["tokman"], string, RegExp]> = [
+      [
+        undefined,
+        "BTL_PROXY_CONFIG",
+        /routes \/gh\/ take their token from tokman.*`tokman` option/,
+      ],
+      [
+        { url: "http://tokman.example", key },
+        "BTL_PROXY_CONFIG",
+        /Expected `tokman.url` to use https/,
+      ],
+      [{ url: `https://u:${key}@tokman.example`, key }, "BTL_PROXY_CONFIG", /no user name/],
+      [
+        { url: "https://tokman.example", key: "" },
+        "BTL_PROXY_TOKEN",
+        /`tokman.key` is unset or empty/,
+      ],
+      [
+        { url: "https://tokman.example", key: `${key} x` },
+        "BTL_PROXY_TOKEN",
+        /`tokman.key` is not/,
+      ],
+    ];
+    for (const [tokman, code, message] of cases) {
+      let error: unknown;
+      try {
+        createCredProxy({ routes, tokens: {}, ...(tokman ? { tokman } : {}) });
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toMatchObject({ code });
+      expect((error as Error).message).toMatch(message);
+      expectNoCanary(key, (error as Error).message);
+    }
+  });
+});
+
+describe("createTokmanSource", { tags: ["slow"] }, () => {
+  it("hands out the cached token synchronously and never one past its expiry", async () => {
+    const broker = await startBroker();
+    const source = createTokmanSource({
+      url: broker.url,
+      key: broker.key,
+      repository: "acme/api",
+      now: broker.clock,
+    });
+    onTestFinished(() => source.close());
+    const first = source.get();
+    expect(first).toBeInstanceOf(Promise);
+    const token = await first;
+    expect(source.get()).toBe(token);
+    broker.advance(61 * MINUTE); // expired at the fake and for the source alike
+    const next = source.get();
+    expect(next).toBeInstanceOf(Promise);
+    expect(await next).not.toBe(token);
+    source.invalidate("not-the-current-token");
+    expect(typeof source.get()).toBe("string");
+  });
+
+  it("follows no redirect with the key, and remembers a failure for a second only", async () => {
+    const elsewhere = await startUpstream();
+    const redirecting = await startUpstream((_req, res) => {
+      res.writeHead(302, { location: `${elsewhere.url}/api/acme/api` }).end();
+    });
+    let now = Date.parse("2026-12-01T10:00:00Z");
+    const key = `btk_${randomBytes(24).toString("base64url")}`;
+    const source = createTokmanSource({
+      url: redirecting.url,
+      key,
+      repository: "acme/api",
+      now: () => new Date(now),
+    });
+    onTestFinished(() => source.close());
+    const errors: unknown[] = [];
+    for (const _ of [1, 2]) await Promise.resolve(source.get()).catch((e) => errors.push(e));
+    expect(errors).toHaveLength(2);
+    expect(errors[0]).toMatchObject({ code: "BTL_PROXY_CREDENTIAL" });
+    expect((errors[0] as Error).message).toContain("(HTTP 302)");
+    expect(redirecting.requests).toHaveLength(1); // the second caller got the remembered failure
+    now += 1_001;
+    await expect(Promise.resolve(source.get())).rejects.toMatchObject({
+      code: "BTL_PROXY_CREDENTIAL",
+    });
+    expect(redirecting.requests).toHaveLength(2);
+    expect(elsewhere.requests).toHaveLength(0);
+    expect(redirecting.requests[0]?.headers.authorization).toBe(`Bearer ${key}`);
+    expectNoCanary(key, ...errors.map((e) => `${(e as Error).message} ${JSON.stringify(e)}`));
+  });
+
+  it("refuses answers without a usable token, naming tokman's code and nothing secret", async () => {
+    const token = `ghs_${randomBytes(24).toString("hex")}`;
+    const answers = [
+      [200, { access_token: `${token} x`, expires_at: "2026-12-01T11:00:00Z" }],
+      [200, { access_token: token, expires_at: "2026-12-01T10:00:30Z" }],
+      [200, { access_token: token }],
+      [429, { error: "rate limited", code: "BTL_TOKMAN_RATE_LIMITED" }],
+      [500, "<html>oops</html>"],
+    ] as const;
+    let i = 0;
+    const tokman = await startUpstream((_req, res) => {
+      const [status, body] = answers[i++] ?? [500, ""];
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(typeof body === "string" ? body : JSON.stringify(body));
+    });
+    let now = Date.parse("2026-12-01T10:00:00Z");
+    const source = createTokmanSource({
+      url: tokman.url,
+      key: "btk_key",
+      repository: "acme/api",
+      now: () => new Date(now),
+    });
+    onTestFinished(() => source.close());
+    const messages: string[] = [];
+    for (const _ of answers) {
+      now += 1_001;
+      await Promise.resolve(source.get()).then(
+        () => expect.unreachable(),
+        (error: Error) => messages.push(error.message),
+      );
+    }
+    expect(messages).toEqual([
+      "tokman's answer for acme/api holds no usable token",
+      "tokman answered a token for acme/api that expires too soon (check the clocks)",
+      "tokman's answer for acme/api holds no usable token",
+      "tokman refused the token for acme/api (HTTP 429, BTL_TOKMAN_RATE_LIMITED)",
+      "tokman refused the token for acme/api (HTTP 500)",
+    ]);
+    expectNoCanary(token, ...messages);
+  });
+
+  it("refuses options that would hand out tokens without renewal", () => {
+    const base = { url: "http://127.0.0.1:1", key: "k", repository: "a/b" };
+    expect(() => createTokmanSource({ ...base, minTtlSeconds: 5000 })).toThrow(
+      expect.objectContaining({ code: "BTL_PROXY_CONFIG" }),
+    );
+    expect(() => createTokmanSource({ ...base, renewMarginMs: 600_000 })).toThrow(
+      expect.objectContaining({ code: "BTL_PROXY_CONFIG" }),
+    );
+  });
+});
+
+describe("bottle-cred-proxy with a GitHub App route", { tags: ["slow"] }, () => {
+  async function routesFile(routes: RouteSpec[]): Promise<string> {
+    const dir = await testdir({ "routes.json": JSON.stringify({ version: 1, routes }) });
+    return join(dir, "routes.json");
+  }
+
+  it("exits 2 naming BOTTLE_PROXY_TOKMAN_URL when tokman's URL is not set", async () => {
+    const key = `btk_${randomBytes(24).toString("base64url")}`;
+    const file = await routesFile([gh("https://api.github.com")]);
+    const result = await runProcess(process.execPath, [BIN, "--routes", file, "--port", "0"], {
+      env: createBaseEnv({ BOTTLE_PROXY_TOKMAN_KEY: key }),
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^BTL_PROXY_CONFIG: BOTTLE_PROXY_TOKMAN_URL is unset/m);
+    expectNoCanary(key, result.stdout, result.stderr);
+    const noKey = await runProcess(process.execPath, [BIN, "--routes", file, "--port", "0"], {
+      env: createBaseEnv({ BOTTLE_PROXY_TOKMAN_URL: "http://127.0.0.1:9" }),
+    });
+    expect(noKey.code).toBe(2);
+    expect(noKey.stderr).toMatch(/^BTL_PROXY_TOKEN: BOTTLE_PROXY_TOKMAN_KEY is unset/m);
+    const offLoopback = await runProcess(process.execPath, [BIN, "--routes", file, "--port", "0"], {
+      env: createBaseEnv({
+        BOTTLE_PROXY_TOKMAN_URL: "http://tokman.example",
+        BOTTLE_PROXY_TOKMAN_KEY: key,
+      }),
+    });
+    expect(offLoopback.code).toBe(2);
+    expect(offLoopback.stderr).toMatch(/^BTL_PROXY_CONFIG: Expected BOTTLE_PROXY_TOKMAN_URL/m);
+    expectNoCanary(key, offLoopback.stdout, offLoopback.stderr);
+  });
+
+  it("proxies with tokens from tokman, reading its URL and key from the environment", async () => {
+    const broker = await startBroker({ realTime: true });
+    const file = await routesFile([gh(broker.fake.url)]);
+    const proc = await startProcess(process.execPath, [BIN, "--routes", file, "--port", "0"], {
+      env: createBaseEnv({
+        BOTTLE_PROXY_TOKMAN_URL: broker.url,
+        BOTTLE_PROXY_TOKMAN_KEY: broker.key,
+      }),
+    });
+    const reply = await send(proc.url ?? "", "/gh/repos/acme/api");
+    expect(reply.status).toBe(200);
+    const loaded = proc.logs().find((r) => r.msg === "routes loaded");
+    expect(loaded?.routes).toEqual([
+      expect.objectContaining({ path: "/gh/", tokman: { repository: "acme/api" } }),
+    ]);
+    const help = await runProcess(process.execPath, [BIN, "--help"]);
+    expect(help.stdout).toContain(TOKMAN_URL_ENV);
+    expect(help.stdout).toContain(TOKMAN_KEY_ENV);
+    await proc.kill();
+    for (const secret of [broker.key, ...broker.tokens()])
+      expectNoCanary(secret, proc.stdout(), proc.stderr(), reply.body, reply.rawHeaders.join("\n"));
+  });
+});
