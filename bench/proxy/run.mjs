@@ -28,6 +28,7 @@ const CRED_PROXY_CLI = join(ROOT, "packages/cred-proxy/dist/cli.js");
 const UPSTREAM = join(import.meta.dirname, "upstream.mjs");
 const LOAD = join(import.meta.dirname, "load.mjs");
 const HTTP_PROXY = join(import.meta.dirname, "node-http-proxy.mjs");
+const NODE_FLOOR = join(import.meta.dirname, "node-floor.mjs");
 const HOST = "127.0.0.1"; // loopback only, never `localhost`
 const MiB = 1024 * 1024;
 
@@ -44,12 +45,13 @@ const TARGETS = {
   soakGrowthMiB: 5, // last-third average − first-third average, at most this …
   soakGrowthShare: 0.1, // … and at most this share of the first-third average
 };
-const NAMES = ["direct", "cred", "nginx", "httpProxy"];
+const NAMES = ["direct", "cred", "nginx", "httpProxy", "floor"];
 const LABELS = {
   direct: "direct",
   cred: "bottle-cred-proxy",
   nginx: "nginx",
   httpProxy: "http-proxy",
+  floor: "node floor",
 };
 
 const USAGE = `usage: node bench/proxy/run.mjs [--runs N] [--seconds N] [--soak-seconds N] [--soak-rate N]
@@ -309,6 +311,16 @@ async function main() {
   );
   progress(`http-proxy at ${httpProxy.url}`);
 
+  // 5. The node floor: undici dispatch behind node:http, nothing else.
+  const floor = await startNode(
+    "node floor",
+    place.proxy,
+    [NODE_FLOOR],
+    { ...env, BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: token },
+    join(work, "node-floor.log"),
+  );
+  progress(`node floor at ${floor.url}`);
+
   const targets = {
     direct: { url: upstream.url, prefix: "", authorization, proxyPids: [] },
     cred: { url: cred.url, prefix: "/api", proxyPids: [cred.pid] },
@@ -318,9 +330,10 @@ async function main() {
       proxyPids: [nginxServer.child.pid, ...nginxServer.workers],
     },
     httpProxy: { url: httpProxy.url, prefix: "/api", proxyPids: [httpProxy.pid] },
+    floor: { url: floor.url, prefix: "/api", proxyPids: [floor.pid] },
   };
 
-  // 5. Checks: the upstream refuses a request without the token, every proxy injects it
+  // 6. Checks: the upstream refuses a request without the token, every proxy injects it
   // (overwriting a wrong one the client sends), passes the small answer byte for byte and the
   // 16 MiB download with the upstream's sha256.
   const bare = await fetchOnce(`${upstream.url}/small`);
@@ -346,7 +359,7 @@ async function main() {
     }
   }
 
-  // 6. The runs, each measurement with its own load process; the target order rotates per run.
+  // 7. The runs, each measurement with its own load process; the target order rotates per run.
   // First, how busy the machine is without the bench (anything else running skews the figures).
   const clkTck = Number((await run("getconf", ["CLK_TCK"], { env })).stdout.trim()) || 100;
   const busy0 = machineBusySeconds(clkTck);
@@ -445,7 +458,7 @@ async function main() {
     }
   }
 
-  // 7. The soak: a fixed rate through bottle-cred-proxy, its RSS sampled every second.
+  // 8. The soak: a fixed rate through bottle-cred-proxy, its RSS sampled every second.
   let soak = null;
   if (SOAK_SECONDS > 0) {
     progress(`soak: ${SOAK_RATE} req/s for ${SOAK_SECONDS} s through bottle-cred-proxy`);
@@ -466,17 +479,18 @@ async function main() {
     );
   }
 
-  // 8. Peak memory of every server, and bottle-cred-proxy's request log.
+  // 9. Peak memory of every server, and bottle-cred-proxy's request log.
   const hwm = (pids) => Math.max(...pids.map((pid) => rssOf(pid)?.hwm ?? 0));
   const peakRssMiB = {
     upstream: hwm([upstream.pid]),
     cred: hwm(targets.cred.proxyPids),
     nginx: hwm(targets.nginx.proxyPids),
     httpProxy: hwm(targets.httpProxy.proxyPids),
+    floor: hwm(targets.floor.proxyPids),
   };
   const credLog = countRequests(cred.logFile);
 
-  // 9. The profiles: a fresh bottle-cred-proxy under --cpu-prof for one req/s run, and another
+  // 10. The profiles: a fresh bottle-cred-proxy under --cpu-prof for one req/s run, and another
   // for the 16 MiB downloads; each is stopped with SIGTERM, which writes its profile.
   let profile = null;
   if (flags.profile !== undefined) {
@@ -754,6 +768,11 @@ function summarise({ results, soak, ...rest }) {
     downloadVsNginx: s.nginx.downloadMs.median / s.cred.downloadMs.median,
     downloadVsHttpProxy: s.httpProxy.downloadMs.median / s.cred.downloadMs.median,
     uploadVsNginx: s.nginx.uploadMs.median / s.cred.uploadMs.median,
+    rpsVsFloor: s.cred.rps.median / s.floor.rps.median,
+    cpuOverFloorUs: s.cred.proxyCpuUsPerRequest.median - s.floor.proxyCpuUsPerRequest.median,
+    downloadVsFloor: s.floor.downloadMs.median / s.cred.downloadMs.median,
+    floorRpsVsNginx: s.floor.rps.median / s.nginx.rps.median,
+    floorDownloadVsNginx: s.nginx.downloadMs.median / s.floor.downloadMs.median,
   };
   const fmt = (x, d = 2) => x.toFixed(d);
   const errors =
@@ -772,7 +791,7 @@ function summarise({ results, soak, ...rest }) {
     {
       name: `added p50 ≤ ${TARGETS.addedP50Us} µs (1 connection)`,
       pass: s.cred.addedP50Us.median <= TARGETS.addedP50Us,
-      measured: `${Math.round(s.cred.addedP50Us.median)} µs (nginx ${Math.round(s.nginx.addedP50Us.median)}, http-proxy ${Math.round(s.httpProxy.addedP50Us.median)})`,
+      measured: `${Math.round(s.cred.addedP50Us.median)} µs (nginx ${Math.round(s.nginx.addedP50Us.median)}, http-proxy ${Math.round(s.httpProxy.addedP50Us.median)}, node floor ${Math.round(s.floor.addedP50Us.median)})`,
     },
     {
       name: `16 MiB download ≥ ${TARGETS.downloadVsNginx}× nginx`,
@@ -867,6 +886,7 @@ function report(r) {
     `  proxy CPU/req  ${num(r.ratios.cpuVsNginx, 2)}× nginx's, ${num(r.ratios.cpuVsHttpProxy, 2)}× http-proxy's`,
     `  16 MiB GET     ${num(r.ratios.downloadVsNginx, 2)}× nginx's MiB/s, ${num(r.ratios.downloadVsHttpProxy, 2)}× http-proxy's`,
     `  8 MiB POST     ${num(r.ratios.uploadVsNginx, 2)}× nginx's MiB/s`,
+    `  node floor     ${num(r.ratios.rpsVsFloor, 2)}× its req/s, +${num(r.ratios.cpuOverFloorUs, 1)} µs CPU/req, ${num(r.ratios.downloadVsFloor, 2)}× its 16 MiB MiB/s (the floor itself: ${num(r.ratios.floorRpsVsNginx, 2)}× nginx's req/s, ${num(r.ratios.floorDownloadVsNginx, 2)}× nginx's MiB/s)`,
     `  upstream saw the uploads chunked: ${NAMES.map((n) => `${LABELS[n]} ${r.results[n].upstreamSawChunked ? "yes" : "no"}`).join(", ")}`,
   ];
   if (r.soak) {
@@ -881,7 +901,7 @@ function report(r) {
   }
   lines.push(
     "",
-    `peak RSS (VmHWM) over the bench: bottle-cred-proxy ${num(r.peakRssMiB.cred, 1)} MiB, nginx ${num(r.peakRssMiB.nginx, 1)} MiB (worker), http-proxy ${num(r.peakRssMiB.httpProxy, 1)} MiB, upstream ${num(r.peakRssMiB.upstream, 1)} MiB`,
+    `peak RSS (VmHWM) over the bench: bottle-cred-proxy ${num(r.peakRssMiB.cred, 1)} MiB, nginx ${num(r.peakRssMiB.nginx, 1)} MiB (worker), http-proxy ${num(r.peakRssMiB.httpProxy, 1)} MiB, node floor ${num(r.peakRssMiB.floor, 1)} MiB, upstream ${num(r.peakRssMiB.upstream, 1)} MiB`,
     `bottle-cred-proxy request log: ${r.credLog.requests} lines, by status ${JSON.stringify(r.credLog.statuses)}, ${r.credLog.aborted} aborted, longest ${r.credLog.maxDurationMs} ms`,
   );
   if (r.profile) {
