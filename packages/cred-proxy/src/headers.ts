@@ -41,8 +41,15 @@ function squash(name: string): string {
   return name.toLowerCase().replace(/[-_.]/g, "");
 }
 
+const NO_NAMES: ReadonlySet<string> = new Set();
+/** The usual `Connection` value: it lists only a name that is hop-by-hop anyway. */
+const KEEP_ALIVE = /^\s*keep-alive\s*$/i;
+
 /** The names a `Connection` header lists (lowercased); `values` are its field values. */
-export function connectionTokens(values: readonly string[]): Set<string> {
+export function connectionTokens(values: readonly string[]): ReadonlySet<string> {
+  if (values.length === 0 || (values.length === 1 && KEEP_ALIVE.test(values[0] ?? ""))) {
+    return NO_NAMES;
+  }
   const names = new Set<string>();
   for (const value of values)
     for (const token of value.split(",")) {

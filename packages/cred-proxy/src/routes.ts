@@ -5,7 +5,7 @@
  * nothing a request carries can change where a route goes.
  */
 import { readFileSync } from "node:fs";
-import { isLoopbackHost } from "@bottle/manifest";
+import { isLoopbackHost } from "@bottle/manifest/urls";
 import * as v from "valibot";
 import { ProxyError } from "./errors.ts";
 

@@ -41,6 +41,8 @@ describe("connectionTokens", () => {
       "authorization",
     ]);
     expect([...connectionTokens([])]).toEqual([]);
+    expect([...connectionTokens([" Keep-Alive "])]).toEqual([]);
+    expect([...connectionTokens(["keep-alive, x-api-key"])]).toEqual(["keep-alive", "x-api-key"]);
   });
 });
 
