@@ -158,6 +158,12 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
   server.on("connect", (req: IncomingMessage, socket: Duplex) => refuseSocket(req, socket));
   server.on("upgrade", (req: IncomingMessage, socket: Duplex) => refuseSocket(req, socket));
   server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (error.code === "ECONNRESET") {
+      // The client reset its connection: nothing to answer and nothing malformed.
+      log.debug({ parseError: error.code }, "client reset the connection");
+      socket.destroy();
+      return;
+    }
     const status =
       error.code === "HPE_HEADER_OVERFLOW"
         ? 431
@@ -166,7 +172,7 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
           : 400;
     log.warn({ status, parseError: error.code ?? "unknown" }, "malformed request");
     // As Node's own handler: answer only when no response is under way on this connection.
-    if (!socket.writable || error.code === "ECONNRESET" || busySockets.has(socket)) {
+    if (!socket.writable || busySockets.has(socket)) {
       socket.destroy();
       return;
     }
