@@ -1,6 +1,5 @@
-/** Answers and stream helpers of the proxy: generic error bodies, byte counting, error names. */
+/** Answers of the proxy: generic error bodies, and error names safe to log. */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Transform } from "node:stream";
 import { PROXY_ERRORS, type ProxyErrorCode } from "./errors.ts";
 
 /** Generic answers: an error body never echoes anything the request carried. */
@@ -51,24 +50,6 @@ export function refuse(
     ...headers,
   });
   res.end(body);
-}
-
-/** A pass-through stream that reports the size of every chunk (for the log's byte counts). */
-export function countBytes(add: (n: number) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      add(chunk.length);
-      callback(null, chunk);
-    },
-  });
-}
-
-/** True for the errors a client that went away leaves behind (not an upstream failure). */
-export function isAbort(error: unknown): boolean {
-  const { name, code } = error as { name?: unknown; code?: unknown };
-  return (
-    name === "AbortError" || code === "UND_ERR_ABORTED" || code === "ERR_STREAM_PREMATURE_CLOSE"
-  );
 }
 
 /** The error's code or class name: safe to log (never a message, which could quote data). */
