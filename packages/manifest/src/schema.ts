@@ -196,6 +196,18 @@ const GitGate = v.strictObject({
         "auto",
       ),
       rules: v.optional(v.array(ScanRule), []),
+      max_blob_bytes: v.optional(
+        v.pipe(
+          v.number(),
+          v.integer("Expected `max_blob_bytes` to be a whole number of bytes"),
+          v.minValue(1024, "Expected `max_blob_bytes` to be at least 1024"),
+          v.maxValue(2 ** 40, "Expected `max_blob_bytes` to be at most 1 TiB"),
+          v.description(
+            "A push holding a file (blob) larger than this is refused: the scanner reads every blob in full, or refuses it (default 256 MiB).",
+          ),
+        ),
+        256 * 1024 * 1024,
+      ),
       allowlist: v.optional(
         v.array(
           v.strictObject({
@@ -206,7 +218,7 @@ const GitGate = v.strictObject({
         [],
       ),
     }),
-    { scanner: "auto", rules: [], allowlist: [] },
+    { scanner: "auto", rules: [], max_blob_bytes: 256 * 1024 * 1024, allowlist: [] },
   ),
 });
 
