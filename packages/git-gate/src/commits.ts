@@ -1,10 +1,11 @@
 /**
- * Which objects a push adds: the ref updates of a pre-receive hook, the commits reachable
- * from the new tips and from no existing ref, and new annotated tags.
+ * Which objects a push adds: the ref updates of a pre-receive hook (only branches and tags are
+ * accepted), the commits reachable from the new tips and from no existing branch or tag, new
+ * annotated tags, and every object (commit, tag, tree, blob) those bring, with its size.
  */
 
 import { GitGateError } from "./errors.ts";
-import { readObjects } from "./objects.ts";
+import { printable } from "./findings.ts";
 import { git } from "./run.ts";
 
 /** One line of a pre-receive hook's stdin. */
@@ -48,6 +49,25 @@ export function parseRefUpdates(text: string): RefUpdate[] {
   return updates;
 }
 
+/** The ref namespaces a push may update: everything else is refused before any scan. */
+export const PUSHABLE_REFS = ["refs/heads/", "refs/tags/"] as const;
+
+/**
+ * Throws `GitGateError` BTL_GITGATE_REF_REFUSED when an update names a ref outside
+ * `refs/heads/*` and `refs/tags/*` (`refs/replace/*` would change what git reads, `refs/notes/*`
+ * and others would reach the upstream unscanned, and are nothing an agent needs).
+ */
+export function checkRefs(updates: readonly RefUpdate[]): void {
+  for (const { ref } of updates) {
+    if (PUSHABLE_REFS.some((prefix) => ref.startsWith(prefix) && ref.length > prefix.length))
+      continue;
+    throw new GitGateError(
+      "BTL_GITGATE_REF_REFUSED",
+      `pushing to ${printable(ref)} is refused: the gate accepts only branches (refs/heads/*) and tags (refs/tags/*)`,
+    );
+  }
+}
+
 /** Options of {@link newCommits} and {@link newTagObjects}. */
 export interface PushOptions {
   readonly env: Readonly<Record<string, string>>;
@@ -74,6 +94,9 @@ function newTips(updates: readonly RefUpdate[]): string[] {
   return [...tips];
 }
 
+/** What counts as already upstream: the mirror's branches and tags. */
+const EXISTING = ["--branches", "--tags"] as const;
+
 function parseOids(stdout: Buffer): string[] {
   return stdout
     .toString("utf8")
@@ -83,15 +106,16 @@ function parseOids(stdout: Buffer): string[] {
 
 /**
  * The commits a push adds: reachable from the new tips (annotated tags peeled) and from no
- * existing ref, `git rev-list <tips> --not --all`. In a pre-receive hook the pushed refs have
- * not moved yet, so `--all` is what the repository held before. Deletes add nothing.
- * Throws `GitGateError` BTL_GITGATE_GIT when git fails.
+ * existing branch or tag, `git rev-list <tips> --not --branches --tags`. In a pre-receive hook
+ * the pushed refs have not moved yet, so these are what the upstream held at the last sync. No
+ * other ref counts as history (an old `refs/replace/*` or `refs/pull/*` in the mirror was never
+ * upstream). Deletes add nothing. Throws `GitGateError` BTL_GITGATE_GIT when git fails.
  */
 export async function newCommits(options: PushOptions): Promise<string[]> {
   const tips = newTips(options.updates);
   if (tips.length === 0) return [];
   // Tips on stdin, where they are always positive (before the `--not`) and never options.
-  const result = await git(["rev-list", "--stdin", "--not", "--all"], {
+  const result = await git(["rev-list", "--stdin", "--not", ...EXISTING], {
     ...gitOptions(options),
     input: `${tips.join("\n")}\n`,
   });
@@ -116,47 +140,105 @@ export async function objectTypes(
     .map((line) => (line.includes(" ") ? "missing" : line));
 }
 
-const MAX_TAG_DEPTH = 16;
-const TAG_TARGET = /^object ([0-9a-f]{40}|[0-9a-f]{64})\ntype (\w+)\n/;
-
 /**
- * The new annotated tag objects among the updates (their headers and messages are scanned
- * too), following tags of tags, plus any tree or blob a ref or tag points at directly: their
- * content is pushed without a commit. Objects some existing ref already points at are left out.
+ * The new tips of the updates that are not commits: annotated tags, and trees or blobs a ref
+ * points at directly (their content is pushed without a commit). Tips an existing branch or
+ * tag already points at are left out; what a tag points at is listed by {@link newObjects}.
  * Throws `GitGateError` BTL_GITGATE_GIT when git fails.
  */
 export async function newTagObjects(options: PushOptions): Promise<string[]> {
   const tips = newTips(options.updates);
   if (tips.length === 0) return [];
-  const refs = await git(["for-each-ref", "--format=%(objectname)"], gitOptions(options));
+  const refs = await git(
+    ["for-each-ref", "--format=%(objectname)", ...PUSHABLE_REFS],
+    gitOptions(options),
+  );
   const existing = new Set(parseOids(refs.stdout));
-  const found: string[] = [];
-  const seen = new Set<string>();
-  let level = tips.filter((oid) => !existing.has(oid));
-  for (let depth = 0; depth < MAX_TAG_DEPTH && level.length > 0; depth++) {
-    const types = await objectTypes(options, level);
-    const tags: string[] = [];
-    for (const [index, oid] of level.entries()) {
-      const type = types[index];
-      if (seen.has(oid) || (type !== "tag" && type !== "tree" && type !== "blob")) continue;
-      seen.add(oid);
-      found.push(oid);
-      if (type === "tag") tags.push(oid);
-    }
-    const next: string[] = [];
-    await readObjects(
-      tags,
-      (object) => {
-        const target = TAG_TARGET.exec(object.content.toString("utf8", 0, 256));
-        if (target?.[1] !== undefined && target[2] !== "commit" && !existing.has(target[1])) {
-          next.push(target[1]);
-        }
-      },
-      { ...gitOptions(options), timeoutMs: 120_000 },
-    );
-    level = next;
+  const fresh = tips.filter((oid) => !existing.has(oid));
+  const types = await objectTypes(options, fresh);
+  return fresh.filter((_, index) => types[index] !== "commit");
+}
+
+/** An object of a push, from {@link newObjects}. */
+export interface ObjectInfo {
+  readonly oid: string;
+  readonly type: "commit" | "tag" | "tree" | "blob";
+  readonly size: number;
+}
+
+/** Options of {@link newObjects}. */
+export interface NewObjectsOptions {
+  readonly env: Readonly<Record<string, string>>;
+  readonly cwd?: string;
+  /** The new commits. */
+  readonly commits: readonly string[];
+  /** Other new tips: tags, trees, blobs. */
+  readonly tips: readonly string[];
+  /**
+   * What is old: `refs`, everything the repository's branches and tags reach (a push); or
+   * `parents`, everything the parents of `commits` outside `commits` reach (a range).
+   */
+  readonly since: "refs" | "parents";
+  readonly timeoutMs: number;
+}
+
+const OBJECT_INFO = /^([0-9a-f]{40}|[0-9a-f]{64}) (commit|tag|tree|blob) (\d+)$/;
+
+/**
+ * Every object reachable from `commits` and `tips` and not from what is old, with its type and
+ * size (`git rev-list --objects`, then `cat-file --batch-check`): what a forwarding push sends.
+ * Throws `GitGateError` BTL_GITGATE_GIT when git fails or an object is missing.
+ */
+export async function newObjects(options: NewObjectsOptions): Promise<ObjectInfo[]> {
+  const positives = [...options.commits, ...options.tips];
+  if (positives.length === 0) return [];
+  const base = { ...gitOptions(options), timeoutMs: options.timeoutMs };
+  let negatives: string[] = [];
+  if (options.since === "parents" && options.commits.length > 0) {
+    const parents = await git(["rev-list", "--no-walk=unsorted", "--parents", "--stdin"], {
+      ...base,
+      input: `${options.commits.join("\n")}\n`,
+    });
+    const inside = new Set(options.commits);
+    negatives = [
+      ...new Set(
+        parents.stdout
+          .toString("utf8")
+          .split("\n")
+          .flatMap((line) => line.split(" ").slice(1))
+          .filter((oid) => OID.test(oid) && !inside.has(oid)),
+      ),
+    ];
   }
-  return found;
+  const listed = await git(
+    [
+      "rev-list",
+      "--objects",
+      "--no-object-names",
+      "--stdin",
+      ...(options.since === "refs" ? ["--not", ...EXISTING] : []),
+    ],
+    {
+      ...base,
+      input: `${[...positives, ...negatives.map((oid) => `^${oid}`)].join("\n")}\n`,
+      maxOutputBytes: 1024 * 1024 * 1024,
+    },
+  );
+  const oids = parseOids(listed.stdout);
+  if (oids.length === 0) return [];
+  const checked = await git(
+    ["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+    { ...base, input: `${oids.join("\n")}\n`, maxOutputBytes: 1024 * 1024 * 1024 },
+  );
+  const lines = checked.stdout.toString("utf8").split("\n").slice(0, oids.length);
+  return lines.map((line, index) => {
+    const match = OBJECT_INFO.exec(line);
+    if (match === null) {
+      throw new GitGateError("BTL_GITGATE_GIT", `object ${oids[index] ?? ""} cannot be read`);
+    }
+    const [, oid = "", type = "blob", size = "0"] = match;
+    return { oid, type: type as ObjectInfo["type"], size: Number(size) };
+  });
 }
 
 const RANGE = /^[\u0021-\u007e]{1,1000}$/;

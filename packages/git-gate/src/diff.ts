@@ -1,7 +1,8 @@
 /**
  * The text a push adds: one `git log -p` over exactly the pushed commits, parsed as it streams
  * (plain and combined hunks, quoted paths, renames; binary files are collected for
- * `objects.ts`).
+ * `objects.ts`). Commit objects themselves are read raw elsewhere (scan.ts), never through a
+ * log format that would re-encode their messages.
  */
 import { randomBytes } from "node:crypto";
 import { StringDecoder } from "node:string_decoder";
@@ -19,29 +20,20 @@ export interface BinaryChange {
   readonly newBlob: string;
 }
 
-/** Pseudo-paths of text that is not a file. */
-export const COMMIT_MESSAGE = "(commit message)";
-export const COMMIT_HEADER = "(commit header)";
-
 /** What {@link DiffParser} does with each kind of added line. */
 export interface DiffParserOptions {
   /** The random marker of the log format (see {@link logFormat}). */
   readonly nonce: string;
   readonly onLine: AddedLineSink;
-  /**
-   * Called instead of `onLine` for added lines of ordinary (non-merge) text diffs, when given:
-   * lets a caller treat them apart (another scanner covers them).
-   */
-  readonly onPlainLine?: AddedLineSink;
 }
 
 /**
- * The `--format` of the log: a start marker with the commit id, the author and committer
- * lines, the raw message, an end marker. SECURITY: the marker holds a random nonce, so no
- * commit message or file content can forge a commit boundary.
+ * The `--format` of the log: a start marker with the commit id, nothing else (the commit
+ * object is scanned raw). SECURITY: the marker holds a random nonce, so no file content can
+ * forge a commit boundary.
  */
 export function logFormat(nonce: string): string {
-  return `%x00${nonce}%x00%H%n%an <%ae>%n%cn <%ce>%n%B%x00${nonce}%x00end`;
+  return `%x00${nonce}%x00%H`;
 }
 
 const ZERO = /^0+$/;
@@ -58,33 +50,33 @@ interface FileState {
   binary: boolean;
 }
 
-type Mode = "idle" | "header" | "message" | "diff" | "hunk";
+type Mode = "idle" | "diff" | "hunk";
 
 /**
  * Parses `git log -p` output in the format of {@link logFormat} and hands every added line to
- * its sink: commit headers and messages, lines added by plain hunks, and lines of combined
- * (merge) hunks that are in no parent. Binary files are collected for `scanBinaryChanges` (objects.ts).
+ * its sink: lines added by plain hunks, and lines of combined (merge) hunks that are in no
+ * parent. Binary files are collected for `scanBlobs` (objects.ts); the new blob of every file
+ * diffed is recorded in {@link DiffParser.covered}.
  */
 export class DiffParser {
   readonly #options: DiffParserOptions;
   readonly #start: string;
-  readonly #end: string;
   readonly #decoder = new StringDecoder("utf8");
   /** The start of a line whose end has not arrived (kept in pieces: a line can be huge). */
   #pending: string[] = [];
   #mode: Mode = "idle";
   #commit = "";
-  #counter = 0;
   #file: FileState | undefined;
   #path = "";
   #line = 0;
   #columns = 0;
   readonly #binaries: BinaryChange[] = [];
+  /** The new blob of every file diffed: its added text went to the sink or is a binary. */
+  readonly covered = new Set<string>();
 
   constructor(options: DiffParserOptions) {
     this.#options = options;
     this.#start = `\0${options.nonce}\0`;
-    this.#end = `\0${options.nonce}\0end`;
   }
 
   /** Feeds a chunk of git's stdout. */
@@ -126,25 +118,6 @@ export class DiffParser {
         }
         break;
       }
-      case "header":
-        this.#counter++;
-        this.#options.onLine(this.#commit, COMMIT_HEADER, this.#counter, line);
-        if (this.#counter === 2) {
-          this.#mode = "message";
-          this.#counter = 0;
-        }
-        return;
-      case "message": {
-        const end = line.indexOf(this.#end);
-        if (end === -1) {
-          this.#options.onLine(this.#commit, COMMIT_MESSAGE, ++this.#counter, line);
-          return;
-        }
-        if (end > 0)
-          this.#options.onLine(this.#commit, COMMIT_MESSAGE, ++this.#counter, line.slice(0, end));
-        this.#mode = "diff";
-        return;
-      }
       default:
         break;
     }
@@ -155,8 +128,7 @@ export class DiffParser {
     if (line.startsWith(this.#start)) {
       this.#finishFile();
       this.#commit = line.slice(this.#start.length).trim();
-      this.#mode = "header";
-      this.#counter = 0;
+      this.#mode = "diff";
       return;
     }
     if (this.#mode === "idle") return;
@@ -182,6 +154,7 @@ export class DiffParser {
       const [from = "", to = ""] = line.slice(6).split(" ")[0]?.split("..") ?? [];
       file.oldBlobs = from.split(",").filter((oid) => oid !== "" && !ZERO.test(oid));
       file.newBlob = to;
+      if (to !== "" && !ZERO.test(to)) this.covered.add(to);
     } else if (line.startsWith("Binary files ")) {
       file.binary = true;
     }
@@ -228,8 +201,7 @@ export class DiffParser {
     if (columns === 1) {
       const prefix = line.charCodeAt(0);
       if (prefix === 43) {
-        const sink = this.#options.onPlainLine ?? this.#options.onLine;
-        sink(this.#commit, this.#path, this.#line++, line.slice(1));
+        this.#options.onLine(this.#commit, this.#path, this.#line++, line.slice(1));
       } else if (prefix === 32) {
         this.#line++;
       }
@@ -339,24 +311,29 @@ export interface StreamOptions {
   readonly cwd?: string;
   readonly commits: readonly string[];
   readonly onLine: AddedLineSink;
-  readonly onPlainLine?: AddedLineSink;
   readonly timeoutMs: number;
   /** git's stdout beyond this is an error (default 1 GiB). */
   readonly maxOutputBytes?: number;
 }
 
+/** What {@link streamAddedLines} leaves to read as objects. */
+export interface AddedLinesResult {
+  /** Binary files changed: their blobs are read by `scanBlobs`. */
+  readonly binaries: readonly BinaryChange[];
+  /** The new blob of every file diffed (text or binary). */
+  readonly covered: ReadonlySet<string>;
+}
+
 /**
- * Streams the added lines of exactly `commits` (in that order) to the sinks; returns the
- * binary files they change. Throws `GitGateError` BTL_GITGATE_GIT when git fails or times out.
+ * Streams the added lines of exactly `commits` (in that order) to the sink; returns the binary
+ * files they change and the blobs the diff covered. Throws `GitGateError` BTL_GITGATE_GIT when
+ * git fails or times out.
  */
-export async function streamAddedLines(options: StreamOptions): Promise<BinaryChange[]> {
-  if (options.commits.length === 0) return []; // an empty --stdin would mean HEAD
+export async function streamAddedLines(options: StreamOptions): Promise<AddedLinesResult> {
+  // An empty --stdin would mean HEAD.
+  if (options.commits.length === 0) return { binaries: [], covered: new Set() };
   const nonce = randomBytes(12).toString("hex");
-  const parser = new DiffParser({
-    nonce,
-    onLine: options.onLine,
-    ...(options.onPlainLine === undefined ? {} : { onPlainLine: options.onPlainLine }),
-  });
+  const parser = new DiffParser({ nonce, onLine: options.onLine });
   // The parser runs inside the stdout handler: an exception there must not escape it.
   let failure: unknown;
   const push = (chunk: Buffer) => {
@@ -388,10 +365,10 @@ export async function streamAddedLines(options: StreamOptions): Promise<BinaryCh
       "--no-textconv",
       "--no-relative",
       "--no-show-signature",
+      "--no-mailmap",
       "--diff-merges=combined",
       "--src-prefix=a/",
       "--dst-prefix=b/",
-      "--encoding=UTF-8",
       `--format=${logFormat(nonce)}`,
     ],
     {
@@ -404,5 +381,5 @@ export async function streamAddedLines(options: StreamOptions): Promise<BinaryCh
     },
   );
   if (failure !== undefined) throw failure;
-  return parser.end();
+  return { binaries: parser.end(), covered: parser.covered };
 }

@@ -55,6 +55,18 @@ export const { table: GIT_GATE_ERRORS, codes } = defineErrors({
     exit: 1,
     meaning: "The scan found secrets in the commits the push adds; the push is rejected.",
   },
+  BTL_GITGATE_REF_REFUSED: {
+    status: 403,
+    exit: 1,
+    meaning:
+      "The push updates a ref outside refs/heads/* and refs/tags/* (refs/replace/*, refs/notes/*, …); refused before anything is scanned or forwarded.",
+  },
+  BTL_GITGATE_OBJECT_TOO_LARGE: {
+    status: 403,
+    exit: 1,
+    meaning:
+      "The push holds an object larger than git_gate.scan.max_blob_bytes; it is refused rather than forwarded unread.",
+  },
   BTL_GITGATE_SCANNER_FAILED: {
     status: 500,
     exit: 3,

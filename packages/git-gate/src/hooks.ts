@@ -45,7 +45,7 @@ export async function runPreReceive(
   try {
     // Loaded here, not at the top: the access hook (every fetch) never needs the scanner.
     const [
-      { newCommits, newTagObjects, parseRefUpdates },
+      { checkRefs, newCommits, newTagObjects, parseRefUpdates },
       { scanCommits },
       { formatFindings },
       { forwardPush },
@@ -58,6 +58,7 @@ export async function runPreReceive(
     const config = readGateConfig(ctx.stateDir);
     const repo = findRepo(config, resolve(ctx.cwd, ctx.env.GIT_DIR ?? "."));
     const updates = parseRefUpdates(ctx.stdin);
+    checkRefs(updates);
     const env = gitEnv(ctx.env);
     const [commits, tags] = await Promise.all([
       newCommits({ env, cwd: ctx.cwd, updates }),
@@ -68,15 +69,19 @@ export async function runPreReceive(
       cwd: ctx.cwd,
       commits,
       tags,
+      refs: updates,
+      since: "refs",
       scanner: config.scan.scanner,
       rules: config.scan.rules,
       allowlist: config.scan.allowlist,
+      maxObjectBytes: config.scan.maxBlobBytes,
       timeoutMs: config.timeouts.scan * 1000,
     });
     const summary = {
       repo: repo.name,
-      refs: updates.map((u) => u.ref),
+      refs: updates.map((u) => scan.mask(u.ref)),
       commits: scan.commits,
+      objects: scan.objects,
       bytes: scan.bytes,
       scanner: scan.scanner,
       scanMs: scan.durationMs,

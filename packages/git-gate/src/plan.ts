@@ -66,6 +66,8 @@ export interface PlannedScan {
     readonly keywords?: readonly string[];
   }>;
   readonly allowlist: readonly string[];
+  /** A push holding a bigger object is refused (`git_gate.scan.max_blob_bytes`). */
+  readonly maxBlobBytes: number;
 }
 
 /** Time limits of the gate's own git and scanner runs, in seconds. */
@@ -192,6 +194,7 @@ export function prepareGitGate(
       ...(rule.keywords === undefined ? {} : { keywords: rule.keywords }),
     })),
     allowlist: gate.scan.allowlist.map((entry) => entry.fingerprint),
+    maxBlobBytes: gate.scan.max_blob_bytes,
   };
   const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
   const config: GateConfig = { version: 1, project, basePath, stateDir, repos, scan, timeouts };

@@ -190,9 +190,11 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
           env,
           cwd,
           commits,
+          since: "parents",
           scanner: flags.scanner ?? config?.scan.scanner ?? "auto",
           rules: config?.scan.rules ?? [],
           allowlist: config?.scan.allowlist ?? [],
+          ...(config === undefined ? {} : { maxObjectBytes: config.scan.maxBlobBytes }),
         });
         if (flags.json) proc.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         else if (result.findings.length > 0)

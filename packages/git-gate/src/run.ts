@@ -137,6 +137,10 @@ export function oneLine(text: string, max = 1000): string {
  * The git environment of the gate's own git commands, from an allowlist: the machine's system
  * and global git config are never read, prompts are off, and only the variables git sets for
  * hooks (object directories of the push quarantine) are carried over from `from`.
+ * SECURITY: replacement objects and grafts never apply, so every command reads the objects
+ * that a forwarding push sends (a pushed or stale `refs/replace/*` must not show the scan a
+ * harmless object in place of the real one). A graft file that cannot exist: git is silent
+ * about ENOTDIR, where an empty file would print a deprecation notice on every command.
  */
 export function gitEnv(
   from: Readonly<Record<string, string | undefined>>,
@@ -150,6 +154,8 @@ export function gitEnv(
     GIT_CONFIG_GLOBAL: "/dev/null",
     GIT_TERMINAL_PROMPT: "0",
     GIT_ATTR_NOSYSTEM: "1",
+    GIT_NO_REPLACE_OBJECTS: "1",
+    GIT_GRAFT_FILE: NO_GRAFTS,
   };
   if (from.HOME) env.HOME = from.HOME;
   for (const name of HOOK_VARIABLES) {
@@ -158,6 +164,9 @@ export function gitEnv(
   }
   return Object.assign(env, extra);
 }
+
+/** A graft file path that can never exist (`/dev/null` is not a directory). */
+export const NO_GRAFTS = "/dev/null/bottle-no-grafts";
 
 // What git sets for a pre-receive hook: without these the pushed objects (still in the
 // quarantine directory) are invisible to the hook's own git commands.

@@ -1,24 +1,23 @@
 /**
- * The secret scan of a push: the text the pushed commits add (diffs, commit messages and
- * headers, the printable text of binaries, new tags), scanned by the built-in scanner in
- * worker threads, or by gitleaks with the built-in scanner covering what gitleaks does not
- * read. Fails closed: a crash, a timeout or unreadable output is an error, never a clean scan.
+ * The secret scan of a push: everything it adds (see feed.ts), scanned by the built-in scanner
+ * in worker threads, and by gitleaks as well when it is chosen (it adds rules, never removes
+ * coverage). Fails closed: a crash, a timeout or unreadable output is an error, never a clean
+ * scan.
  */
 import { availableParallelism } from "node:os";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { isBottleError } from "@bottle/errors";
-import { objectTypes } from "./commits.ts";
-import { type AddedLineSink, type BinaryChange, streamAddedLines } from "./diff.ts";
+import type { AddedLineSink } from "./diff.ts";
 import { GitGateError } from "./errors.ts";
-import { type Finding, fingerprintOf } from "./findings.ts";
-import { findGitleaks, runGitleaks } from "./gitleaks.ts";
-import { readObjects, scanBinaryChanges } from "./objects.ts";
+import { feedPush, MAX_OBJECT_BYTES } from "./feed.ts";
+import { type Finding, fingerprintOf, redact } from "./findings.ts";
+import { findGitleaks, GitleaksWorkspace } from "./gitleaks.ts";
+import { printableRuns } from "./objects.ts";
 import { compileRules, type ScanRuleSpec } from "./rules.ts";
-import { git } from "./run.ts";
 import type { WorkerReply, WorkerRequest, WorkerSetup } from "./scan-worker.ts";
-import { type Batch, BatchBuilder, type BatchFinding } from "./scanner.ts";
+import { type Batch, BatchBuilder, type BatchFinding, placeOf } from "./scanner.ts";
 
 export type { ScanRuleSpec } from "./rules.ts";
 
@@ -30,6 +29,14 @@ export interface ScanOptions {
   readonly commits: readonly string[];
   /** Tag objects, trees and blobs pushed outside commits (from `newTagObjects`). */
   readonly tags?: readonly string[];
+  /** The refs a push updates: their names are scanned too. */
+  readonly refs?: ReadonlyArray<{ readonly ref: string; readonly newOid: string }>;
+  /**
+   * What is already known, and so not read again: `refs` (default), what the repository's
+   * branches and tags reach (a pre-receive hook); `parents`, what the parents of `commits`
+   * outside them reach (a range of a local repository).
+   */
+  readonly since?: "refs" | "parents";
   /** Default `auto`: gitleaks when `gitleaksPath` is given or `gitleaks` is on `env.PATH`. */
   readonly scanner?: "auto" | "builtin" | "gitleaks";
   readonly gitleaksPath?: string;
@@ -37,6 +44,8 @@ export interface ScanOptions {
   readonly rules?: readonly ScanRuleSpec[];
   /** Fingerprints whose findings are allowed (the manifest's `git_gate.scan.allowlist`). */
   readonly allowlist?: readonly string[];
+  /** An object larger than this refuses the scan (default 256 MiB). */
+  readonly maxObjectBytes?: number;
   /** Default 60 000. */
   readonly timeoutMs?: number;
 }
@@ -48,22 +57,31 @@ export interface ScanResult {
   /** Findings whose fingerprint is in the allowlist. */
   readonly allowed: readonly Finding[];
   readonly commits: number;
-  /** Bytes of added text the built-in scanner read. */
+  /** Objects read (commits, tags, trees, blobs). */
+  readonly objects: number;
+  /** Bytes of text the built-in scanner read. */
   readonly bytes: number;
   readonly durationMs: number;
+  /** `text` with every secret found replaced by its redacted form (for ref names in logs). */
+  readonly mask: (text: string) => string;
 }
 
-/** Pseudo-paths of pushed objects that are not commits. */
-export const TAG_HEADER = "(tag header)";
-export const TAG_MESSAGE = "(tag message)";
-export const PUSHED_BLOB = "(blob)";
+export {
+  COMMIT_HEADER,
+  COMMIT_MESSAGE,
+  PUSHED_BLOB,
+  REF_NAME,
+  TAG_HEADER,
+  TAG_MESSAGE,
+} from "./feed.ts";
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 const OID = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 
 /**
- * Scans what `commits` (and `tags`) add. Throws `GitGateError` BTL_GITGATE_CONFIG for invalid
- * options (a bad operator regex, a malformed commit id, gitleaks required but not found), and
+ * Scans what `commits` (and `tags`, and `refs`) add. Throws `GitGateError` BTL_GITGATE_CONFIG
+ * for invalid options (a bad operator regex, a malformed commit id, gitleaks required but not
+ * found), BTL_GITGATE_OBJECT_TOO_LARGE for an object above `maxObjectBytes`, and
  * BTL_GITGATE_SCANNER_FAILED when the scanner crashes, times out, or its output cannot be
  * read (fail closed).
  */
@@ -76,6 +94,13 @@ export async function scanCommits(options: ScanOptions): Promise<ScanResult> {
       `Expected \`timeoutMs\` to be a positive number, got ${timeoutMs}`,
     );
   }
+  const maxObjectBytes = options.maxObjectBytes ?? MAX_OBJECT_BYTES;
+  if (!Number.isSafeInteger(maxObjectBytes) || maxObjectBytes < 1) {
+    throw new GitGateError(
+      "BTL_GITGATE_CONFIG",
+      `Expected \`maxObjectBytes\` to be a positive whole number, got ${maxObjectBytes}`,
+    );
+  }
   const rules = options.rules ?? [];
   compileRules(rules); // invalid rules fail here, before anything runs
   if (![...options.commits, ...(options.tags ?? [])].every((oid) => OID.test(oid))) {
@@ -85,15 +110,17 @@ export async function scanCommits(options: ScanOptions): Promise<ScanResult> {
     );
   }
   const gitleaks = await selectGitleaks(options);
-  if (options.commits.length === 0 && (options.tags ?? []).length === 0) {
-    // A push of deletes or of existing commits: nothing to read, no thread to start.
-    const scanner = gitleaks === undefined ? "builtin" : "gitleaks";
+  const scanner = gitleaks === undefined ? "builtin" : "gitleaks";
+  const empty = options.commits.length === 0 && (options.tags ?? []).length === 0;
+  if (empty && (options.refs ?? []).length === 0) {
+    // Nothing pushed, nothing named: no thread to start.
     const durationMs = Math.round(performance.now() - started);
-    return { scanner, findings: [], allowed: [], commits: 0, bytes: 0, durationMs };
+    const none = { findings: [], allowed: [], commits: 0, objects: 0, bytes: 0 };
+    return { scanner, ...none, durationMs, mask: (text) => text };
   }
   const controller = new AbortController();
   const deadline = Date.now() + timeoutMs;
-  const work = scan(options, rules, gitleaks, deadline, controller.signal);
+  const work = scan(options, rules, maxObjectBytes, gitleaks, deadline, controller.signal);
   work.catch(() => {}); // settled after a timeout: nobody awaits it any more
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -107,7 +134,9 @@ export async function scanCommits(options: ScanOptions): Promise<ScanResult> {
     outcome = await Promise.race([work, timeout]);
   } catch (error) {
     const code = isBottleError(error) ? error.code : undefined;
-    throw code === "BTL_GITGATE_CONFIG" || code === "BTL_GITGATE_SCANNER_FAILED"
+    throw code === "BTL_GITGATE_CONFIG" ||
+      code === "BTL_GITGATE_SCANNER_FAILED" ||
+      code === "BTL_GITGATE_OBJECT_TOO_LARGE"
       ? error
       : failed("the secret scan failed", error);
   } finally {
@@ -115,15 +144,18 @@ export async function scanCommits(options: ScanOptions): Promise<ScanResult> {
     // Stops the worker threads at once; git children end at the deadline (their own timeout).
     controller.abort();
   }
-  const findings = order(dedupe(outcome.findings), options);
+  const mask = masker(outcome.findings);
+  const findings = order(dedupe(outcome.findings, mask), options);
   const allow = new Set(options.allowlist ?? []);
   return {
-    scanner: gitleaks === undefined ? "builtin" : "gitleaks",
+    scanner,
     findings: findings.filter((finding) => !allow.has(finding.fingerprint)),
     allowed: findings.filter((finding) => allow.has(finding.fingerprint)),
     commits: options.commits.length,
+    objects: outcome.objects,
     bytes: outcome.bytes,
     durationMs: Math.round(performance.now() - started),
+    mask,
   };
 }
 
@@ -143,151 +175,96 @@ async function selectGitleaks(options: ScanOptions): Promise<string | undefined>
 interface Outcome {
   readonly findings: readonly BatchFinding[];
   readonly bytes: number;
+  readonly objects: number;
 }
 
+/**
+ * Feeds everything the push adds into batches: each goes to the built-in scanner's workers,
+ * and, with gitleaks, into gitleaks' workspace too (which runs once everything is written).
+ */
 async function scan(
   options: ScanOptions,
   rules: readonly ScanRuleSpec[],
+  maxObjectBytes: number,
   gitleaks: string | undefined,
   deadline: number,
   signal: AbortSignal,
 ): Promise<Outcome> {
-  if (gitleaks === undefined) return runBuiltin(options, rules, "full", deadline, signal);
-  const [leaks, builtin] = await Promise.all([
-    runGitleaks({
-      env: options.env,
-      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
-      commits: options.commits,
-      executable: gitleaks,
-      timeoutMs: deadline - Date.now(),
-    }),
-    runBuiltin(options, rules, "supplement", deadline, signal),
-  ]);
-  return { findings: [...leaks, ...builtin.findings], bytes: builtin.bytes };
-}
-
-/**
- * `full`: secretlint and the regex rules over everything. `supplement` (next to gitleaks):
- * the regex rules (bottle's and the operator's) over the ordinary diffs gitleaks reads, and
- * everything over what it does not: commit messages and headers, merges' own lines, binaries,
- * tags.
- */
-async function runBuiltin(
-  options: ScanOptions,
-  rules: readonly ScanRuleSpec[],
-  mode: "full" | "supplement",
-  deadline: number,
-  signal: AbortSignal,
-): Promise<Outcome> {
-  const pool = new WorkerPool(mode === "full" ? workerCount() : 1, rules, signal);
+  const pool = new WorkerPool(workerCount(), rules, signal);
+  const workspace = gitleaks === undefined ? undefined : await GitleaksWorkspace.create();
+  const maps = new Map<string, Pick<Batch, "segments" | "lineNumbers">>();
   try {
-    const work = feed(options, mode, deadline, pool);
-    // A crashed worker ends the scan at once, not when git is done.
-    const result = await Promise.race([work, pool.failure]);
-    return { findings: await Promise.race([pool.drain(), pool.failure]), bytes: result.bytes };
-  } finally {
-    await pool.terminate();
-  }
-}
-
-async function feed(
-  options: ScanOptions,
-  mode: "full" | "supplement",
-  deadline: number,
-  pool: WorkerPool,
-): Promise<{ bytes: number }> {
-  let bytes = 0;
-  let sinkError: unknown;
-  const onBatch = (batch: Batch) => {
-    bytes += Buffer.byteLength(batch.text) + 1;
-    pool.submit(batch);
-  };
-  const full = new BatchBuilder("full", onBatch);
-  const regex = new BatchBuilder("regex", onBatch);
-  // The sinks run inside git's stdout handler: an exception there must not escape.
-  const guard =
-    (builder: BatchBuilder): AddedLineSink =>
-    (commit, file, line, text) => {
+    let bytes = 0;
+    let sinkError: unknown;
+    const builder = new BatchBuilder((batch) => {
+      bytes += Buffer.byteLength(batch.text) + 1;
+      if (workspace !== undefined) {
+        const name = `batch-${String(maps.size + 1).padStart(6, "0")}.txt`;
+        // Copied: the worker takes the batch's own arrays.
+        maps.set(name, { segments: batch.segments, lineNumbers: batch.lineNumbers.slice() });
+        workspace.write(name, batch.text);
+      }
+      pool.submit(batch);
+    });
+    // The sink runs inside git's stdout handler: an exception there must not escape.
+    const onLine: AddedLineSink = (commit, file, line, text) => {
       if (sinkError !== undefined) return;
       try {
+        // A NUL byte in a diffed line (past git's binary check): its printable runs, too.
+        if (text.includes("\u0000")) {
+          printableRuns(Buffer.from(text, "utf8"), (_line, run) =>
+            builder.add(commit, file, line, run),
+          );
+        }
         builder.add(commit, file, line, text);
       } catch (error) {
         sinkError = error;
       }
     };
-  const onLine = guard(full);
-  const base = { env: options.env, ...(options.cwd === undefined ? {} : { cwd: options.cwd }) };
-  const remaining = () => Math.max(1, deadline - Date.now());
-  const binaries = await streamAddedLines({
-    ...base,
-    commits: options.commits,
-    onLine,
-    ...(mode === "supplement" ? { onPlainLine: guard(regex) } : {}),
-    timeoutMs: remaining(),
-  });
-  regex.flush();
-  await scanBinaryChanges({ ...base, changes: binaries, onLine, timeoutMs: remaining() });
-  await scanPushedObjects(options.tags ?? [], onLine, { ...base, timeoutMs: remaining() });
-  full.flush();
-  if (sinkError !== undefined) throw sinkError;
-  return { bytes };
-}
-
-/** Tags (header and message), and blobs and trees pushed outside commits. */
-async function scanPushedObjects(
-  oids: readonly string[],
-  onLine: AddedLineSink,
-  options: { env: Readonly<Record<string, string>>; cwd?: string; timeoutMs: number },
-): Promise<void> {
-  if (oids.length === 0) return;
-  const types = await objectTypes(options, oids);
-  const tags: string[] = [];
-  const blobs: BinaryChange[] = [];
-  for (const [index, oid] of oids.entries()) {
-    const type = types[index];
-    if (type === "tag") tags.push(oid);
-    else if (type === "blob")
-      blobs.push({ commit: oid, file: PUSHED_BLOB, oldBlobs: [], newBlob: oid });
-    else if (type === "tree") blobs.push(...(await newBlobsOf(oid, options)));
+    // A crashed worker ends the scan at once, not when git is done.
+    const { objects } = await Promise.race([
+      feedPush({
+        env: options.env,
+        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+        commits: options.commits,
+        tips: options.tags ?? [],
+        refs: options.refs ?? [],
+        since: options.since ?? "refs",
+        maxObjectBytes,
+        deadline,
+        onLine,
+      }),
+      pool.failure,
+    ]);
+    builder.flush();
+    if (sinkError !== undefined) throw sinkError;
+    const [builtin, leaks] = await Promise.all([
+      Promise.race([pool.drain(), pool.failure]),
+      workspace?.run({
+        executable: gitleaks ?? "",
+        env: options.env,
+        timeoutMs: deadline - Date.now(),
+      }) ?? [],
+    ]);
+    const mapped: BatchFinding[] = [];
+    for (const leak of leaks) {
+      const map = maps.get(leak.name);
+      const place = map === undefined ? undefined : placeOf(map, leak.line - 1);
+      if (place === undefined) {
+        throw failed(`gitleaks reported a line the gate did not write (${leak.name}:${leak.line})`);
+      }
+      mapped.push({
+        ...place,
+        rule: leak.rule,
+        redacted: redact(leak.secret),
+        secret: leak.secret,
+      });
+    }
+    // gitleaks' reports first: where both scanners report the same secret, its rule is shown.
+    return { findings: [...mapped, ...builtin], bytes, objects };
+  } finally {
+    await Promise.all([pool.terminate(), workspace?.remove()]);
   }
-  await readObjects(
-    tags,
-    (object) => {
-      const text = object.content.toString("utf8");
-      const split = text.indexOf("\n\n");
-      const header = split === -1 ? text : text.slice(0, split);
-      const message = split === -1 ? "" : text.slice(split + 2);
-      for (const [index, line] of header.split("\n").entries())
-        onLine(object.oid, TAG_HEADER, index + 1, line);
-      for (const [index, line] of message.split("\n").entries())
-        onLine(object.oid, TAG_MESSAGE, index + 1, line);
-    },
-    options,
-  );
-  await scanBinaryChanges({ ...options, changes: blobs, onLine });
-}
-
-/** The blobs under `tree` that no existing ref reaches, with their paths. */
-async function newBlobsOf(
-  tree: string,
-  options: { env: Readonly<Record<string, string>>; cwd?: string; timeoutMs: number },
-): Promise<BinaryChange[]> {
-  const listed = await git(["rev-list", "--objects", "--stdin", "--not", "--all"], {
-    ...options,
-    input: `${tree}\n`,
-  });
-  const entries = listed.stdout
-    .toString("utf8")
-    .split("\n")
-    .map((line) => [line.slice(0, line.indexOf(" ")), line.slice(line.indexOf(" ") + 1)] as const)
-    .filter(([oid]) => OID.test(oid));
-  const types = await objectTypes(
-    options,
-    entries.map(([oid]) => oid),
-  );
-  return entries
-    .filter((_, index) => types[index] === "blob")
-    .map(([oid, path]) => ({ commit: tree, file: path, oldBlobs: [], newBlob: oid }));
 }
 
 function workerCount(): number {
@@ -376,18 +353,36 @@ class WorkerPool {
   }
 }
 
-/** One finding per secret and place: the same text reported twice (by overlapping batches, or
- * by gitleaks and the regex rules) is kept once, the first report winning. */
-function dedupe(raw: readonly BatchFinding[]): Finding[] {
+/**
+ * One finding per secret and place: the same text reported twice (by overlapping pieces, or
+ * by gitleaks and the built-in scanner) is kept once, the first report winning. The raw
+ * secret is dropped here; a path or ref name holding a secret is masked.
+ */
+function dedupe(raw: readonly BatchFinding[], mask: (text: string) => string): Finding[] {
   const seen = new Set<string>();
   const findings: Finding[] = [];
-  for (const finding of raw) {
-    const key = `${finding.commit}\0${finding.file}\0${finding.line}\0${finding.redacted}`;
+  for (const { secret: _, ...finding } of raw) {
+    const file = mask(finding.file);
+    const key = `${finding.commit}\0${file}\0${finding.line}\0${finding.redacted}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    findings.push({ ...finding, fingerprint: fingerprintOf(finding) });
+    const masked = { ...finding, file };
+    findings.push({ ...masked, fingerprint: fingerprintOf(masked) });
   }
   return findings;
+}
+
+/**
+ * SECURITY: replaces each secret found wherever it stands in `text` (a path, a ref name) with
+ * its redacted form, longest first, so that a secret used as a file name never reaches a log
+ * or a client line whole.
+ */
+function masker(findings: readonly BatchFinding[]): (text: string) => string {
+  const secrets = [...new Set(findings.map((finding) => finding.secret))]
+    .filter((secret) => secret !== "")
+    .sort((a, b) => b.length - a.length);
+  if (secrets.length === 0) return (text) => text;
+  return (text) => secrets.reduce((out, secret) => out.split(secret).join(redact(secret)), text);
 }
 
 /** Findings in push order (commits as given, then tags), then by file, line and rule. */

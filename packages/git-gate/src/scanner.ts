@@ -9,6 +9,7 @@ import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type { SecretLintCoreConfig, SecretLintCoreResult } from "@secretlint/types";
 import { redact } from "./findings.ts";
+import { MAX_PIECE, PIECE_OVERLAP } from "./objects.ts";
 import { compileRules, matchRules, type RuleSet, type ScanRuleSpec } from "./rules.ts";
 
 /** A run of consecutive lines of one file of one commit inside a {@link Batch}. */
@@ -21,12 +22,8 @@ export interface BatchSegment {
   readonly end: number;
 }
 
-/**
- * Lines joined by `\n`, with where each starts and its line number in its file. `regex`
- * batches skip secretlint (their text is covered by another scanner).
- */
+/** Lines joined by `\n`, with where each starts and its line number in its file. */
 export interface Batch {
-  readonly kind: "full" | "regex";
   readonly text: string;
   readonly lineStarts: Int32Array<ArrayBuffer>;
   readonly lineNumbers: Int32Array<ArrayBuffer>;
@@ -40,6 +37,11 @@ export interface BatchFinding {
   readonly line: number;
   readonly rule: string;
   readonly redacted: string;
+  /**
+   * SECURITY: the matched text itself, kept only inside the scan to mask it where it also
+   * stands in a path or ref name; never part of a {@link Finding}.
+   */
+  readonly secret: string;
 }
 
 /** A batch is sent once it holds this many characters. */
@@ -51,7 +53,6 @@ const OVERLAP_CHARS = 64 * 1024;
 
 /** Packs added lines into {@link Batch}es and hands each full one to `onBatch`. */
 export class BatchBuilder {
-  readonly #kind: Batch["kind"];
   readonly #onBatch: (batch: Batch) => void;
   readonly #target: number;
   #lines: string[] = [];
@@ -63,14 +64,27 @@ export class BatchBuilder {
   #file: string | undefined;
   #first = 0;
 
-  constructor(kind: Batch["kind"], onBatch: (batch: Batch) => void, target = BATCH_CHARS) {
-    this.#kind = kind;
+  constructor(onBatch: (batch: Batch) => void, target = BATCH_CHARS) {
     this.#onBatch = onBatch;
     this.#target = target;
   }
 
-  /** Adds one line of `file` in `commit`. */
+  /**
+   * Adds one line of `file` in `commit`; a line longer than {@link MAX_PIECE} is added as
+   * pieces that overlap by {@link PIECE_OVERLAP}, each with the line's number.
+   */
   add(commit: string, file: string, line: number, text: string): void {
+    if (text.length <= MAX_PIECE) {
+      this.#add(commit, file, line, text);
+      return;
+    }
+    for (let at = 0; ; at += MAX_PIECE - PIECE_OVERLAP) {
+      this.#add(commit, file, line, text.slice(at, at + MAX_PIECE));
+      if (at + MAX_PIECE >= text.length) return;
+    }
+  }
+
+  #add(commit: string, file: string, line: number, text: string): void {
     if (commit !== this.#commit || file !== this.#file) {
       this.#closeSegment();
       if (this.#chars >= this.#target) this.flush();
@@ -91,7 +105,6 @@ export class BatchBuilder {
     this.#closeSegment();
     if (this.#lines.length === 0) return;
     const batch: Batch = {
-      kind: this.#kind,
       text: this.#lines.join("\n"),
       lineStarts: Int32Array.from(this.#lineStarts),
       lineNumbers: Int32Array.from(this.#lineNumbers),
@@ -138,7 +151,7 @@ export class BatchBuilder {
     const lines = this.#lines.slice(keep);
     const numbers = this.#lineNumbers.slice(keep);
     this.flush();
-    for (const [index, line] of lines.entries()) this.add(commit, file, numbers[index] ?? 0, line);
+    for (const [index, line] of lines.entries()) this.#add(commit, file, numbers[index] ?? 0, line);
   }
 }
 
@@ -294,7 +307,7 @@ async function scanBatch(
   secretlint: Secretlint,
 ): Promise<BatchFinding[]> {
   const { text } = batch;
-  const spans: Span[] = batch.kind === "full" ? await secretlintSpans(batch, secretlint) : [];
+  const spans: Span[] = await secretlintSpans(batch, secretlint);
   for (const match of matchRules(text, rules)) spans.push({ ...match, preset: false });
   if (spans.length === 0) return [];
   const keywords = new Map(
@@ -332,6 +345,7 @@ async function scanBatch(
         line: batch.lineNumbers[span.line] ?? 0,
         rule: span.rule,
         redacted: redact(text.slice(span.start, span.end)),
+        secret: text.slice(span.start, span.end),
       });
     }
   }
@@ -473,7 +487,21 @@ function lineIndex(batch: Batch, offset: number): number {
   return low;
 }
 
-function segmentIndex(batch: Batch, line: number): number {
+/**
+ * Where line `index` of a batch comes from (its commit, file and line number), from the
+ * batch's segments and line numbers alone.
+ */
+export function placeOf(
+  batch: Pick<Batch, "segments" | "lineNumbers">,
+  index: number,
+): { commit: string; file: string; line: number } | undefined {
+  const segment = batch.segments[segmentIndex(batch, index)];
+  const line = batch.lineNumbers[index];
+  if (segment === undefined || line === undefined || index >= segment.end) return undefined;
+  return { commit: segment.commit, file: segment.file, line };
+}
+
+function segmentIndex(batch: Pick<Batch, "segments">, line: number): number {
   const segments = batch.segments;
   let [low, high] = [0, segments.length - 1];
   while (low < high) {
@@ -489,7 +517,6 @@ function subBatch(batch: Batch, index: number): Batch {
   const segment = batch.segments[index] ?? { commit: "", file: "", first: 0, end: 0 };
   const offset = batch.lineStarts[segment.first] ?? 0;
   return {
-    kind: batch.kind,
     text: batch.text.slice(offset, lineEnd(batch, segment.end - 1)),
     lineStarts: batch.lineStarts.slice(segment.first, segment.end).map((start) => start - offset),
     lineNumbers: batch.lineNumbers.slice(segment.first, segment.end),

@@ -57,6 +57,8 @@ const GateConfigSchema = v.object({
       }),
     ),
     allowlist: v.array(v.string()),
+    // Absent in a gate.json written before the limit existed: the default applies.
+    maxBlobBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 256 * 1024 * 1024),
   }),
   timeouts: v.object({
     connect: v.number(),

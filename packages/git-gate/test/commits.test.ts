@@ -13,6 +13,7 @@ import {
   commitsInRange,
   isZeroOid,
   newCommits,
+  newObjects,
   newTagObjects,
   parseRefUpdates,
   type RefUpdate,
@@ -147,7 +148,7 @@ describe("newTagObjects", () => {
     expect(await newTagObjects({ env: repo.env, cwd: repo.dir, updates })).toEqual([tag]);
   });
 
-  test("follows a tag of a blob, and a ref that points at a tree", async () => {
+  test("lists a tag of a blob and a ref that points at a tree; newObjects reads what they reach", async () => {
     const repo = await setup();
     const blob = (
       await git(["hash-object", "-w", "--stdin"], {
@@ -165,7 +166,23 @@ describe("newTagObjects", () => {
       cwd: repo.dir,
       updates: [create(tag, "refs/tags/blobtag"), create(tree, "refs/tags/tree")],
     });
-    expect(found).toEqual([tag, tree, blob]);
+    expect(found).toEqual([tag, tree]);
+    const objects = await newObjects({
+      env: repo.env,
+      cwd: repo.dir,
+      commits: [],
+      tips: found,
+      since: "refs",
+      timeoutMs: 30_000,
+    });
+    // A tree a ref points at directly is read whole, even where a branch holds it too.
+    expect(objects).toEqual(
+      expect.arrayContaining([
+        { oid: tag, type: "tag", size: expect.any(Number) },
+        { oid: blob, type: "blob", size: 8 },
+        { oid: tree, type: "tree", size: expect.any(Number) },
+      ]),
+    );
   });
 });
 

@@ -5,14 +5,12 @@ import { commitFiles } from "@bottle/test-utils";
 import { describe, expect, test } from "vitest";
 import {
   type BinaryChange,
-  COMMIT_HEADER,
-  COMMIT_MESSAGE,
   DiffParser,
   parseGitHeader,
   streamAddedLines,
   unquote,
 } from "../src/diff.ts";
-import { printableRuns, scanBinaryChanges } from "../src/objects.ts";
+import { printableRuns, scanBlobs } from "../src/objects.ts";
 import { type Repo, run, setup } from "./helpers.ts";
 
 type Added = [commit: string, file: string, line: number, text: string];
@@ -21,23 +19,25 @@ const NONCE = "n0nce";
 const C1 = "1".repeat(40);
 
 /** Parses `text` (as git would print it with the nonce `n0nce`) fed in chunks of `size` bytes. */
-function parse(text: string, size = 7): { added: Added[]; binaries: BinaryChange[] } {
+function parse(
+  text: string,
+  size = 7,
+): { added: Added[]; binaries: BinaryChange[]; covered: Set<string> } {
   const added: Added[] = [];
   const parser = new DiffParser({ nonce: NONCE, onLine: (...line) => added.push(line) });
   const bytes = Buffer.from(text);
   for (let at = 0; at < bytes.length; at += size) parser.push(bytes.subarray(at, at + size));
-  return { added, binaries: parser.end() };
+  return { added, binaries: parser.end(), covered: parser.covered };
 }
 
-const start = (commit: string) => `\0${NONCE}\0${commit}\nA U <a@u>\nC O <c@o>\n`;
-const END = `\0${NONCE}\0end\n`;
+const start = (commit: string) => `\0${NONCE}\0${commit}\n`;
 const byFile = (added: Added[], file: string) =>
   added.filter(([, name]) => name === file).map(([, , line, text]) => [line, text]);
 
 describe("DiffParser", () => {
-  test("reads plain hunks with new-file line numbers, message and header lines", () => {
+  test("reads plain hunks with new-file line numbers, and records the new blob as covered", () => {
     const text = [
-      `${start(C1)}subject\n\nbody with é\n${END}`,
+      start(C1),
       "diff --git a/src/x.ts b/src/x.ts",
       "index 1111111111111111111111111111111111111111..2222222222222222222222222222222222222222 100644",
       "--- a/src/x.ts",
@@ -53,16 +53,8 @@ describe("DiffParser", () => {
     ].join("\n");
     // Chunks of 1 byte split every multi-byte character too.
     for (const size of [1, 7, 4096]) {
-      const { added, binaries } = parse(text, size);
-      expect(byFile(added, COMMIT_HEADER)).toEqual([
-        [1, "A U <a@u>"],
-        [2, "C O <c@o>"],
-      ]);
-      expect(byFile(added, COMMIT_MESSAGE)).toEqual([
-        [1, "subject"],
-        [2, ""],
-        [3, "body with é"],
-      ]);
+      const { added, binaries, covered } = parse(text, size);
+      expect(covered).toEqual(new Set(["2".repeat(40)]));
       expect(byFile(added, "src/x.ts")).toEqual([
         [4, "added four"],
         [5, "added five"],
@@ -75,7 +67,7 @@ describe("DiffParser", () => {
 
   test("counts a merge's line as added only when every parent column is +", () => {
     const text = [
-      `${start(C1)}merge\n${END}`,
+      start(C1),
       "diff --combined f.txt",
       "index aaaa,bbbb..cccc",
       "--- a/f.txt",
@@ -102,7 +94,7 @@ describe("DiffParser", () => {
     const zero = "0".repeat(40);
     const blob = "b".repeat(40);
     const text = [
-      `${start(C1)}m\n${END}`,
+      start(C1),
       'diff --git a/old.txt "b/new \\"q\\" \\303\\251\\n.txt"',
       "similarity index 90%",
       "rename from old.txt",
@@ -147,9 +139,8 @@ describe("DiffParser", () => {
   test("cannot be fooled by content that looks like a commit boundary", () => {
     const forged = `\0other\0${"f".repeat(40)}`;
     const text = [
-      `${start(C1)}subject`,
-      `\0${NONCE}\0 not at the start, and ${forged}`,
-      END,
+      start(C1),
+      ` \0${NONCE}\0 not at the start, and ${forged}`,
       "diff --git a/x b/x",
       "--- a/x",
       "+++ b/x",
@@ -211,14 +202,14 @@ async function addedLines(
   commits: string[],
 ): Promise<{ added: Added[]; binaries: BinaryChange[] }> {
   const added: Added[] = [];
-  const binaries = await streamAddedLines({
+  const { binaries } = await streamAddedLines({
     env: repo.env,
     cwd: repo.dir,
     commits,
     onLine: (...line) => added.push(line),
     timeoutMs: 30_000,
   });
-  return { added, binaries };
+  return { added, binaries: [...binaries] };
 }
 
 describe("streamAddedLines on a real repository", () => {
@@ -295,7 +286,7 @@ describe("streamAddedLines on a real repository", () => {
     const newBlob = await run(repo, ["rev-parse", "HEAD:blob.bin"]);
     expect(binaries).toEqual([{ commit, file: "blob.bin", oldBlobs: [oldBlob], newBlob }]);
     const runs: Added[] = [];
-    await scanBinaryChanges({
+    await scanBlobs({
       env: repo.env,
       cwd: repo.dir,
       changes: binaries,

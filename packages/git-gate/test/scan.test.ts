@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from "node:crypto";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import { commitFiles, expectNoCanary, testdir } from "@bottle/test-utils";
@@ -332,7 +333,7 @@ async function withFakeGitleaks(
 }
 
 describe("scanCommits with gitleaks", { tags: ["slow"] }, () => {
-  test("is chosen when gitleaks is on PATH, runs on exactly the pushed commits, keeps no secret", async () => {
+  test("is chosen when gitleaks is on PATH, reads what the built-in scanner reads, keeps no secret", async () => {
     const repo = await setup({ "old.txt": `${ghp()}\n` });
     const secret = ghp();
     let first = "";
@@ -348,22 +349,52 @@ describe("scanCommits with gitleaks", { tags: ["slow"] }, () => {
     const { env, args } = await withFakeGitleaks(repo, "ok");
     const result = await scanPush(repo, tip, { env, scanner: "auto" });
     expect(result.scanner).toBe("gitleaks");
+    // gitleaks' own rule: it read the raw commit and the added lines, placed back where they are.
     expect(result.findings.map((f) => [f.commit, f.file, f.line, f.rule])).toEqual([
-      // The message is not something gitleaks reads: the built-in scanner covers it.
-      [first, "(commit message)", 3, "@secretlint/secretlint-rule-github"],
+      [first, "(commit message)", 3, "github-pat"],
       [first, "a.txt", 2, "github-pat"],
     ]);
     expect(result.findings[1]?.fingerprint).toBe(`${first}:a.txt:github-pat:2`);
     expectNoCanary(secret, JSON.stringify(result), formatFindings(result.findings).join("\n"));
-    const [argv] = (await readFile(args, "utf8"))
+    const [call] = (await readFile(args, "utf8"))
       .trim()
       .split("\n")
-      .map((line) => JSON.parse(line) as string[]);
-    expect(argv?.[0]).toBe("git");
-    expect(argv).toContain("--ignore-gitleaks-allow");
-    const logOpts = argv?.find((arg) => arg.startsWith("--log-opts="))?.split(" ") ?? [];
-    expect(logOpts[0]).toBe("--log-opts=--no-walk=unsorted");
-    expect(logOpts.slice(1).sort()).toEqual([first, tip].sort());
+      .map((line) => JSON.parse(line) as { args: string[]; cwd: string });
+    expect(call?.args[0]).toBe("dir");
+    expect(call?.args).toContain("--ignore-gitleaks-allow");
+    expect(call?.args.at(-1)).toBe(".");
+    // The text it read (raw secrets) is gone with the scan.
+    expect(existsSync(call?.cwd ?? "/")).toBe(false);
+  });
+
+  test("reads files its default path allowlist skips: the built-in scanner and gitleaks both report them", async () => {
+    const repo = await setup();
+    const paths = [
+      "node_modules/pkg/index.js",
+      "package-lock.json",
+      "logo.png",
+      "vendor/github.com/x/y.go",
+      "go.sum",
+    ];
+    const tip = await offBranch(repo, () =>
+      commitFiles(
+        repo.dir,
+        repo.testEnv,
+        Object.fromEntries(paths.map((path) => [path, `k=${ghp()}\n`])),
+        "deps",
+      ),
+    );
+    for (const scanner of ["builtin", "gitleaks"] as const) {
+      const { env } = await withFakeGitleaks(repo, "ok");
+      const result = await scanPush(repo, tip, { env, scanner });
+      for (const path of paths) {
+        const found = result.findings.filter((f) => f.file === path);
+        expect(
+          found.map((f) => f.rule),
+          `${scanner} ${path}`,
+        ).toEqual([scanner === "gitleaks" ? "github-pat" : "@secretlint/secretlint-rule-github"]);
+      }
+    }
   });
 
   test("is used when given by path, and required when asked for", async () => {
