@@ -42,7 +42,7 @@ export function formatPlan(plan: Plan, source: string): string {
   }
   if (plan.scan) {
     out.push(
-      `  secret scan: ${plan.scan.scanner}, ${plan.scan.extra_rules} extra rule(s), ${plan.scan.allowlisted} allowlisted finding(s)`,
+      `  secret scan: ${plan.scan.scanner}, ${plan.scan.extra_rules} extra rule(s), ${plan.scan.allowlisted} allowlisted finding(s), objects up to ${mebibytes(plan.scan.max_blob_bytes)}`,
     );
   }
   out.push(
@@ -71,4 +71,8 @@ export function formatPlan(plan: Plan, source: string): string {
     out.push(...table(plan.files.map((f) => [f.path, f.mode, f.used_by])));
   }
   return `${out.map((l) => l.trimEnd()).join("\n")}\n`;
+}
+
+function mebibytes(bytes: number): string {
+  return bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes} bytes`;
 }

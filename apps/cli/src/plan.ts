@@ -39,6 +39,8 @@ export interface Plan {
     readonly scanner: string;
     readonly extra_rules: number;
     readonly allowlisted: number;
+    /** A push holding a larger object is refused. */
+    readonly max_blob_bytes: number;
   } | null;
   readonly routes: ReadonlyArray<{
     readonly path: string;
@@ -153,6 +155,7 @@ export function planBottle(
           scanner: scan.scanner,
           extra_rules: scan.rules.length,
           allowlisted: scan.allowlist.length,
+          max_blob_bytes: scan.max_blob_bytes,
         }
       : null,
     routes: routes.map((r) =>
