@@ -175,7 +175,9 @@ function parseTree(content: Buffer, treeOid: string): TreeEntry[] {
 /**
  * Scans the entry names of every new tree, walking from each commit's root tree in order (a
  * tree is reported at its path in the first commit that reaches it; a tree only a tag or ref
- * reaches, at its own id). Returns where each new blob first appears.
+ * reaches, at its own id). A name is scanned once per push, where it first appears: the same
+ * name in the next commit's version of a directory says nothing new. Returns where each new
+ * blob first appears.
  */
 function walkTrees(
   commits: readonly string[],
@@ -185,6 +187,7 @@ function walkTrees(
 ): Map<string, { commit: string; file: string }> {
   const blobs = new Map<string, { commit: string; file: string }>();
   const seen = new Set<string>();
+  const names = new Set<string>();
   const walk = (commit: string, root: string) => {
     const stack: Array<[tree: string, dir: string]> = [[root, ""]];
     for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
@@ -194,7 +197,10 @@ function walkTrees(
       seen.add(tree);
       for (const [index, entry] of entries.entries()) {
         const name = entry.name.toString("utf8");
-        onLine(commit, dir === "" ? "./" : `${dir}/`, index + 1, name);
+        if (!names.has(name)) {
+          names.add(name);
+          onLine(commit, dir === "" ? "./" : `${dir}/`, index + 1, name);
+        }
         const path = dir === "" ? name : `${dir}/${name}`;
         if (entry.mode === "40000") stack.push([entry.oid, path]);
         else if (entry.mode !== "160000" && !blobs.has(entry.oid))

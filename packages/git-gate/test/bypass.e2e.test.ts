@@ -59,6 +59,17 @@ async function expectRefused(
   return pushed.stderr;
 }
 
+/** {@link expectRefused} for a push of `main` that the scan must reject. */
+function expectFound(bottle: BottleGate, work: string, text: string, env: NodeJS.ProcessEnv = {}) {
+  return expectRefused(bottle, work, ["origin", "main"], "BTL_GITGATE_SECRETS_FOUND", text, env);
+}
+
+/** Stages `paths` (written by the test) and commits them. */
+async function commitPaths(bottle: BottleGate, work: string, paths: string[], message: string) {
+  await sh(bottle, work, ["add", ...paths]);
+  await sh(bottle, work, ["commit", "-q", "-m", message]);
+}
+
 async function rawCommit(
   bottle: BottleGate,
   work: string,
@@ -95,16 +106,8 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
     await sh(bottle, bottle.mirror, ["hash-object", "-w", "--stdin"], "harmless\n");
     await sh(bottle, bottle.mirror, ["update-ref", `refs/replace/${hidden}`, harmless]);
     await writeFile(join(work, "config.env"), content);
-    await sh(bottle, work, ["add", "config.env"]);
-    await sh(bottle, work, ["commit", "-q", "-m", "config"]);
-    const stderr = await expectRefused(
-      bottle,
-      work,
-      ["origin", "main"],
-      "BTL_GITGATE_SECRETS_FOUND",
-      token,
-      { GIT_NO_REPLACE_OBJECTS: "1" },
-    );
+    await commitPaths(bottle, work, ["config.env"], "config");
+    const stderr = await expectFound(bottle, work, token, { GIT_NO_REPLACE_OBJECTS: "1" });
     expect(stderr).toContain("config.env:1");
   });
 
@@ -126,14 +129,7 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
     const first = await tryGit(bottle, work, ["push", "origin", `${clean}:refs/heads/twin`]);
     expect(first.code, first.stderr).toBe(0);
     await sh(bottle, bottle.mirror, ["update-ref", `refs/replace/${real}`, clean]);
-    const stderr = await expectRefused(
-      bottle,
-      work,
-      ["origin", "main"],
-      "BTL_GITGATE_SECRETS_FOUND",
-      token,
-      { GIT_NO_REPLACE_OBJECTS: "1" },
-    );
+    const stderr = await expectFound(bottle, work, token, { GIT_NO_REPLACE_OBJECTS: "1" });
     expect(stderr).toContain("(commit message):3");
   });
 
@@ -167,13 +163,7 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
     const work = await bottle.clone();
     const token = secret();
     await rawCommit(bottle, work, `x-note ${token}\n`, "harmless message\n");
-    const stderr = await expectRefused(
-      bottle,
-      work,
-      ["origin", "main"],
-      "BTL_GITGATE_SECRETS_FOUND",
-      token,
-    );
+    const stderr = await expectFound(bottle, work, token);
     expect(stderr).toContain("(commit header):5");
   });
 
@@ -182,13 +172,7 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
     const work = await bottle.clone();
     const token = secret();
     await rawCommit(bottle, work, "encoding IBM037\n", `release\n\ntoken ${token}\n`);
-    const stderr = await expectRefused(
-      bottle,
-      work,
-      ["origin", "main"],
-      "BTL_GITGATE_SECRETS_FOUND",
-      token,
-    );
+    const stderr = await expectFound(bottle, work, token);
     expect(stderr).toContain("(commit message):3");
   });
 
@@ -198,15 +182,8 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
     const token = secret();
     const padding = Buffer.alloc(17 * 1024 * 1024, 0);
     await writeFile(join(work, "blob.bin"), Buffer.concat([padding, Buffer.from(token)]));
-    await sh(bottle, work, ["add", "blob.bin"]);
-    await sh(bottle, work, ["commit", "-q", "-m", "binary"]);
-    const stderr = await expectRefused(
-      bottle,
-      work,
-      ["origin", "main"],
-      "BTL_GITGATE_SECRETS_FOUND",
-      token,
-    );
+    await commitPaths(bottle, work, ["blob.bin"], "binary");
+    const stderr = await expectFound(bottle, work, token);
     expect(stderr).toContain("blob.bin:1");
   });
 
@@ -220,23 +197,11 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
       { [`docs/${file}.txt`]: "clean\n", [`${dir}/readme.md`]: "clean\n" },
       "names",
     );
-    let stderr = await expectRefused(
-      bottle,
-      work,
-      ["origin", "main"],
-      "BTL_GITGATE_SECRETS_FOUND",
-      file,
-    );
+    let stderr = await expectFound(bottle, work, file);
     expect(stderr).toContain("docs/:");
     expect(stderr).not.toContain(dir);
     expect(await upstreamHolds(bottle, dir)).toBe(false);
-    stderr = await expectRefused(
-      bottle,
-      work,
-      ["origin", "main"],
-      "BTL_GITGATE_SECRETS_FOUND",
-      dir,
-    );
+    stderr = await expectFound(bottle, work, dir);
     expect(stderr).toContain("./:");
   });
 
@@ -249,15 +214,8 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
       join(work, ".gitmodules"),
       `[submodule "lib"]\n\tpath = lib\n\turl = https://x:${url}@git.example/lib.git\n`,
     );
-    await sh(bottle, work, ["add", "link", ".gitmodules"]);
-    await sh(bottle, work, ["commit", "-q", "-m", "link and modules"]);
-    const stderr = await expectRefused(
-      bottle,
-      work,
-      ["origin", "main"],
-      "BTL_GITGATE_SECRETS_FOUND",
-      target,
-    );
+    await commitPaths(bottle, work, ["link", ".gitmodules"], "link and modules");
+    const stderr = await expectFound(bottle, work, target);
     expect(stderr).toContain("link:1");
     expect(stderr).toContain(".gitmodules:3");
     expect(await upstreamHolds(bottle, url)).toBe(false);
@@ -273,15 +231,8 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
       Buffer.concat([bom, Buffer.from(`hello\r\ntoken = ${wide}\r\n`, "utf16le")]),
     );
     await writeFile(join(work, "long.min.js"), `${"a=1;".repeat(512 * 1024)} ${long}`);
-    await sh(bottle, work, ["add", "wide.txt", "long.min.js"]);
-    await sh(bottle, work, ["commit", "-q", "-m", "wide and long"]);
-    const stderr = await expectRefused(
-      bottle,
-      work,
-      ["origin", "main"],
-      "BTL_GITGATE_SECRETS_FOUND",
-      wide,
-    );
+    await commitPaths(bottle, work, ["wide.txt", "long.min.js"], "wide and long");
+    const stderr = await expectFound(bottle, work, wide);
     expect(stderr).toContain("wide.txt:2");
     expect(stderr).toContain("long.min.js:1");
     expect(await upstreamHolds(bottle, long)).toBe(false);
@@ -326,13 +277,7 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
       );
     }
     await sh(bottle, work, ["fast-import", "--quiet", "--force"], `${commands.join("\n")}\n`);
-    const stderr = await expectRefused(
-      bottle,
-      work,
-      ["origin", "main"],
-      "BTL_GITGATE_SECRETS_FOUND",
-      token,
-    );
+    const stderr = await expectFound(bottle, work, token);
     expect(stderr).toContain("file-150.txt:1");
     expect(stderr).toMatch(/1 possible secret in/);
   });
@@ -343,8 +288,7 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
     const token = secret();
     await mkdir(join(work, "assets"));
     await writeFile(join(work, "assets", "big.txt"), `${"x".repeat(2 * 1024 * 1024)}\n${token}\n`);
-    await sh(bottle, work, ["add", "assets"]);
-    await sh(bottle, work, ["commit", "-q", "-m", "big"]);
+    await commitPaths(bottle, work, ["assets"], "big");
     const stderr = await expectRefused(
       bottle,
       work,
