@@ -86,12 +86,18 @@ export function createGateServer(options: GateServerOptions): GateServer {
   const limiter = createLimiter(options.maxConcurrent ?? 32, options.maxQueued ?? 256);
   const PATH = options.path ?? "/usr/local/bin:/usr/bin:/bin";
   const httpBackend = findHttpBackend(PATH);
+  // The base of every git child's environment: http-backend (and the hooks it runs) and the
+  // access hook. SECURITY: git reads the objects refs name, never substitutes: a pushed or
+  // existing refs/replace/* is ignored, and so are grafts (a path that cannot exist: git is
+  // silent about ENOTDIR, while an existing empty file prints a deprecation hint).
   const baseEnv = {
     PATH,
     HOME: home,
     LANG: "C",
     GIT_CONFIG_NOSYSTEM: "1",
     GIT_CONFIG_GLOBAL: "/dev/null",
+    GIT_NO_REPLACE_OBJECTS: "1",
+    GIT_GRAFT_FILE: "/dev/null/no-grafts",
   };
   const hook = options.accessHook?.length
     ? createAccessHook({
