@@ -43,6 +43,8 @@ export interface Tokman {
 
 const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,99})$/;
 const MAX_BODY = 16 * 1024;
+/** `/readyz` asks GitHub at most once per this interval, however often it is polled. */
+const READY_TTL_MS = 30_000;
 
 /** Creates tokman from a validated configuration. Throws BTL_TOKMAN_CONFIG, BTL_TOKMAN_STORE. */
 export function createTokman(options: TokmanOptions): Tokman {
@@ -67,6 +69,24 @@ export function createTokman(options: TokmanOptions): Tokman {
   const broker = createBroker({ config, apps, store, now, logger: log });
   const callers = new Map<string, CallerConfig>(config.callers.map((c) => [c.keySha256, c]));
 
+  // SECURITY: a probe never turns into GitHub traffic per request. One check at a time, its
+  // outcome (success or failure) kept for READY_TTL_MS after it settles; requests during a
+  // check share it.
+  let readiness: { check: Promise<void>; until: number } | undefined;
+  function ready(): Promise<void> {
+    if (readiness !== undefined && now().getTime() < readiness.until) return readiness.check;
+    const entry = {
+      check: Promise.all([...apps.values()].map((app) => app.check())).then(() => undefined),
+      until: Number.POSITIVE_INFINITY,
+    };
+    const settle = () => {
+      entry.until = now().getTime() + READY_TTL_MS;
+    };
+    entry.check.then(settle, settle);
+    readiness = entry;
+    return entry.check;
+  }
+
   function authenticate(req: IncomingMessage): CallerConfig {
     const match = /^(?:Bearer|token) ([\x21-\x7e]{1,4096})$/.exec(req.headers.authorization ?? "");
     if (match?.[1] !== undefined) {
@@ -86,7 +106,7 @@ export function createTokman(options: TokmanOptions): Tokman {
     const path = url.pathname;
     if (req.method === "GET" && path === "/healthz") return send(res, 200, { status: "ok" });
     if (req.method === "GET" && path === "/readyz") {
-      await Promise.all([...apps.values()].map((app) => app.check()));
+      await ready();
       return send(res, 200, { status: "ready" });
     }
     if (req.method === "GET" && path === "/metrics")

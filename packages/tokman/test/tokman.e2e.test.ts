@@ -175,6 +175,34 @@ describe("GET /api/<namespace>/<repository>", { tags: ["slow"] }, () => {
     expect(text).toMatch(/tokman_rate_limit_remaining\{app="acme",bucket="installation:7"\} \d+/);
   });
 
+  it("asks GitHub at most once per 30 s for /readyz, however often and concurrently it is polled", async () => {
+    const t = await setup();
+    const checks = () => t.fake.requests.filter((r) => r.path === "/app").length;
+    t.fake.latency(200); // probes arriving during the check wait for it
+    const concurrent = await Promise.all(Array.from({ length: 20 }, () => t.get("/readyz", "")));
+    expect(concurrent.map((a) => a.status)).toEqual(Array(20).fill(200));
+    t.fake.latency(0);
+    for (let i = 0; i < 50; i++) expect((await t.get("/readyz", "")).status).toBe(200);
+    t.advance(29_999);
+    expect((await t.get("/readyz", "")).status).toBe(200);
+    expect(checks()).toBe(1);
+    t.advance(1);
+    expect((await t.get("/readyz", "")).status).toBe(200);
+    expect(checks()).toBe(2);
+  });
+
+  it("keeps a failed readiness check for 30 s too, then checks again", async () => {
+    const t = await setup();
+    t.fake.failNext(401, { path: "/app" });
+    const down = await t.get("/readyz", "");
+    expect([down.status, down.body.code]).toEqual([502, "BTL_TOKMAN_MISCONFIGURED"]);
+    const calls = t.fake.requests.length;
+    for (let i = 0; i < 20; i++) expect((await t.get("/readyz", "")).status).toBe(502);
+    expect(t.fake.requests).toHaveLength(calls);
+    t.advance(30_000);
+    expect((await t.get("/readyz", "")).status).toBe(200);
+  });
+
   it("audits issuances and refusals with a token digest, never the token or a key", async () => {
     const t = await setup();
     const token = String((await t.get(TOKEN_PATH)).body.access_token);
