@@ -60,6 +60,12 @@ export const { table: TOKMAN_ERRORS, codes } = defineErrors({
     exit: 3,
     meaning: "The token store cannot be opened or read (a wrong encryption key, a corrupt file).",
   },
+  BTL_TOKMAN_LISTEN: {
+    status: 500,
+    exit: 4,
+    meaning:
+      "tokman cannot listen: the address is in use, or the socket path is a live socket or another file.",
+  },
   ...COMMON_ERRORS,
 });
 

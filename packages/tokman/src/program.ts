@@ -29,7 +29,8 @@ Exit codes:
   0  stopped cleanly / done
   1  internal error
   2  invalid options or configuration
-  3  the token store cannot be opened`;
+  3  the token store cannot be opened
+  4  cannot listen (address in use, socket path taken)`;
 
 const port = (value: string) => {
   const n = Number(value);
@@ -60,7 +61,7 @@ export async function runTokman(proc: TokmanProcess): Promise<number> {
     .option("--config <file>", "the configuration (YAML or JSON)")
     .option("--host <addr>", "address to listen on", "127.0.0.1")
     .option("--port <n>", "TCP port (0: any free port)", port, 9420)
-    .option("--socket <path>", "listen on a unix socket instead")
+    .option("--socket <path>", "listen on a unix socket (mode 0600) instead")
     .addOption(
       new Option("--log-level <level>", "log level")
         .choices(["debug", "info", "warn", "error"])

@@ -19,6 +19,7 @@ import {
 } from "./config.ts";
 import { TokmanError } from "./errors.ts";
 import { createGitHubApp, type GitHubApp } from "./github.ts";
+import { type ListenTarget, listenOn } from "./listen.ts";
 import { createMemoryStore, createSqliteStore, type TokenStore } from "./store.ts";
 
 /** Options of {@link createTokman}. */
@@ -33,8 +34,11 @@ export interface TokmanOptions {
 
 /** A running tokman. */
 export interface Tokman {
-  /** Listens on `host:port` (default 127.0.0.1:9420) or a unix socket; resolves to its URL. */
-  listen(target?: { host?: string; port?: number } | { path: string }): Promise<string>;
+  /**
+   * Listens on `host:port` (default 127.0.0.1:9420) or a unix socket (mode 0600; a stale one is
+   * replaced, a live one refused); resolves to its URL. Throws BTL_TOKMAN_LISTEN.
+   */
+  listen(target?: ListenTarget): Promise<string>;
   close(): Promise<void>;
   address(): AddressInfo | string | null;
   readonly broker: Broker;
@@ -179,22 +183,7 @@ export function createTokman(options: TokmanOptions): Tokman {
   return {
     broker,
     server,
-    listen(target = {}) {
-      return new Promise((resolve, reject) => {
-        server.once("error", reject);
-        const done = () => {
-          server.off("error", reject);
-          const address = server.address();
-          resolve(
-            typeof address === "string"
-              ? `unix:${address}`
-              : `http://${address?.address}:${address?.port}`,
-          );
-        };
-        if ("path" in target) server.listen(target.path, done);
-        else server.listen(target.port ?? 9420, target.host ?? "127.0.0.1", done);
-      });
-    },
+    listen: (target = {}) => listenOn(server, target),
     close() {
       return new Promise((resolve) => {
         server.close(() => {

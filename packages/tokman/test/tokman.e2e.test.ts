@@ -1,5 +1,13 @@
-import { describe, expect, it } from "vitest";
-import { CALLER_KEY, OTHER_KEY, setup } from "./fixture.ts";
+import { spawn } from "node:child_process";
+import { lstat, readFile, stat, writeFile } from "node:fs/promises";
+import { request } from "node:http";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { testdir } from "@bottle/test-utils";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { parseConfig } from "../src/config.ts";
+import { createTokman } from "../src/server.ts";
+import { CALLER_KEY, OTHER_KEY, type Setup, setup } from "./fixture.ts";
 
 const TOKEN_PATH = "/api/acme/api";
 
@@ -215,5 +223,78 @@ describe("GET /api/<namespace>/<repository>", { tags: ["slow"] }, () => {
     expect(logs).toMatch(/"audit":"refused".*"code":"BTL_TOKMAN_SCOPE_DENIED"/);
     for (const secret of [token, CALLER_KEY, "btk_wrong_key_value"])
       expect(logs).not.toContain(secret);
+  });
+});
+
+describe("listeners", { tags: ["slow"] }, () => {
+  /** A second tokman over the fixture's configuration, closed when the test ends. */
+  function another(t: Setup) {
+    const tokman = createTokman({ config: parseConfig(t.configText, t.dir), now: t.clock });
+    onTestFinished(() => tokman.close());
+    return tokman;
+  }
+
+  /** GET `path` over the unix socket `socketPath`, with the caller key. */
+  function getOver(socketPath: string, path: string) {
+    return new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+      request({ socketPath, path, headers: { authorization: `Bearer ${CALLER_KEY}` } }, (res) => {
+        let text = "";
+        res.on("data", (chunk: Buffer) => {
+          text += chunk.toString("utf8");
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      })
+        .on("error", reject)
+        .end();
+    });
+  }
+
+  it("creates its unix socket with mode 0600 even under umask 000, and serves on it", async () => {
+    const t = await setup();
+    const path = join(await testdir(), "tokman.sock");
+    const old = process.umask(0);
+    onTestFinished(() => {
+      process.umask(old);
+    });
+    const url = await another(t).listen({ path });
+    expect(url).toBe(`unix:${path}`);
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    expect(process.umask()).toBe(0); // the caller's umask is given back
+    const answer = await getOver(path, "/api/acme/api");
+    expect(answer.status).toBe(200);
+    expect(answer.body.access_token).toMatch(/^ghs_/);
+  });
+
+  it("replaces a stale socket file, and refuses a live socket or any other file", async () => {
+    const t = await setup();
+    const dir = await testdir();
+    // A stale socket: its process died without removing it.
+    const stale = join(dir, "stale.sock");
+    const dead = spawn(process.execPath, [
+      "-e",
+      "require('node:net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))",
+      stale,
+    ]);
+    await new Promise((resolve) => dead.once("exit", resolve));
+    expect((await lstat(stale)).isSocket()).toBe(true);
+    await another(t).listen({ path: stale });
+    expect((await getOver(stale, "/api/acme/api")).status).toBe(200);
+
+    const live = join(dir, "live.sock");
+    const holder = createServer().listen(live);
+    onTestFinished(() => {
+      holder.close();
+    });
+    await new Promise((resolve) => holder.once("listening", resolve));
+    await expect(another(t).listen({ path: live })).rejects.toMatchObject({
+      code: "BTL_TOKMAN_LISTEN",
+    });
+
+    const file = join(dir, "file.sock");
+    await writeFile(file, "not a socket");
+    await expect(another(t).listen({ path: file })).rejects.toMatchObject({
+      code: "BTL_TOKMAN_LISTEN",
+    });
+    expect(await readFile(file, "utf8")).toBe("not a socket");
   });
 });
