@@ -30,6 +30,11 @@ export interface TokmanOptions {
   /** Retries of GitHub calls (default 3 attempts, 200 ms backoff doubling). */
   readonly attempts?: number;
   readonly backoffMs?: number;
+  /**
+   * Requests handled at once (default 64); beyond it a request is answered 503
+   * BTL_TOKMAN_BUSY with `Retry-After`. `GET /healthz` and `/metrics` are never refused.
+   */
+  readonly maxInFlight?: number;
 }
 
 /** A running tokman. */
@@ -55,6 +60,13 @@ export function createTokman(options: TokmanOptions): Tokman {
   const { config } = options;
   const log = options.logger ?? silentLogger;
   const now = options.now ?? (() => new Date());
+  const maxInFlight = options.maxInFlight ?? 64;
+  if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) {
+    throw new TokmanError(
+      "BTL_TOKMAN_CONFIG",
+      `Expected \`maxInFlight\` to be a positive integer, got ${maxInFlight}`,
+    );
+  }
   const apps = new Map<string, GitHubApp>();
   for (const app of config.apps.values()) {
     apps.set(
@@ -156,9 +168,33 @@ export function createTokman(options: TokmanOptions): Tokman {
     throw new TokmanError("BTL_TOKMAN_NOT_FOUND", "no such endpoint");
   }
 
+  /** SECURITY: bounded concurrency; beyond the cap a request costs one short answer. */
+  let inFlight = 0;
+  function admit(req: IncomingMessage, res: ServerResponse): boolean {
+    const path = (req.url ?? "/").split("?", 1)[0];
+    if (req.method === "GET" && (path === "/healthz" || path === "/metrics")) return true;
+    if (inFlight >= maxInFlight) {
+      const code = "BTL_TOKMAN_BUSY";
+      broker.metrics.errors.set(code, (broker.metrics.errors.get(code) ?? 0) + 1);
+      log.warn(
+        { code, method: req.method, path: path?.slice(0, 200), maxInFlight },
+        "request refused: too many in flight",
+      );
+      res.setHeader("retry-after", "1");
+      send(res, 503, { error: "too many requests in flight; retry shortly", code });
+      return false;
+    }
+    inFlight++;
+    res.once("close", () => {
+      inFlight--;
+    });
+    return true;
+  }
+
   const server = createServer(
     { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 },
     (req, res) => {
+      if (!admit(req, res)) return;
       handle(req, res).catch((error: unknown) => {
         if (isBottleError(error) && error.code !== "BTL_INTERNAL") {
           if (error instanceof TokmanError && error.resetAt) {

@@ -65,6 +65,33 @@ describe("bottle-tokman", { tags: ["slow"] }, () => {
     await served.kill("SIGTERM");
   });
 
+  it("serve --max-in-flight caps the requests in flight", async () => {
+    const t = await setup({ realTime: true });
+    await writeFile(join(t.dir, "tokman.yaml"), t.configText);
+    const served = await startProcess(
+      process.execPath,
+      [BIN, "serve", "--config", join(t.dir, "tokman.yaml"), "--port", "0", "--max-in-flight", "1"],
+      { env: createBaseEnv() },
+    );
+    const get = (path: string) =>
+      fetch(`${served.url}${path}`, { headers: { authorization: `Bearer ${CALLER_KEY}` } });
+    t.fake.latency(300);
+    const slow = get("/api/acme/docs");
+    while (t.fake.requests.length < 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    const busy = await get("/api/acme/docs");
+    expect(busy.status).toBe(503);
+    expect(busy.headers.get("retry-after")).toBe("1");
+    expect(await busy.json()).toMatchObject({ code: "BTL_TOKMAN_BUSY" });
+    expect((await slow).status).toBe(200);
+    expect(served.logs()).toContainEqual(
+      expect.objectContaining({ level: "warn", code: "BTL_TOKMAN_BUSY", maxInFlight: 1 }),
+    );
+    await served.kill("SIGTERM");
+    const zero = await runProcess(process.execPath, [BIN, "serve", "--max-in-flight", "0"]);
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toContain("BTL_TOKMAN_CONFIG: option '--max-in-flight <n>' argument '0'");
+  });
+
   it("refuses a missing configuration with exit code 2", async () => {
     const dir = await testdir();
     const result = await runProcess(process.execPath, [

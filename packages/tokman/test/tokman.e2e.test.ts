@@ -211,6 +211,28 @@ describe("GET /api/<namespace>/<repository>", { tags: ["slow"] }, () => {
     expect((await t.get("/readyz", "")).status).toBe(200);
   });
 
+  it("answers 503 with Retry-After beyond --max-in-flight requests, and serves again once they finish", async () => {
+    const t = await setup({ maxInFlight: 2 });
+    t.fake.latency(300);
+    // Two slow mints in flight (two repositories: two installation lookups reach GitHub).
+    const slow = [t.get(TOKEN_PATH), t.get("/api/acme/docs")];
+    while (t.fake.requests.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    const busy = await t.get(TOKEN_PATH);
+    expect([busy.status, busy.body]).toEqual([
+      503,
+      { error: expect.any(String), code: "BTL_TOKMAN_BUSY" },
+    ]);
+    expect(busy.headers.get("retry-after")).toBe("1");
+    expect((await t.get("/healthz", "")).status).toBe(200); // liveness is never refused
+    expect(t.fake.requests).toHaveLength(2); // the refused request cost no GitHub call
+    expect((await Promise.all(slow)).map((a) => a.status)).toEqual([200, 200]);
+    t.fake.latency(0);
+    expect((await t.get(TOKEN_PATH)).status).toBe(200);
+    expect(t.logs()).toMatch(/"level":"warn".*"code":"BTL_TOKMAN_BUSY".*"maxInFlight":2/);
+    const text = await (await fetch(`${t.url}/metrics`)).text();
+    expect(text).toContain('tokman_errors_total{code="BTL_TOKMAN_BUSY"} 1');
+  });
+
   it("audits issuances and refusals with a token digest, never the token or a key", async () => {
     const t = await setup();
     const token = String((await t.get(TOKEN_PATH)).body.access_token);
