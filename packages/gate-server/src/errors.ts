@@ -44,6 +44,12 @@ export const { table: GATE_ERRORS, codes } = defineErrors({
     exit: 1,
     meaning: "Too many requests at once; retry after the `Retry-After` seconds.",
   },
+  BTL_GATE_TOO_MANY_CONNECTIONS: {
+    status: 503,
+    exit: 1,
+    meaning:
+      "Too many open connections (`--max-connections`): new ones are closed unanswered and logged.",
+  },
   BTL_GATE_SHUTTING_DOWN: {
     status: 503,
     exit: 1,

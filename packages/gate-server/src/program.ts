@@ -38,6 +38,7 @@ interface Flags {
   logFile?: string;
   logLevel: "debug" | "info" | "warn" | "error";
   maxConcurrent: number;
+  maxConnections: number;
   idleTimeout: number;
 }
 
@@ -106,6 +107,12 @@ export async function runGate(proc: GateProcess): Promise<number> {
       32,
     )
     .option(
+      "--max-connections <n>",
+      "open connections at once; beyond that new ones are closed unanswered",
+      int(1, 1_048_576),
+      1024,
+    )
+    .option(
       "--idle-timeout <seconds>",
       "close connections silent this long (no total limit)",
       int(1, 86_400),
@@ -169,6 +176,7 @@ async function serve(proc: GateProcess, flags: Flags, log: Logger): Promise<numb
     logger: log,
     maxConcurrent: flags.maxConcurrent,
     maxQueued: flags.maxConcurrent * 8,
+    maxConnections: flags.maxConnections,
     idleTimeoutMs: flags.idleTimeout * 1000,
     ...(proc.env.PATH ? { path: proc.env.PATH } : {}),
     ...(adminToken ? { adminToken } : {}),

@@ -16,6 +16,7 @@ import { type Logger, silentLogger } from "@bottle/log";
 import { createAccessHook } from "./access-hook.ts";
 import { createAdminCheck, readCredential } from "./auth.ts";
 import { runHttpBackend } from "./cgi.ts";
+import { capConnections } from "./connections.ts";
 import { GATE_ERRORS, GateError } from "./errors.ts";
 import { createLimiter } from "./limiter.ts";
 import { type ListenTarget, listenOn } from "./listen.ts";
@@ -38,6 +39,8 @@ export interface GateServerOptions {
   /** Requests served at once (default 32) and waiting (default 256) before 503. */
   readonly maxConcurrent?: number;
   readonly maxQueued?: number;
+  /** Open connections at once (default 1024); beyond it new ones are closed unanswered. */
+  readonly maxConnections?: number;
   /** Time to receive request headers (default 30 s). */
   readonly headersTimeoutMs?: number;
   /** A connection silent for this long is closed (default 300 s); there is no total limit. */
@@ -66,10 +69,17 @@ export interface GateServer {
 
 /**
  * Creates the gate. Throws `GateError` BTL_GATE_CONFIG when the base path or the hooks
- * directory is not a directory.
+ * directory is not a directory, or `maxConnections` is not a positive integer.
  */
 export function createGateServer(options: GateServerOptions): GateServer {
   const log = options.logger ?? silentLogger;
+  const maxConnections = options.maxConnections ?? 1024;
+  if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) {
+    throw new GateError(
+      "BTL_GATE_CONFIG",
+      `Expected \`maxConnections\` to be a positive integer, got ${maxConnections}`,
+    );
+  }
   const basePath = realDir(options.basePath, "--base-path");
   const ownDirs: string[] = [];
   const hooksDir = options.hooksDir
@@ -86,12 +96,18 @@ export function createGateServer(options: GateServerOptions): GateServer {
   const limiter = createLimiter(options.maxConcurrent ?? 32, options.maxQueued ?? 256);
   const PATH = options.path ?? "/usr/local/bin:/usr/bin:/bin";
   const httpBackend = findHttpBackend(PATH);
+  // The base of every git child's environment: http-backend (and the hooks it runs) and the
+  // access hook. SECURITY: git reads the objects refs name, never substitutes: a pushed or
+  // existing refs/replace/* is ignored, and so are grafts (a path that cannot exist: git is
+  // silent about ENOTDIR, while an existing empty file prints a deprecation hint).
   const baseEnv = {
     PATH,
     HOME: home,
     LANG: "C",
     GIT_CONFIG_NOSYSTEM: "1",
     GIT_CONFIG_GLOBAL: "/dev/null",
+    GIT_NO_REPLACE_OBJECTS: "1",
+    GIT_GRAFT_FILE: "/dev/null/no-grafts",
   };
   const hook = options.accessHook?.length
     ? createAccessHook({
@@ -127,6 +143,7 @@ export function createGateServer(options: GateServerOptions): GateServer {
     connectionsCheckingInterval: 5_000,
   });
   server.timeout = options.idleTimeoutMs ?? 300_000;
+  const connections = capConnections(server, maxConnections, log);
   server.on("request", (req, res) => void serve(req, res, false));
   // Answer auth before telling the client to send a large body.
   server.on("checkContinue", (req, res) => void serve(req, res, true));
@@ -285,6 +302,7 @@ export function createGateServer(options: GateServerOptions): GateServer {
     address: () => server.address(),
     close() {
       closing = true;
+      connections.flush();
       return new Promise((resolve) => {
         server.close();
         server.closeIdleConnections();

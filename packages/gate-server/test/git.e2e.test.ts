@@ -1,9 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
+import { chmod, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { commitFiles, git, testdir } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
 import { cloneAndCommit, startGate } from "./fixture.ts";
+
+const READS = join(import.meta.dirname, "fixtures/git-reads.mjs");
 
 describe("git through the gate", { tags: ["slow"] }, () => {
   it.each(["0", "2"])("clones, fetches and pushes with protocol v%s", async (version) => {
@@ -117,6 +119,55 @@ describe("git through the gate", { tags: ["slow"] }, () => {
     // Blobs of older commits are fetched lazily, through the gate again.
     const old = await git(["show", "HEAD~1:README.md"], { cwd: partial, env: gate.gitEnv.env });
     expect(old.stdout).toBe("# seed\n");
+  });
+
+  it("runs every git process so that refs/replace and grafts never change what git reads", async () => {
+    const out = join(await testdir(), "reads.jsonl");
+    const hooks = await testdir();
+    await writeFile(
+      join(hooks, "pre-receive"),
+      `#!/bin/sh\ncat >/dev/null\nexec '${process.execPath}' '${READS}' '${out}' pre-receive\n`,
+    );
+    await chmod(join(hooks, "pre-receive"), 0o755);
+    const gate = await startGate({
+      args: ["--hooks-dir", hooks, "--access-hook", `${process.execPath} ${READS} ${out} access`],
+    });
+    const env = gate.gitEnv.env;
+    const bare = join(gate.base, "alpha.git");
+    // The served repository carries a replace ref that swaps main for a forged root commit,
+    // and a graft that cuts main's parent: plain git there reads both.
+    const main = (await git(["rev-parse", "main"], { cwd: bare, env })).stdout.trim();
+    const forged = (
+      await git(["commit-tree", "-m", "forged", "main^{tree}"], { cwd: bare, env })
+    ).stdout.trim();
+    await git(["replace", main, forged], { cwd: bare, env });
+    await writeFile(join(bare, "info", "grafts"), `${main}\n`);
+    expect((await git(["log", "-1", "--format=%s", "main"], { cwd: bare, env })).stdout).toBe(
+      "forged\n",
+    );
+
+    const dir = await cloneAndCommit(gate, gate.repoUrl(await gate.token("alpha"), "/alpha.git"), {
+      "x.txt": "x\n",
+    });
+    await git(["push", "-q", "origin", "main"], { cwd: dir, env });
+
+    const reads = (await readFile(out, "utf8"))
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, string>);
+    expect(new Set(reads.map((r) => r.label))).toEqual(new Set(["access", "pre-receive"]));
+    for (const read of reads) {
+      expect(read).toEqual({
+        label: read.label,
+        GIT_NO_REPLACE_OBJECTS: "1",
+        GIT_GRAFT_FILE: "/dev/null/no-grafts",
+        subject: "second",
+        count: "2",
+        stderr: "",
+      });
+    }
+    const pushed = (await git(["rev-parse", "HEAD"], { cwd: dir, env })).stdout;
+    expect((await git(["rev-parse", "refs/heads/main"], { cwd: bare, env })).stdout).toBe(pushed);
   });
 
   it("lets exactly one of two concurrent pushes to one branch win", async () => {

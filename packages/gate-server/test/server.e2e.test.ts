@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { Agent, request as httpRequest } from "node:http";
-import { createServer } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { createGateServer } from "@bottle/gate-server";
 import { createTokenStore } from "@bottle/gate-tokens";
@@ -51,6 +51,51 @@ async function activate(args: string[]): Promise<void> {
     });
     child.once("exit", () => reject(new Error(`systemd-socket-activate exited: ${text}`)));
   });
+}
+
+/** A raw TCP connection to `url`'s host and port; everything it receives is kept in `text()`. */
+async function openRaw(url: string): Promise<{
+  socket: Socket;
+  text(): string;
+  /** Resolves once the received text satisfies `done`, or the connection closed. */
+  until(done: (text: string) => boolean): Promise<string>;
+}> {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  onTestFinished(() => {
+    socket.destroy();
+  });
+  let text = "";
+  let closed = false;
+  const waiters = new Set<() => void>();
+  const wake = () => {
+    for (const waiter of waiters) waiter();
+  };
+  socket.on("data", (chunk: Buffer) => {
+    text += chunk.toString("latin1");
+    wake();
+  });
+  socket.on("error", () => {}); // a dropped connection may reset
+  socket.on("close", () => {
+    closed = true;
+    wake();
+  });
+  await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+  return {
+    socket,
+    text: () => text,
+    until: (done) =>
+      new Promise((resolve) => {
+        const check = () => {
+          if (closed || done(text)) {
+            waiters.delete(check);
+            resolve(text);
+          }
+        };
+        waiters.add(check);
+        check();
+      }),
+  };
 }
 
 async function freePort(): Promise<number> {
@@ -181,6 +226,61 @@ describe("connections and limits", { tags: ["slow"] }, () => {
     const busy = await rawRequest(url, "GET", REFS, { authorization: basic(token) });
     expect(busy.status).toBe(503);
     expect(busy.headers["retry-after"]).toBe("1");
+  });
+
+  it("closes connections beyond --max-connections unanswered, serves the open ones, and logs the drops", async () => {
+    const gate = await startGate({ args: ["--max-connections", "2"] });
+    const request = (headers: string) => `GET ${REFS} HTTP/1.1\r\nHost: gate\r\n${headers}\r\n`;
+    // Two connections, each answered once (so the gate holds both), then kept alive.
+    const open = [await openRaw(gate.url), await openRaw(gate.url)];
+    for (const conn of open) {
+      conn.socket.write(request(""));
+      expect(await conn.until((t) => t.endsWith("authentication required\n"))).toMatch(
+        /^HTTP\/1\.1 401 /,
+      );
+    }
+    // Beyond the cap: accepted by the kernel, then closed by the gate without a byte.
+    const extra = [await openRaw(gate.url), await openRaw(gate.url)];
+    for (const conn of extra) {
+      conn.socket.write(request(""));
+      expect(await conn.until(() => false)).toBe("");
+      expect(conn.socket.destroyed || conn.socket.readableEnded).toBe(true);
+    }
+    // The open connections still complete a request.
+    const [first] = open;
+    first?.socket.write(
+      request(`Authorization: ${basic(await gate.token("alpha"))}\r\nConnection: close\r\n`),
+    );
+    const answer = await first?.until(() => false);
+    expect(answer).toMatch(/^HTTP\/1\.1 401 .*HTTP\/1\.1 200 /s);
+    expect(answer).toContain("# service=git-upload-pack");
+    // The first drop is logged at once; the second, within the interval, only on shutdown.
+    const drops = () => gate.proc.logs().filter((r) => r.code === "BTL_GATE_TOO_MANY_CONNECTIONS");
+    for (let i = 0; i < 40 && drops().length === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(drops()).toEqual([
+      expect.objectContaining({ level: "warn", maxConnections: 2, dropped: 1, droppedTotal: 1 }),
+    ]);
+    await gate.proc.kill("SIGTERM");
+    expect(drops()).toEqual([
+      expect.objectContaining({ dropped: 1, droppedTotal: 1 }),
+      expect.objectContaining({ dropped: 1, droppedTotal: 2 }),
+    ]);
+  });
+
+  it("refuses a --max-connections below 1", async () => {
+    const dir = await testdir();
+    const result = await runProcess(process.execPath, [
+      BIN,
+      "--base-path",
+      dir,
+      "--token-file",
+      join(dir, "tokens.json"),
+      "--max-connections",
+      "0",
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^BTL_GATE_CONFIG: option '--max-connections <n>' argument '0'/);
   });
 
   it("kills the CGI process group when the client goes away", async () => {

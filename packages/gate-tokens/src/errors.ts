@@ -15,7 +15,8 @@ export const { table: TOKEN_ERRORS, codes } = defineErrors({
   BTL_TOKENS_FILE_MODE: {
     status: 503,
     exit: 3,
-    meaning: "The token file is readable by group or others, or its directory is writable by them.",
+    meaning:
+      "The token file is readable by group or others, or its directory is not 0700 (group or others have any access).",
   },
   BTL_TOKENS_CORRUPT: {
     status: 503,

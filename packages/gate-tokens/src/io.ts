@@ -3,6 +3,7 @@
  * lock → read → validate → change → atomic write (0600, fsync) → directory fsync → unlock.
  */
 import {
+  chmodSync,
   closeSync,
   fstatSync,
   fsyncSync,
@@ -27,8 +28,9 @@ export const DEFAULT_STALE_MS = 10_000;
 const octal = (mode: number) => (mode & 0o777).toString(8).padStart(4, "0");
 
 /**
- * SECURITY: a directory that group or others can write lets them swap the file (and the lock);
- * refused, like a file they can read.
+ * SECURITY: the directory is 0700. Group or others that can write it can swap the file (and the
+ * lock); that can search or list it see the lock, the temporary files and when tokens change.
+ * Any bit of 0o077 is refused, like a file they can read.
  */
 function checkDirectory(dir: string): void {
   let mode: number;
@@ -37,17 +39,18 @@ function checkDirectory(dir: string): void {
   } catch (error) {
     throw new TokenStoreError("BTL_TOKENS_IO", `cannot stat ${dir}`, { cause: error });
   }
-  if ((mode & 0o022) !== 0) {
+  if ((mode & 0o077) !== 0) {
     throw new TokenStoreError(
       "BTL_TOKENS_FILE_MODE",
-      `${dir} is writable by group or others (mode ${octal(mode)}); run chmod 700 ${dir}`,
+      `${dir} is open to group or others (mode ${octal(mode)}); run chmod 700 ${dir}`,
     );
   }
 }
 
 /**
  * Reads and parses the token file, or returns `undefined` when it does not exist. Throws
- * BTL_TOKENS_FILE_MODE (readable by group or others), BTL_TOKENS_CORRUPT, BTL_TOKENS_IO.
+ * BTL_TOKENS_FILE_MODE (the file readable by group or others, or its directory not 0700),
+ * BTL_TOKENS_CORRUPT, BTL_TOKENS_IO.
  */
 export function readTokenFile(file: string): TokenFile | undefined {
   let fd: number;
@@ -105,7 +108,8 @@ export async function updateTokenFile<T>(
 ): Promise<T> {
   const dir = dirname(file);
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // The umask can only narrow 0700; chmod makes a directory created here exactly 0700.
+    if (mkdirSync(dir, { recursive: true, mode: 0o700 }) !== undefined) chmodSync(dir, 0o700);
   } catch (error) {
     throw new TokenStoreError("BTL_TOKENS_IO", `cannot create ${dir}`, { cause: error });
   }

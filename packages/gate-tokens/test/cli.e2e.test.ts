@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createBaseEnv, expectNoCanary, runProcess, testdir } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
 
@@ -201,6 +201,14 @@ describe("bottle-gate-tokens", { tags: ["slow"] }, () => {
     const open = await cli(["list", "--token-file", file]);
     expect([open.code, open.stderr.split(":")[0]]).toEqual([3, "BTL_TOKENS_FILE_MODE"]);
     await chmod(file, 0o600);
+    const dir = dirname(file);
+    await chmod(dir, 0o755);
+    const openDir = await cli(["list", "--token-file", file]);
+    expect([openDir.code, openDir.stdout]).toEqual([3, ""]);
+    expect(openDir.stderr).toBe(
+      `BTL_TOKENS_FILE_MODE: ${dir} is open to group or others (mode 0755); run chmod 700 ${dir}\n`,
+    );
+    await chmod(dir, 0o700);
     await writeFile(file, "{");
     const corrupt = await cli(["create", "--token-file", file, "--project", "a", "--task", "t"]);
     expect([corrupt.code, corrupt.stdout]).toEqual([3, ""]);

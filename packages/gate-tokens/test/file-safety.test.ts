@@ -75,14 +75,45 @@ describe("the token file", () => {
     expect((await rejection(store.list())).code).toBe(codes.BTL_TOKENS_FILE_MODE);
   });
 
-  it("keeps the mode of an existing directory that only its owner can write", async () => {
-    const dir = join(await testdir(), "shared");
-    await mkdir(dir);
-    await chmod(dir, 0o755);
-    const file = join(dir, "tokens.json");
-    await createTokenStore({ file }).create({ project: "alpha", task: "t" });
-    expect((await stat(dir)).mode & 0o777).toBe(0o755);
+  it.each(["0755", "0750", "0710", "0701", "0705"])(
+    "is refused in a directory of mode %s, which gives group or others access",
+    async (shown) => {
+      const mode = Number.parseInt(shown, 8);
+      const dir = join(await testdir(), "shared");
+      await mkdir(dir);
+      await chmod(dir, mode);
+      const file = join(dir, "tokens.json");
+      const store = createTokenStore({ file });
+      const first = await rejection(store.create({ project: "alpha", task: "t" }));
+      expect(first.code).toBe(codes.BTL_TOKENS_FILE_MODE);
+      expect(first.message).toBe(
+        `${dir} is open to group or others (mode ${shown}); run chmod 700 ${dir}`,
+      );
+      await expect(stat(file)).rejects.toMatchObject({ code: "ENOENT" });
+      // A file written while the directory was private is refused once the directory opens up.
+      await chmod(dir, 0o700);
+      const { token } = await store.create({ project: "alpha", task: "t" });
+      await chmod(dir, mode);
+      const before = await readFile(file);
+      for (const attempt of [() => store.list(), () => store.verify(token)]) {
+        expect((await rejection(attempt())).code).toBe(codes.BTL_TOKENS_FILE_MODE);
+      }
+      expect(await readFile(file)).toEqual(before);
+      expect((await stat(dir)).mode & 0o777).toBe(mode);
+    },
+  );
+
+  it("is used in a 0700 directory, and a missing one is created 0700 whatever the umask", async () => {
+    const file = await tokenFile();
+    const old = process.umask(0);
+    try {
+      await createTokenStore({ file }).create({ project: "alpha", task: "t" });
+    } finally {
+      process.umask(old);
+    }
+    expect((await stat(dirname(file))).mode & 0o777).toBe(0o700);
     expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect(await createTokenStore({ file }).list()).toHaveLength(1);
   });
 
   it.each([

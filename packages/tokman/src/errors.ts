@@ -60,6 +60,18 @@ export const { table: TOKMAN_ERRORS, codes } = defineErrors({
     exit: 3,
     meaning: "The token store cannot be opened or read (a wrong encryption key, a corrupt file).",
   },
+  BTL_TOKMAN_BUSY: {
+    status: 503,
+    exit: 1,
+    meaning:
+      "More requests in flight than `--max-in-flight` allows; retry after the `Retry-After` seconds.",
+  },
+  BTL_TOKMAN_LISTEN: {
+    status: 500,
+    exit: 4,
+    meaning:
+      "tokman cannot listen: the address is in use, or the socket path is a live socket or another file.",
+  },
   ...COMMON_ERRORS,
 });
 

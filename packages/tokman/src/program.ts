@@ -29,12 +29,20 @@ Exit codes:
   0  stopped cleanly / done
   1  internal error
   2  invalid options or configuration
-  3  the token store cannot be opened`;
+  3  the token store cannot be opened
+  4  cannot listen (address in use, socket path taken)`;
 
 const port = (value: string) => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535)
     throw new InvalidArgumentError("expected a port from 0 to 65535");
+  return n;
+};
+
+const count = (min: number, max: number) => (value: string) => {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max)
+    throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
   return n;
 };
 
@@ -60,7 +68,13 @@ export async function runTokman(proc: TokmanProcess): Promise<number> {
     .option("--config <file>", "the configuration (YAML or JSON)")
     .option("--host <addr>", "address to listen on", "127.0.0.1")
     .option("--port <n>", "TCP port (0: any free port)", port, 9420)
-    .option("--socket <path>", "listen on a unix socket instead")
+    .option("--socket <path>", "listen on a unix socket (mode 0600) instead")
+    .option(
+      "--max-in-flight <n>",
+      "requests handled at once; beyond that 503 with Retry-After",
+      count(1, 65_536),
+      64,
+    )
     .addOption(
       new Option("--log-level <level>", "log level")
         .choices(["debug", "info", "warn", "error"])
@@ -72,6 +86,7 @@ export async function runTokman(proc: TokmanProcess): Promise<number> {
         host: string;
         port: number;
         socket?: string;
+        maxInFlight: number;
         logLevel: "info";
       }) => {
         const file = flags.config ?? proc.env.BOTTLE_TOKMAN_CONFIG;
@@ -86,7 +101,11 @@ export async function runTokman(proc: TokmanProcess): Promise<number> {
           level: flags.logLevel,
           destination: proc.stderr,
         });
-        const tokman = createTokman({ config: loadConfig(file), logger: log });
+        const tokman = createTokman({
+          config: loadConfig(file),
+          logger: log,
+          maxInFlight: flags.maxInFlight,
+        });
         const url = await tokman.listen(
           flags.socket ? { path: flags.socket } : { host: flags.host, port: flags.port },
         );

@@ -19,6 +19,7 @@ import {
 } from "./config.ts";
 import { TokmanError } from "./errors.ts";
 import { createGitHubApp, type GitHubApp } from "./github.ts";
+import { type ListenTarget, listenOn } from "./listen.ts";
 import { createMemoryStore, createSqliteStore, type TokenStore } from "./store.ts";
 
 /** Options of {@link createTokman}. */
@@ -29,12 +30,20 @@ export interface TokmanOptions {
   /** Retries of GitHub calls (default 3 attempts, 200 ms backoff doubling). */
   readonly attempts?: number;
   readonly backoffMs?: number;
+  /**
+   * Requests handled at once (default 64); beyond it a request is answered 503
+   * BTL_TOKMAN_BUSY with `Retry-After`. `GET /healthz` and `/metrics` are never refused.
+   */
+  readonly maxInFlight?: number;
 }
 
 /** A running tokman. */
 export interface Tokman {
-  /** Listens on `host:port` (default 127.0.0.1:9420) or a unix socket; resolves to its URL. */
-  listen(target?: { host?: string; port?: number } | { path: string }): Promise<string>;
+  /**
+   * Listens on `host:port` (default 127.0.0.1:9420) or a unix socket (mode 0600; a stale one is
+   * replaced, a live one refused); resolves to its URL. Throws BTL_TOKMAN_LISTEN.
+   */
+  listen(target?: ListenTarget): Promise<string>;
   close(): Promise<void>;
   address(): AddressInfo | string | null;
   readonly broker: Broker;
@@ -43,12 +52,21 @@ export interface Tokman {
 
 const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,99})$/;
 const MAX_BODY = 16 * 1024;
+/** `/readyz` asks GitHub at most once per this interval, however often it is polled. */
+const READY_TTL_MS = 30_000;
 
 /** Creates tokman from a validated configuration. Throws BTL_TOKMAN_CONFIG, BTL_TOKMAN_STORE. */
 export function createTokman(options: TokmanOptions): Tokman {
   const { config } = options;
   const log = options.logger ?? silentLogger;
   const now = options.now ?? (() => new Date());
+  const maxInFlight = options.maxInFlight ?? 64;
+  if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) {
+    throw new TokmanError(
+      "BTL_TOKMAN_CONFIG",
+      `Expected \`maxInFlight\` to be a positive integer, got ${maxInFlight}`,
+    );
+  }
   const apps = new Map<string, GitHubApp>();
   for (const app of config.apps.values()) {
     apps.set(
@@ -66,6 +84,24 @@ export function createTokman(options: TokmanOptions): Tokman {
     : createMemoryStore();
   const broker = createBroker({ config, apps, store, now, logger: log });
   const callers = new Map<string, CallerConfig>(config.callers.map((c) => [c.keySha256, c]));
+
+  // SECURITY: a probe never turns into GitHub traffic per request. One check at a time, its
+  // outcome (success or failure) kept for READY_TTL_MS after it settles; requests during a
+  // check share it.
+  let readiness: { check: Promise<void>; until: number } | undefined;
+  function ready(): Promise<void> {
+    if (readiness !== undefined && now().getTime() < readiness.until) return readiness.check;
+    const entry = {
+      check: Promise.all([...apps.values()].map((app) => app.check())).then(() => undefined),
+      until: Number.POSITIVE_INFINITY,
+    };
+    const settle = () => {
+      entry.until = now().getTime() + READY_TTL_MS;
+    };
+    entry.check.then(settle, settle);
+    readiness = entry;
+    return entry.check;
+  }
 
   function authenticate(req: IncomingMessage): CallerConfig {
     const match = /^(?:Bearer|token) ([\x21-\x7e]{1,4096})$/.exec(req.headers.authorization ?? "");
@@ -86,7 +122,7 @@ export function createTokman(options: TokmanOptions): Tokman {
     const path = url.pathname;
     if (req.method === "GET" && path === "/healthz") return send(res, 200, { status: "ok" });
     if (req.method === "GET" && path === "/readyz") {
-      await Promise.all([...apps.values()].map((app) => app.check()));
+      await ready();
       return send(res, 200, { status: "ready" });
     }
     if (req.method === "GET" && path === "/metrics")
@@ -132,9 +168,33 @@ export function createTokman(options: TokmanOptions): Tokman {
     throw new TokmanError("BTL_TOKMAN_NOT_FOUND", "no such endpoint");
   }
 
+  /** SECURITY: bounded concurrency; beyond the cap a request costs one short answer. */
+  let inFlight = 0;
+  function admit(req: IncomingMessage, res: ServerResponse): boolean {
+    const path = (req.url ?? "/").split("?", 1)[0];
+    if (req.method === "GET" && (path === "/healthz" || path === "/metrics")) return true;
+    if (inFlight >= maxInFlight) {
+      const code = "BTL_TOKMAN_BUSY";
+      broker.metrics.errors.set(code, (broker.metrics.errors.get(code) ?? 0) + 1);
+      log.warn(
+        { code, method: req.method, path: path?.slice(0, 200), maxInFlight },
+        "request refused: too many in flight",
+      );
+      res.setHeader("retry-after", "1");
+      send(res, 503, { error: "too many requests in flight; retry shortly", code });
+      return false;
+    }
+    inFlight++;
+    res.once("close", () => {
+      inFlight--;
+    });
+    return true;
+  }
+
   const server = createServer(
     { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 },
     (req, res) => {
+      if (!admit(req, res)) return;
       handle(req, res).catch((error: unknown) => {
         if (isBottleError(error) && error.code !== "BTL_INTERNAL") {
           if (error instanceof TokmanError && error.resetAt) {
@@ -159,22 +219,7 @@ export function createTokman(options: TokmanOptions): Tokman {
   return {
     broker,
     server,
-    listen(target = {}) {
-      return new Promise((resolve, reject) => {
-        server.once("error", reject);
-        const done = () => {
-          server.off("error", reject);
-          const address = server.address();
-          resolve(
-            typeof address === "string"
-              ? `unix:${address}`
-              : `http://${address?.address}:${address?.port}`,
-          );
-        };
-        if ("path" in target) server.listen(target.path, done);
-        else server.listen(target.port ?? 9420, target.host ?? "127.0.0.1", done);
-      });
-    },
+    listen: (target = {}) => listenOn(server, target),
     close() {
       return new Promise((resolve) => {
         server.close(() => {

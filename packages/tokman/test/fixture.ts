@@ -39,6 +39,7 @@ export interface SetupOptions {
   readonly renewMargin?: number;
   /** The real clock (for a `bottle-tokman` process, which cannot share an injected one). */
   readonly realTime?: boolean;
+  readonly maxInFlight?: number;
 }
 
 export async function setup(options: SetupOptions = {}): Promise<Setup> {
@@ -116,6 +117,7 @@ ${options.store ? "store: { sqlite: tokens.db, key_file: store.key }" : ""}
       now: clock,
       attempts: 3,
       backoffMs: 1,
+      ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
     });
     const url = await tokman.listen({ host: "127.0.0.1", port: 0 });
     return { tokman, url };

@@ -1,5 +1,13 @@
-import { describe, expect, it } from "vitest";
-import { CALLER_KEY, OTHER_KEY, setup } from "./fixture.ts";
+import { spawn } from "node:child_process";
+import { lstat, readFile, stat, writeFile } from "node:fs/promises";
+import { request } from "node:http";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { testdir } from "@bottle/test-utils";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { parseConfig } from "../src/config.ts";
+import { createTokman } from "../src/server.ts";
+import { CALLER_KEY, OTHER_KEY, type Setup, setup } from "./fixture.ts";
 
 const TOKEN_PATH = "/api/acme/api";
 
@@ -175,6 +183,56 @@ describe("GET /api/<namespace>/<repository>", { tags: ["slow"] }, () => {
     expect(text).toMatch(/tokman_rate_limit_remaining\{app="acme",bucket="installation:7"\} \d+/);
   });
 
+  it("asks GitHub at most once per 30 s for /readyz, however often and concurrently it is polled", async () => {
+    const t = await setup();
+    const checks = () => t.fake.requests.filter((r) => r.path === "/app").length;
+    t.fake.latency(200); // probes arriving during the check wait for it
+    const concurrent = await Promise.all(Array.from({ length: 20 }, () => t.get("/readyz", "")));
+    expect(concurrent.map((a) => a.status)).toEqual(Array(20).fill(200));
+    t.fake.latency(0);
+    for (let i = 0; i < 50; i++) expect((await t.get("/readyz", "")).status).toBe(200);
+    t.advance(29_999);
+    expect((await t.get("/readyz", "")).status).toBe(200);
+    expect(checks()).toBe(1);
+    t.advance(1);
+    expect((await t.get("/readyz", "")).status).toBe(200);
+    expect(checks()).toBe(2);
+  });
+
+  it("keeps a failed readiness check for 30 s too, then checks again", async () => {
+    const t = await setup();
+    t.fake.failNext(401, { path: "/app" });
+    const down = await t.get("/readyz", "");
+    expect([down.status, down.body.code]).toEqual([502, "BTL_TOKMAN_MISCONFIGURED"]);
+    const calls = t.fake.requests.length;
+    for (let i = 0; i < 20; i++) expect((await t.get("/readyz", "")).status).toBe(502);
+    expect(t.fake.requests).toHaveLength(calls);
+    t.advance(30_000);
+    expect((await t.get("/readyz", "")).status).toBe(200);
+  });
+
+  it("answers 503 with Retry-After beyond --max-in-flight requests, and serves again once they finish", async () => {
+    const t = await setup({ maxInFlight: 2 });
+    t.fake.latency(300);
+    // Two slow mints in flight (two repositories: two installation lookups reach GitHub).
+    const slow = [t.get(TOKEN_PATH), t.get("/api/acme/docs")];
+    while (t.fake.requests.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    const busy = await t.get(TOKEN_PATH);
+    expect([busy.status, busy.body]).toEqual([
+      503,
+      { error: expect.any(String), code: "BTL_TOKMAN_BUSY" },
+    ]);
+    expect(busy.headers.get("retry-after")).toBe("1");
+    expect((await t.get("/healthz", "")).status).toBe(200); // liveness is never refused
+    expect(t.fake.requests).toHaveLength(2); // the refused request cost no GitHub call
+    expect((await Promise.all(slow)).map((a) => a.status)).toEqual([200, 200]);
+    t.fake.latency(0);
+    expect((await t.get(TOKEN_PATH)).status).toBe(200);
+    expect(t.logs()).toMatch(/"level":"warn".*"code":"BTL_TOKMAN_BUSY".*"maxInFlight":2/);
+    const text = await (await fetch(`${t.url}/metrics`)).text();
+    expect(text).toContain('tokman_errors_total{code="BTL_TOKMAN_BUSY"} 1');
+  });
+
   it("audits issuances and refusals with a token digest, never the token or a key", async () => {
     const t = await setup();
     const token = String((await t.get(TOKEN_PATH)).body.access_token);
@@ -187,5 +245,78 @@ describe("GET /api/<namespace>/<repository>", { tags: ["slow"] }, () => {
     expect(logs).toMatch(/"audit":"refused".*"code":"BTL_TOKMAN_SCOPE_DENIED"/);
     for (const secret of [token, CALLER_KEY, "btk_wrong_key_value"])
       expect(logs).not.toContain(secret);
+  });
+});
+
+describe("listeners", { tags: ["slow"] }, () => {
+  /** A second tokman over the fixture's configuration, closed when the test ends. */
+  function another(t: Setup) {
+    const tokman = createTokman({ config: parseConfig(t.configText, t.dir), now: t.clock });
+    onTestFinished(() => tokman.close());
+    return tokman;
+  }
+
+  /** GET `path` over the unix socket `socketPath`, with the caller key. */
+  function getOver(socketPath: string, path: string) {
+    return new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+      request({ socketPath, path, headers: { authorization: `Bearer ${CALLER_KEY}` } }, (res) => {
+        let text = "";
+        res.on("data", (chunk: Buffer) => {
+          text += chunk.toString("utf8");
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      })
+        .on("error", reject)
+        .end();
+    });
+  }
+
+  it("creates its unix socket with mode 0600 even under umask 000, and serves on it", async () => {
+    const t = await setup();
+    const path = join(await testdir(), "tokman.sock");
+    const old = process.umask(0);
+    onTestFinished(() => {
+      process.umask(old);
+    });
+    const url = await another(t).listen({ path });
+    expect(url).toBe(`unix:${path}`);
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    expect(process.umask()).toBe(0); // the caller's umask is given back
+    const answer = await getOver(path, "/api/acme/api");
+    expect(answer.status).toBe(200);
+    expect(answer.body.access_token).toMatch(/^ghs_/);
+  });
+
+  it("replaces a stale socket file, and refuses a live socket or any other file", async () => {
+    const t = await setup();
+    const dir = await testdir();
+    // A stale socket: its process died without removing it.
+    const stale = join(dir, "stale.sock");
+    const dead = spawn(process.execPath, [
+      "-e",
+      "require('node:net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))",
+      stale,
+    ]);
+    await new Promise((resolve) => dead.once("exit", resolve));
+    expect((await lstat(stale)).isSocket()).toBe(true);
+    await another(t).listen({ path: stale });
+    expect((await getOver(stale, "/api/acme/api")).status).toBe(200);
+
+    const live = join(dir, "live.sock");
+    const holder = createServer().listen(live);
+    onTestFinished(() => {
+      holder.close();
+    });
+    await new Promise((resolve) => holder.once("listening", resolve));
+    await expect(another(t).listen({ path: live })).rejects.toMatchObject({
+      code: "BTL_TOKMAN_LISTEN",
+    });
+
+    const file = join(dir, "file.sock");
+    await writeFile(file, "not a socket");
+    await expect(another(t).listen({ path: file })).rejects.toMatchObject({
+      code: "BTL_TOKMAN_LISTEN",
+    });
+    expect(await readFile(file, "utf8")).toBe("not a socket");
   });
 });
