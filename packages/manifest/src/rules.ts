@@ -182,6 +182,14 @@ function checkTokenSources(m: Manifest): RawIssue[] {
           "`token_ref` and `github_app` both name the route's token; keep exactly one of them",
       });
     }
+    if (route.read_only && route.allow !== undefined) {
+      issues.push({
+        code: "BTL_MANIFEST_CONFLICT",
+        path: [...at, "read_only"],
+        atKey: true,
+        message: `cred_proxy.routes[${index}].read_only and cred_proxy.routes[${index}].allow both restrict the route; keep one of them (read_only is allow: [{ methods: [GET, HEAD], paths: ["/**"] }])`,
+      });
+    }
     const app = route.github_app?.app;
     if (app !== undefined && !Object.hasOwn(m.github_apps, app)) {
       const declared = Object.keys(m.github_apps);

@@ -38,6 +38,18 @@ describe("valid manifests", () => {
         "cred_proxy:\n  routes:\n    - path: /gh/\n      upstream: https://api.github.com\n      auth: { scheme: Bearer }\n      github_app: { app: acme, repository: acme/api, permissions: { contents: read, pull_requests: write } }\ngithub_apps:\n  acme: { app_id: 1, private_key: /k }\n",
       ),
     ],
+    [
+      "a route with allow rules and git pushes to an upstream the gate does not serve",
+      manifest(
+        "cred_proxy:\n  routes:\n    - path: /gh/\n      upstream: https://api.github.com\n      auth: { scheme: Bearer }\n      token_ref: T\n      allow: [{ methods: [GET, HEAD], paths: ['/repos/acme/*/pulls/**', '/user', '/@acme%2fpkg'] }]\n    - { path: /git/, upstream: 'https://git.example', auth: { scheme: Basic, username: x }, token_ref: T, git_push: true }\n",
+      ),
+    ],
+    [
+      "a read-only route",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: T, read_only: true }",
+      ),
+    ],
     ["a $schema key for editors", `$schema: ./schema.json\n${manifest()}`],
     ["an anchor and alias", `version: 1\nname: a\nagent: &a\n  command: [claude]\n`],
   ];
@@ -451,6 +463,65 @@ describe("invalid manifests", () => {
       manifest("cred_proxy:\n  tokens: [{ kind: gitea, token_ref: A }]\n"),
       codes.BTL_MANIFEST_MISSING_KEY,
       "cred_proxy.tokens[0].url",
+    ],
+    [
+      "read_only and allow on one route",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: T, read_only: true, allow: [{ methods: [GET], paths: ['/**'] }] }",
+      ),
+      codes.BTL_MANIFEST_CONFLICT,
+      "cred_proxy.routes[0].read_only",
+    ],
+    ...[
+      ["an empty segment", "/repos//pulls"],
+      ["a trailing slash", "/repos/"],
+      ["a dot segment", "/repos/../contents"],
+      ["a dot segment at the end", "/repos/."],
+      ["a partial wildcard", "/repos/acme-*"],
+      ["a relative glob", "repos/**"],
+      ["a space", "/repos/a b"],
+      ["a non-ASCII character", "/repos/\u00e4"],
+      ["a query", "/repos?x=1"],
+      ["a malformed escape", "/repos/%zz"],
+    ].map(
+      ([what, glob]): Case => [
+        `an allow glob with ${what}`,
+        route(
+          `{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: T, allow: [{ methods: [GET], paths: ["${glob}"] }] }`,
+        ),
+        codes.BTL_MANIFEST_INVALID,
+        "cred_proxy.routes[0].allow[0].paths[0]",
+      ],
+    ),
+    [
+      "an allow rule naming TRACE",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: T, allow: [{ methods: [TRACE], paths: ['/**'] }] }",
+      ),
+      codes.BTL_MANIFEST_INVALID,
+      "cred_proxy.routes[0].allow[0].methods[0]",
+    ],
+    [
+      "an allow rule without paths",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: T, allow: [{ methods: [GET] }] }",
+      ),
+      codes.BTL_MANIFEST_MISSING_KEY,
+      "cred_proxy.routes[0].allow[0].paths",
+    ],
+    [
+      "an empty allow list",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: T, allow: [] }",
+      ),
+      codes.BTL_MANIFEST_INVALID,
+      "cred_proxy.routes[0].allow",
+    ],
+    [
+      "git_push on a token short form",
+      manifest("cred_proxy:\n  tokens: [{ kind: github, token_ref: G, git_push: true }]\n"),
+      codes.BTL_MANIFEST_UNKNOWN_KEY,
+      "cred_proxy.tokens[0].git_push",
     ],
     [
       "a provisioner token proxied to the agent",
