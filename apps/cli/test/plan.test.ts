@@ -41,19 +41,21 @@ describe("describeAuth", () => {
 
 describe("planBottle", () => {
   const m = parseManifest(
-    "version: 1\nname: p\nagent: { command: [a, b], env: { LANG: C } }\ngit_gate:\n  repos:\n    d: { url: 'https://h.example/d.git', key: { provider: token, token_ref: GH } }\ncred_proxy:\n  tokens: [{ kind: github, token_ref: GH }]\n",
+    "version: 1\nname: p\nagent: { command: [a, b], env: { LANG: C } }\ngit_gate:\n  repos:\n    d: { url: 'https://h.example/d.git', key: { provider: token, token_ref: GH } }\n    e: { url: 'https://h.example/e.git', key: { provider: token, token_ref: GH } }\ncred_proxy:\n  tokens: [{ kind: github, token_ref: GH_API }]\n",
   );
 
   it("lists each host variable once with every use and its state", () => {
-    const plan = planBottle(m, { GH: "value" });
+    const plan = planBottle(m, { GH: "value", GH_API: "" });
     expect(plan.host_env).toEqual([
       {
         name: "GH",
         state: "set",
-        used_by: [
-          "push and fetch token for repo d",
-          "proxy BOTTLE_PROXY_TOKEN_0 (/gh-api/, /gh-git/)",
-        ],
+        used_by: ["push and fetch token for repo d", "push and fetch token for repo e"],
+      },
+      {
+        name: "GH_API",
+        state: "empty",
+        used_by: ["proxy BOTTLE_PROXY_TOKEN_0 (/gh-api/, /gh-git/)"],
       },
     ]);
     expect(JSON.stringify(plan)).not.toContain("value");
