@@ -57,6 +57,12 @@ export const { table: PROXY_ERRORS, codes } = defineErrors({
     meaning:
       "A GitHub App route's token could not be had from tokman: unreachable, refused (the log names tokman's code), or an unusable answer.",
   },
+  BTL_PROXY_PUSH_REFUSED: {
+    status: 403,
+    exit: 1,
+    meaning:
+      "A git push (`info/refs?service=git-receive-pack` or `git-receive-pack`) on a route without `git_push`: pushes go through the git gate.",
+  },
   ...COMMON_ERRORS,
 });
 

@@ -30,6 +30,8 @@ export type RouteEntry = {
   readonly path: string;
   readonly upstream: string;
   readonly auth: RouteAuth;
+  /** Git pushes pass this route; absent: the proxy refuses them. */
+  readonly git_push?: true;
 } & (
   | {
       /** The variable inside the proxy process that holds the token (`BOTTLE_PROXY_TOKEN_0`). */
@@ -81,7 +83,12 @@ export function prepareCredProxy(bottle: Pick<Manifest, "cred_proxy">): CredProx
   for (const route of routes) for (const role of route.roles) roles[role].push(route.path);
   const appRoutes: TokmanPlan["routes"][number][] = [];
   const entries = routes.map((route): RouteEntry => {
-    const common = { path: route.path, upstream: route.upstream, auth: route.auth };
+    const common = {
+      path: route.path,
+      upstream: route.upstream,
+      auth: route.auth,
+      ...(route.git_push ? { git_push: true as const } : {}),
+    };
     if (route.tokman === undefined)
       return Object.freeze({ ...common, token_env: slotOf.get(route.token_ref) as string });
     const { app, repository, permissions } = route.tokman;

@@ -14,6 +14,7 @@ export const MESSAGES: Record<ProxyErrorCode, string> = {
   BTL_PROXY_TIMEOUT: "upstream timed out",
   BTL_PROXY_BUSY: "too many requests",
   BTL_PROXY_CREDENTIAL: "credential unavailable",
+  BTL_PROXY_PUSH_REFUSED: "git push not allowed on this route",
   BTL_INTERNAL: "internal error",
 };
 

@@ -114,6 +114,7 @@ const Route = v.pipe(
       ),
     ),
     tokman: v.optional(Tokman),
+    git_push: v.optional(v.boolean("Expected `git_push` to be true or false")),
   }),
   v.check(
     (route) => (route.token_env === undefined) !== (route.tokman === undefined),
@@ -160,6 +161,8 @@ interface ProxyRouteBase {
   /** The upstream's base path without a trailing slash (`""` or `/api/v3`). */
   readonly basePath: string;
   readonly auth: ProxyAuth;
+  /** Git pushes pass (`git_push: true`); otherwise they are refused before the upstream. */
+  readonly gitPush: boolean;
 }
 
 /**
@@ -198,6 +201,7 @@ export function parseRoutes(value: unknown, source = "routes.json"): readonly Pr
       host: url.host,
       basePath: slash === -1 ? "" : upstream.slice(slash),
       auth: Object.freeze(auth),
+      gitPush: spec.git_push === true,
     };
     const { tokman } = spec;
     return Object.freeze(

@@ -17,6 +17,7 @@ import type { Duplex } from "node:stream";
 import { rootCertificates } from "node:tls";
 import { type Logger, silentLogger } from "@bottle/log";
 import { type Dispatcher, Pool } from "undici";
+import { isGitPush } from "./access.ts";
 import { PROXY_ERRORS, ProxyError, type ProxyErrorCode } from "./errors.ts";
 import { clientHeaders, upstreamHeaders } from "./headers.ts";
 import { type ListenTarget, listenOn } from "./listen.ts";
@@ -84,6 +85,7 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
         upstream: r.upstream,
         auth: r.auth,
         ...(r.tokman === undefined ? { token_env: r.tokenEnv } : { tokman: r.tokman }),
+        ...(r.gitPush ? { git_push: true } : {}),
       })),
     },
     "routes",
@@ -329,6 +331,14 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
     if (!staysOnOrigin(route, path)) {
       entry.reason = "origin";
       return refuse(res, entry, "BTL_PROXY_BAD_PATH");
+    }
+    // The path under the route, as the upstream's API sees it: `/repos/acme/api/pulls`.
+    const rest = target.path.slice(route.path.length - 1);
+    // SECURITY: pushes go through the git gate, where they are scanned; a route lets them
+    // through only when it opts in (and the manifest refuses that for a gated upstream).
+    if (!route.gitPush && isGitPush(rest, target.query)) {
+      unfinishedBody(req, res);
+      return refuse(res, entry, "BTL_PROXY_PUSH_REFUSED");
     }
     if (closing !== undefined || active >= maxConcurrent) {
       return refuse(res, entry, "BTL_PROXY_BUSY", { "retry-after": "1" });

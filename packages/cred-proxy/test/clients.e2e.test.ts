@@ -34,7 +34,7 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 }
 
 describe("git through the proxy", { tags: ["slow"] }, () => {
-  it("clones and pushes 6 MiB (chunked) through /git/; only the proxy holds the token", async () => {
+  it("clones and pushes 6 MiB (chunked) through a git_push route; only the proxy holds the token", async () => {
     const token = makeCanary("ghs");
     // The upstream side: a bare repository with one commit, served by git http-backend that
     // demands `x-access-token:<token>`.
@@ -51,10 +51,13 @@ describe("git through the proxy", { tags: ["slow"] }, () => {
     });
     const proxy = await startProxy({
       routes: [
-        route("/git/", new URL(upstream.url("repo.git")).origin, {
-          scheme: "Basic",
-          username: "x-access-token",
-        }),
+        {
+          ...route("/git/", new URL(upstream.url("repo.git")).origin, {
+            scheme: "Basic",
+            username: "x-access-token",
+          }),
+          git_push: true,
+        },
       ],
       tokens: { [SLOT]: token },
     });
@@ -115,6 +118,69 @@ describe("git through the proxy", { tags: ["slow"] }, () => {
     expect(config.stdout).not.toMatch(/credential\.helper=.|extraheader|password|token/i);
     expect((await run(["remote", "get-url", "origin"], clone)).stdout.trim()).toBe(url);
     expectNoCanary(token, JSON.stringify(agent.env), ...outputs, proxy.logText());
+  });
+});
+
+describe("git push through a route without git_push", { tags: ["slow"] }, () => {
+  it("clones and fetches, but the push is refused before anything reaches the upstream", async () => {
+    const token = makeCanary("ghs");
+    const host = await createGitEnv();
+    const root = await testdir();
+    const bare = join(root, "repo.git");
+    await git(["init", "--quiet", "--bare", "-b", "main", bare], { cwd: root, env: host.env });
+    const seed = await createWorkRepo(host, { files: { "README.md": "# seeded\n" }, remote: bare });
+    await git(["push", "--quiet", "origin", "main"], { cwd: seed, env: host.env });
+    const before = (
+      await git(["--git-dir", bare, "rev-parse", "main"], { cwd: root, env: host.env })
+    ).stdout;
+    const upstream = await startHttpGitUpstream({
+      root,
+      username: "x-access-token",
+      password: token,
+    });
+    const proxy = await startProxy({
+      routes: [
+        route("/git/", new URL(upstream.url("repo.git")).origin, {
+          scheme: "Basic",
+          username: "x-access-token",
+        }),
+      ],
+      tokens: { [SLOT]: token },
+    });
+    const agent = await createGitEnv();
+    const work = await testdir();
+    await git(["clone", "--quiet", `${proxy.url}/git/repo.git`, "clone"], {
+      cwd: work,
+      env: agent.env,
+    });
+    const clone = join(work, "clone");
+    await writeFile(join(clone, "notes.md"), "unscanned\n");
+    await git(["add", "notes.md"], { cwd: clone, env: agent.env });
+    await git(["commit", "--quiet", "-m", "try to push past the gate"], {
+      cwd: clone,
+      env: agent.env,
+    });
+    await git(["fetch", "--quiet", "origin"], { cwd: clone, env: agent.env });
+    const seen = upstream.requests;
+
+    const push = await git(["push", "origin", "main"], {
+      cwd: clone,
+      env: agent.env,
+      allowFailure: true,
+    });
+    expect(push.code).not.toBe(0);
+    expect(push.stderr).toMatch(/403/);
+    // Nothing of the push reached the upstream, and its branch did not move.
+    expect(upstream.requests).toBe(seen);
+    expect(
+      (await git(["--git-dir", bare, "rev-parse", "main"], { cwd: root, env: host.env })).stdout,
+    ).toBe(before);
+    const refused = proxy.records().filter((r) => r.code === "BTL_PROXY_PUSH_REFUSED");
+    expect(refused.length).toBeGreaterThan(0);
+    expect(
+      refused.every((r) => r.level === "warn" && r.status === 403 && r.route === "/git/"),
+    ).toBe(true);
+    expectNoCanary(token, push.stdout, push.stderr, proxy.logText());
   });
 });
 

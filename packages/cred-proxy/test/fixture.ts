@@ -18,6 +18,7 @@ export type RouteSpec = {
   path: string;
   upstream: string;
   auth: { scheme: "Bearer" | "token" } | { scheme: "Basic"; username: string } | { header: string };
+  git_push?: boolean;
 } & (
   | { token_env: string }
   | { tokman: { repository: string; permissions?: Record<string, "read" | "write"> } }

@@ -81,6 +81,21 @@ describe("prepareCredProxy", () => {
     });
   });
 
+  it("writes git_push only for the explicit routes that opt in", () => {
+    const plan = prepareCredProxy(
+      parseManifest(
+        "version: 1\nname: a\nagent: { command: [a] }\ncred_proxy:\n  tokens: [{ kind: github, token_ref: G }]\n  routes:\n    - { path: /git/, upstream: 'https://git.example', auth: { scheme: Basic, username: x }, token_ref: T, git_push: true }\n",
+        { checkFiles: false },
+      ),
+    );
+    expect(plan.routesFile.routes.map((r) => [r.path, r.git_push])).toEqual([
+      ["/gh-api/", undefined],
+      ["/gh-git/", undefined],
+      ["/git/", true],
+    ]);
+    expect(parseRoutes(plan.routesFile).map((r) => r.gitPush)).toEqual([false, false, true]);
+  });
+
   it("hands the values to the slots, and names every bad variable without its value", () => {
     const plan = prepareCredProxy(manifest);
     const canary = makeCanary();

@@ -69,6 +69,12 @@ describe("parseRoutes", () => {
     expect(Object.isFrozen(routes[0])).toBe(true);
   });
 
+  it("lets git pushes through only the routes that say git_push: true", () => {
+    const routes = parseRoutes(withRoute({ git_push: true }, 2));
+    expect(routes.map((r) => r.gitPush)).toEqual([false, false, true, false]);
+    expect(parseRoutes(withRoute({ git_push: false }, 2))[2]?.gitPush).toBe(false);
+  });
+
   it("keeps a base path and accepts http for loopback hosts only", () => {
     const routes = parseRoutes(
       withRoute({ upstream: "http://127.0.0.1:8080/api/v3/", auth: { header: "X-Api-Key" } }),
@@ -123,6 +129,7 @@ describe("parseRoutes", () => {
     [{ auth: { header: "X-Forwarded-Host" } }, "routes[0].auth"],
     [{ auth: { header: "bad header" } }, "routes[0].auth"],
     [{ extra: true }, "routes[0].extra: is not a known key"],
+    [{ git_push: "yes" }, "routes[0].git_push: Expected `git_push` to be true or false"],
   ])("refuses route %j naming its index and field", (patch, message) => {
     expect(configError(withRoute(patch))).toContain(message);
   });
