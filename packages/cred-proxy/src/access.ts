@@ -1,7 +1,9 @@
 /**
  * What a route lets through, decided on the checked raw target before any upstream is
- * contacted: git pushes only where the route opts in.
+ * contacted: git pushes only where the route opts in, and, on a route with allow rules, only
+ * the methods and paths a rule names.
  */
+import type { RouteAllow } from "@bottle/manifest";
 
 /** `%XX` escapes decoded to single characters, repeated until nothing changes (never throws). */
 function decode(text: string): string {
@@ -36,4 +38,41 @@ export function isGitPush(path: string, query: string | undefined): boolean {
       return true;
   }
   return false;
+}
+
+/**
+ * True when a rule names `method` and one of its globs matches `path` (the raw path under the
+ * route, leading `/`, no query) as a whole, segment by segment: `*` is one segment, `**` any
+ * number (none included), anything else literal, compared as sent (no decoding, case-sensitive).
+ * One trailing slash of `path` is ignored.
+ */
+export function isAllowed(rules: readonly RouteAllow[], method: string, path: string): boolean {
+  const trimmed = path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+  const segments = trimmed === "/" ? [] : trimmed.slice(1).split("/");
+  return rules.some(
+    (rule) =>
+      rule.methods.some((m) => m === method) &&
+      rule.paths.some((glob) => matchGlob(glob.slice(1).split("/"), segments)),
+  );
+}
+
+/**
+ * Glob segments against path segments, in O(glob × path) steps whatever the number of `**`:
+ * `reach[j]` says whether the glob segments so far match the first `j` path segments.
+ */
+function matchGlob(glob: readonly string[], path: readonly string[]): boolean {
+  let reach = path.map(() => false);
+  reach.push(false);
+  reach[0] = true;
+  for (const part of glob) {
+    const next = reach.map(() => false);
+    for (let j = 0; j <= path.length; j++) {
+      next[j] =
+        part === "**"
+          ? reach[j] === true || (j > 0 && next[j - 1] === true)
+          : j > 0 && reach[j - 1] === true && (part === "*" || part === path[j - 1]);
+    }
+    reach = next;
+  }
+  return reach[path.length] === true;
 }

@@ -63,6 +63,12 @@ export const { table: PROXY_ERRORS, codes } = defineErrors({
     meaning:
       "A git push (`info/refs?service=git-receive-pack` or `git-receive-pack`) on a route without `git_push`: pushes go through the git gate.",
   },
+  BTL_PROXY_NOT_ALLOWED: {
+    status: 403,
+    exit: 1,
+    meaning:
+      "The route's allow rules name no rule for this method and path (or the request carries a method-override header).",
+  },
   ...COMMON_ERRORS,
 });
 

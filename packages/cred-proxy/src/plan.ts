@@ -9,6 +9,7 @@ import {
   expandRoutes,
   type Manifest,
   type Role,
+  type RouteAllow,
   type RouteAuth,
   resolveTokenValues,
   type TokenSlot,
@@ -32,6 +33,8 @@ export type RouteEntry = {
   readonly auth: RouteAuth;
   /** Git pushes pass this route; absent: the proxy refuses them. */
   readonly git_push?: true;
+  /** Only requests matching one of these rules pass (`read_only` expanded); absent: all. */
+  readonly allow?: readonly RouteAllow[];
 } & (
   | {
       /** The variable inside the proxy process that holds the token (`BOTTLE_PROXY_TOKEN_0`). */
@@ -88,6 +91,7 @@ export function prepareCredProxy(bottle: Pick<Manifest, "cred_proxy">): CredProx
       upstream: route.upstream,
       auth: route.auth,
       ...(route.git_push ? { git_push: true as const } : {}),
+      ...(route.allow === undefined ? {} : { allow: route.allow }),
     };
     if (route.tokman === undefined)
       return Object.freeze({ ...common, token_env: slotOf.get(route.token_ref) as string });

@@ -15,6 +15,7 @@ export const MESSAGES: Record<ProxyErrorCode, string> = {
   BTL_PROXY_BUSY: "too many requests",
   BTL_PROXY_CREDENTIAL: "credential unavailable",
   BTL_PROXY_PUSH_REFUSED: "git push not allowed on this route",
+  BTL_PROXY_NOT_ALLOWED: "method or path not allowed on this route",
   BTL_INTERNAL: "internal error",
 };
 

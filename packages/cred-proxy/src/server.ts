@@ -17,9 +17,9 @@ import type { Duplex } from "node:stream";
 import { rootCertificates } from "node:tls";
 import { type Logger, silentLogger } from "@bottle/log";
 import { type Dispatcher, Pool } from "undici";
-import { isGitPush } from "./access.ts";
+import { isAllowed, isGitPush } from "./access.ts";
 import { PROXY_ERRORS, ProxyError, type ProxyErrorCode } from "./errors.ts";
-import { clientHeaders, upstreamHeaders } from "./headers.ts";
+import { clientHeaders, overridesMethod, upstreamHeaders } from "./headers.ts";
 import { type ListenTarget, listenOn } from "./listen.ts";
 import { checkCa, checkInteger, checkTokens } from "./options.ts";
 import { checkTarget, staysOnOrigin, upstreamPath } from "./path.ts";
@@ -86,6 +86,7 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
         auth: r.auth,
         ...(r.tokman === undefined ? { token_env: r.tokenEnv } : { tokman: r.tokman }),
         ...(r.gitPush ? { git_push: true } : {}),
+        ...(r.allow === undefined ? {} : { allow: r.allow }),
       })),
     },
     "routes",
@@ -339,6 +340,20 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
     if (!route.gitPush && isGitPush(rest, target.query)) {
       unfinishedBody(req, res);
       return refuse(res, entry, "BTL_PROXY_PUSH_REFUSED");
+    }
+    // SECURITY: a route with allow rules passes only the methods and paths they name, so a
+    // token with write scopes can be held to reads; a method override would dodge the check.
+    if (route.allow !== undefined) {
+      const problem = overridesMethod(req.rawHeaders)
+        ? "method override"
+        : isAllowed(route.allow, req.method ?? "", rest)
+          ? undefined
+          : "no rule";
+      if (problem !== undefined) {
+        entry.reason = problem;
+        unfinishedBody(req, res);
+        return refuse(res, entry, "BTL_PROXY_NOT_ALLOWED");
+      }
     }
     if (closing !== undefined || active >= maxConcurrent) {
       return refuse(res, entry, "BTL_PROXY_BUSY", { "retry-after": "1" });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isGitPush } from "../src/access.ts";
+import { isAllowed, isGitPush } from "../src/access.ts";
 
 describe("isGitPush", () => {
   it.each([
@@ -34,5 +34,64 @@ describe("isGitPush", () => {
     ["/", undefined],
   ])("lets %s?%s pass as no push", (path, query) => {
     expect(isGitPush(path, query)).toBe(false);
+  });
+});
+
+describe("isAllowed", () => {
+  const glob = (paths: string[], methods: Array<"GET" | "HEAD" | "POST" | "PUT"> = ["GET"]) => [
+    { methods, paths },
+  ];
+
+  it.each([
+    ["/repos/acme/*/pulls/**", "/repos/acme/api/pulls"],
+    ["/repos/acme/*/pulls/**", "/repos/acme/api/pulls/"],
+    ["/repos/acme/*/pulls/**", "/repos/acme/api/pulls/12/comments"],
+    ["/repos/acme/*/pulls", "/repos/acme/api/pulls/"],
+    ["/**", "/"],
+    ["/**", "/anything/at/all"],
+    ["/**/comments", "/repos/acme/api/issues/1/comments"],
+    ["/**/comments", "/comments"],
+    ["/*/**/*", "/a/b"],
+    ["/@acme%2fpkg", "/@acme%2fpkg"],
+    ["/**/**/**/x", "/a/b/c/x"],
+  ])("%s matches %s", (pattern, path) => {
+    expect(isAllowed(glob([pattern]), "GET", path)).toBe(true);
+  });
+
+  it.each([
+    ["/repos/acme/*/pulls/**", "/repos/acme/api/contents/README.md"],
+    ["/repos/acme/*/pulls/**", "/repos/acme/pulls"],
+    ["/repos/acme/*/pulls/**", "/repos/acme/a/b/pulls"],
+    ["/repos/acme/*/pulls/**", "/repos/other/api/pulls"],
+    ["/repos/acme/*/pulls/**", "/repos/ACME/api/pulls"],
+    ["/repos/acme/*/pulls/**", "/repos/%61cme/api/pulls"],
+    ["/repos/acme/*/pulls/**", "/repos/acme/api/pullsx"],
+    ["/repos/acme/*", "/repos/acme/"],
+    ["/user", "/user/keys"],
+    ["/user", "/"],
+    ["/*/**/*", "/a"],
+  ])("%s does not match %s", (pattern, path) => {
+    expect(isAllowed(glob([pattern]), "GET", path)).toBe(false);
+  });
+
+  it("needs the method and a path of the same rule", () => {
+    const rules = [
+      { methods: ["GET", "HEAD"] as const, paths: ["/repos/**"] },
+      { methods: ["POST"] as const, paths: ["/graphql"] },
+    ];
+    expect(isAllowed(rules, "GET", "/repos/a")).toBe(true);
+    expect(isAllowed(rules, "HEAD", "/repos/a")).toBe(true);
+    expect(isAllowed(rules, "POST", "/graphql")).toBe(true);
+    expect(isAllowed(rules, "POST", "/repos/a")).toBe(false);
+    expect(isAllowed(rules, "GET", "/graphql")).toBe(false);
+    expect(isAllowed(rules, "get", "/repos/a")).toBe(false);
+    expect(isAllowed(rules, "PUT", "/repos/a")).toBe(false);
+  });
+
+  it("stays linear with many ** against a long path", () => {
+    const path = `/${Array.from({ length: 4000 }, () => "a").join("/")}/b`;
+    const started = performance.now();
+    expect(isAllowed(glob([`${"/**".repeat(40)}/c`]), "GET", path)).toBe(false);
+    expect(performance.now() - started).toBeLessThan(1000);
   });
 });

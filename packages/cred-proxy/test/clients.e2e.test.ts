@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
+import { parseManifest } from "@bottle/manifest";
 import {
   createGitEnv,
   createWorkRepo,
@@ -19,6 +20,7 @@ import {
 } from "@bottle/test-utils";
 import { Octokit } from "@octokit/rest";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
+import { prepareCredProxy, proxyTokenEnv } from "../src/plan.ts";
 import { route, startProxy } from "./fixture.ts";
 import { frontDoor, packageClientEnv, readTree, startRegistry } from "./registry.ts";
 
@@ -633,5 +635,125 @@ describe("@octokit/rest through the proxy", { tags: ["slow"] }, () => {
     for (const request of sent) expect(request.headers.authorization).toBe(`Bearer ${token}`);
 
     expectNoCanary(token, ...lines, JSON.stringify([repo, first, second]), proxy.logText());
+  });
+});
+
+describe("@octokit/rest through a restricted route", { tags: ["slow"] }, () => {
+  const README = {
+    type: "file",
+    path: "README.md",
+    sha: "3f4e",
+    content: "IyBhcGkK",
+    encoding: "base64",
+  };
+
+  /** A GitHub REST upstream for acme/api: pulls, and contents to read and write. */
+  async function githubRepoUpstream(token: string) {
+    return startUpstream((req, res) => {
+      const json = { "content-type": "application/json; charset=utf-8" };
+      if (req.headers.authorization !== `Bearer ${token}`) {
+        res.writeHead(401, json).end(JSON.stringify({ message: "Requires authentication" }));
+        return;
+      }
+      const path = req.url.split("?")[0];
+      const answer = (status: number, body: unknown): void => {
+        res.writeHead(status, json).end(JSON.stringify(body));
+      };
+      if (req.method === "GET" && path === "/repos/acme/api/pulls")
+        return answer(200, [{ number: 1, title: "Fix the build" }]);
+      if (req.method === "GET" && path === "/repos/acme/api/pulls/1")
+        return answer(200, { number: 1, title: "Fix the build" });
+      if (req.method === "GET" && path === "/repos/acme/api/contents/README.md")
+        return answer(200, README);
+      if (req.method === "PUT" && path === "/repos/acme/api/contents/README.md")
+        return answer(201, { content: README, commit: { sha: "9a0b" } });
+      return answer(404, { message: "Not Found" });
+    });
+  }
+
+  function octokit(base: string) {
+    const quiet = () => {};
+    return new Octokit({
+      baseUrl: base,
+      log: { debug: quiet, info: quiet, warn: quiet, error: quiet },
+    });
+  }
+
+  const write = {
+    owner: "acme",
+    repo: "api",
+    path: "README.md",
+    message: "rewrite the README, unscanned",
+    content: Buffer.from("# owned\n").toString("base64"),
+    sha: "3f4e",
+  };
+  const refused = {
+    status: 403,
+    response: {
+      data: { code: "BTL_PROXY_NOT_ALLOWED" },
+      headers: { "x-bottle-code": "BTL_PROXY_NOT_ALLOWED" },
+    },
+  };
+
+  it("read_only (from the manifest): pulls.list passes, createOrUpdateFileContents is refused before the upstream", async () => {
+    const token = makeCanary("ghs");
+    const upstream = await githubRepoUpstream(token);
+    const plan = prepareCredProxy(
+      parseManifest(
+        `version: 1\nname: acme\nagent: { command: [agent] }\ncred_proxy:\n  routes:\n    - { path: /gh-api/, upstream: '${upstream.url}', auth: { scheme: Bearer }, token_ref: GH_TOKEN, read_only: true }\n`,
+        { checkFiles: false },
+      ),
+    );
+    const proxy = await startProxy({
+      routes: [...plan.routesFile.routes],
+      tokens: proxyTokenEnv(plan, { GH_TOKEN: token }),
+    });
+    const client = octokit(`${proxy.url}/gh-api`);
+
+    const pulls = await client.rest.pulls.list({ owner: "acme", repo: "api" });
+    expect(pulls.data.map((p) => p.number)).toEqual([1]);
+    await expect(client.rest.repos.createOrUpdateFileContents(write)).rejects.toMatchObject(
+      refused,
+    );
+
+    expect(upstream.requests.map((r) => `${r.method} ${r.url.split("?")[0]}`)).toEqual([
+      "GET /repos/acme/api/pulls",
+    ]);
+    expect(proxy.records()).toContainEqual(
+      expect.objectContaining({ level: "warn", method: "PUT", code: "BTL_PROXY_NOT_ALLOWED" }),
+    );
+    expectNoCanary(token, proxy.logText(), JSON.stringify(pulls));
+  });
+
+  it("an allow rule for pulls only: pulls.list and pulls.get pass, getContent and createOrUpdateFileContents are refused", async () => {
+    const token = makeCanary("ghs");
+    const upstream = await githubRepoUpstream(token);
+    const proxy = await startProxy({
+      routes: [
+        {
+          ...route("/gh-api/", upstream.url, { scheme: "Bearer" }),
+          allow: [{ methods: ["GET", "HEAD"], paths: ["/repos/acme/*/pulls/**"] }],
+        },
+      ],
+      tokens: { [SLOT]: token },
+    });
+    const client = octokit(`${proxy.url}/gh-api`);
+
+    expect((await client.rest.pulls.list({ owner: "acme", repo: "api" })).data).toHaveLength(1);
+    expect(
+      (await client.rest.pulls.get({ owner: "acme", repo: "api", pull_number: 1 })).data.number,
+    ).toBe(1);
+    await expect(
+      client.rest.repos.getContent({ owner: "acme", repo: "api", path: "README.md" }),
+    ).rejects.toMatchObject(refused);
+    await expect(client.rest.repos.createOrUpdateFileContents(write)).rejects.toMatchObject(
+      refused,
+    );
+
+    expect(upstream.requests.map((r) => `${r.method} ${r.url.split("?")[0]}`)).toEqual([
+      "GET /repos/acme/api/pulls",
+      "GET /repos/acme/api/pulls/1",
+    ]);
+    expectNoCanary(token, proxy.logText());
   });
 });

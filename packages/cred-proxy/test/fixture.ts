@@ -19,6 +19,7 @@ export type RouteSpec = {
   upstream: string;
   auth: { scheme: "Bearer" | "token" } | { scheme: "Basic"; username: string } | { header: string };
   git_push?: boolean;
+  allow?: ReadonlyArray<{ readonly methods: readonly string[]; readonly paths: readonly string[] }>;
 } & (
   | { token_env: string }
   | { tokman: { repository: string; permissions?: Record<string, "read" | "write"> } }
