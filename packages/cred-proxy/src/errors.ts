@@ -69,6 +69,12 @@ export const { table: PROXY_ERRORS, codes } = defineErrors({
     meaning:
       "The route's allow rules name no rule for this method and path (or the request carries a method-override header).",
   },
+  BTL_PROXY_TOO_MANY_CONNECTIONS: {
+    status: 503,
+    exit: 1,
+    meaning:
+      "A new connection beyond the cap on open connections (`maxConnections`, `--max-connections`) was closed at once, without an answer; logged with a running count.",
+  },
   ...COMMON_ERRORS,
 });
 

@@ -44,6 +44,8 @@ export interface CredProxyOptions {
   readonly connectTimeoutMs?: number;
   /** Requests proxied at once before 503 (default 128). */
   readonly maxConcurrent?: number;
+  /** Open client connections; beyond this a new one is closed at once and counted (default 1024). */
+  readonly maxConnections?: number;
   /** Where `NODE_TLS_REJECT_UNAUTHORIZED` is looked up (default `process.env`). */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** tokman's URL and this proxy's caller key there: required when a route names `tokman`. */
@@ -62,6 +64,8 @@ export interface CredProxy {
 
 const REFUSED_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
 const KEEP_ALIVE_MS = 60_000;
+/** At most one log line per this long about dropped connections, however many are dropped. */
+const DROP_LOG_INTERVAL_MS = 1_000;
 
 /**
  * Creates the proxy (not yet listening). Throws ProxyError BTL_PROXY_CONFIG (bad routes or
@@ -112,6 +116,7 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
   const headersTimeoutMs = checkInteger("headersTimeoutMs", options.headersTimeoutMs, 30_000);
   const connectTimeoutMs = checkInteger("connectTimeoutMs", options.connectTimeoutMs, 10_000);
   const maxConcurrent = checkInteger("maxConcurrent", options.maxConcurrent, 128, 65_536);
+  const maxConnections = checkInteger("maxConnections", options.maxConnections, 1024, 1_048_576);
   const ca = options.ca === undefined ? undefined : checkCa(options.ca);
 
   // SECURITY: one pool per configured origin and no other: a request can only ever reach these.
@@ -145,6 +150,28 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
   // A client waits silently while the proxy connects and the upstream thinks: its socket may
   // stay quiet for connect + idle before the proxy answers 502/504, so it gets that much.
   server.timeout = idleTimeoutMs + connectTimeoutMs + 1_000;
+  // SECURITY: a cap on open connections (idle keep-alive ones included). Node closes a new
+  // connection beyond it before any byte is read and emits `drop` (net.Server, Node >= 18.6).
+  server.maxConnections = maxConnections;
+  let dropped = 0;
+  let dropsLoggedAt = Number.NEGATIVE_INFINITY;
+  let dropTimer: ReturnType<typeof setTimeout> | undefined;
+  const logDrops = (): void => {
+    dropTimer = undefined;
+    dropsLoggedAt = performance.now();
+    log.warn(
+      { code: "BTL_PROXY_TOO_MANY_CONNECTIONS", dropped, maxConnections },
+      "connection dropped: too many open connections",
+    );
+  };
+  // A flood of drops gives one line per interval, each with the running count.
+  server.on("drop", () => {
+    dropped++;
+    if (dropTimer !== undefined) return;
+    const wait = dropsLoggedAt + DROP_LOG_INTERVAL_MS - performance.now();
+    if (wait <= 0) logDrops();
+    else dropTimer = setTimeout(logDrops, wait).unref();
+  });
 
   let closing: Promise<void> | undefined;
   let inFlight = 0;
@@ -427,6 +454,10 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
         const timer = setTimeout(() => server.closeAllConnections(), graceMs);
         const finish = () => {
           clearTimeout(timer);
+          if (dropTimer !== undefined) {
+            clearTimeout(dropTimer);
+            logDrops();
+          }
           sources.close();
           // Nothing is in flight: what is left are idle keep-alive connections.
           server.closeAllConnections();
