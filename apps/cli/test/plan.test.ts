@@ -118,3 +118,44 @@ github_apps:
     );
   });
 });
+
+describe("planBottle with restricted routes", () => {
+  const m = parseManifest(
+    `version: 1
+name: p
+agent: { command: [a] }
+cred_proxy:
+  routes:
+    - { path: /ro/, upstream: 'https://ro.example', auth: { scheme: Bearer }, token_ref: T, read_only: true }
+    - path: /gh/
+      upstream: https://api.github.com
+      auth: { scheme: Bearer }
+      token_ref: T
+      allow: [{ methods: [GET, HEAD], paths: ['/repos/acme/*/pulls/**'] }, { methods: [POST], paths: [/graphql] }]
+    - { path: /git/, upstream: 'https://git.example', auth: { scheme: Basic, username: x }, token_ref: T, git_push: true }
+`,
+    { checkFiles: false },
+  );
+
+  it("shows each route's allow rules and whether git pushes pass", () => {
+    const plan = planBottle(m, {});
+    expect(plan.routes.map((r) => [r.path, r.allow, r.git_push])).toEqual([
+      ["/ro/", [{ methods: ["GET", "HEAD"], paths: ["/**"] }], undefined],
+      [
+        "/gh/",
+        [
+          { methods: ["GET", "HEAD"], paths: ["/repos/acme/*/pulls/**"] },
+          { methods: ["POST"], paths: ["/graphql"] },
+        ],
+        undefined,
+      ],
+      ["/git/", undefined, true],
+    ]);
+    const text = formatPlan(plan, "bottle.yaml");
+    expect(text).toMatch(/\/ro\/ .*allow GET,HEAD \/\*\*$/m);
+    expect(text).toMatch(
+      /\/gh\/ .*allow GET,HEAD \/repos\/acme\/\*\/pulls\/\*\*; allow POST \/graphql$/m,
+    );
+    expect(text).toMatch(/\/git\/ .*git push$/m);
+  });
+});
