@@ -11,6 +11,15 @@ function table(rows: readonly (readonly string[])[], indent = "  "): string[] {
   );
 }
 
+/** What a route lets through beyond the defaults: `allow GET,HEAD /**; git push`, or nothing. */
+function describeLimits(route: Plan["routes"][number]): string {
+  const parts = (route.allow ?? []).map(
+    (rule) => `allow ${rule.methods.join(",")} ${rule.paths.join(" ")}`,
+  );
+  if (route.git_push) parts.push("git push");
+  return parts.join("; ");
+}
+
 /** Renders the plan as aligned sections; host variables show set/empty/unset, never values. */
 export function formatPlan(plan: Plan, source: string): string {
   const out: string[] = [`bottle ${plan.project} (${source})`, ""];
@@ -57,6 +66,7 @@ export function formatPlan(plan: Plan, source: string): string {
         r.auth,
         r.slot,
         r.roles.length ? `[${r.roles.join(", ")}]` : "",
+        describeLimits(r),
       ]),
     ),
   );

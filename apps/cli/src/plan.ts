@@ -8,6 +8,7 @@ import {
   expandRoutes,
   type Manifest,
   parseGitUrl,
+  type RouteAllow,
   type RouteAuth,
   tokenSlots,
 } from "@bottle/manifest";
@@ -55,6 +56,10 @@ export interface Plan {
       readonly permissions?: Readonly<Record<string, string>>;
     };
     readonly roles: readonly string[];
+    /** Set when git pushes pass the route (the proxy refuses them elsewhere). */
+    readonly git_push?: true;
+    /** Set when only requests matching these rules pass (`read_only` expanded). */
+    readonly allow?: readonly RouteAllow[];
   }>;
   /** Every host variable the bottle reads, what for, and whether it is set. */
   readonly host_env: ReadonlyArray<{
@@ -158,14 +163,19 @@ export function planBottle(
           max_blob_bytes: scan.max_blob_bytes,
         }
       : null,
-    routes: routes.map((r) =>
-      r.tokman === undefined
+    routes: routes.map((r) => {
+      const limits = {
+        ...(r.git_push ? { git_push: true as const } : {}),
+        ...(r.allow === undefined ? {} : { allow: r.allow }),
+      };
+      return r.tokman === undefined
         ? {
             path: r.path,
             upstream: r.upstream,
             auth: describeAuth(r.auth),
             slot: slotOf.get(r.token_ref) ?? "",
             roles: r.roles,
+            ...limits,
           }
         : {
             path: r.path,
@@ -174,8 +184,9 @@ export function planBottle(
             slot: `github-app ${r.tokman.app} ${r.tokman.repository}`,
             github_app: { ...r.tokman },
             roles: r.roles,
-          },
-    ),
+            ...limits,
+          };
+    }),
     host_env: [...hostEnv].map(([name, usedBy]) => ({ name, state: state(name), used_by: usedBy })),
     files,
   };

@@ -41,19 +41,21 @@ describe("describeAuth", () => {
 
 describe("planBottle", () => {
   const m = parseManifest(
-    "version: 1\nname: p\nagent: { command: [a, b], env: { LANG: C } }\ngit_gate:\n  repos:\n    d: { url: 'https://h.example/d.git', key: { provider: token, token_ref: GH } }\ncred_proxy:\n  tokens: [{ kind: github, token_ref: GH }]\n",
+    "version: 1\nname: p\nagent: { command: [a, b], env: { LANG: C } }\ngit_gate:\n  repos:\n    d: { url: 'https://h.example/d.git', key: { provider: token, token_ref: GH } }\n    e: { url: 'https://h.example/e.git', key: { provider: token, token_ref: GH } }\ncred_proxy:\n  tokens: [{ kind: github, token_ref: GH_API }]\n",
   );
 
   it("lists each host variable once with every use and its state", () => {
-    const plan = planBottle(m, { GH: "value" });
+    const plan = planBottle(m, { GH: "value", GH_API: "" });
     expect(plan.host_env).toEqual([
       {
         name: "GH",
         state: "set",
-        used_by: [
-          "push and fetch token for repo d",
-          "proxy BOTTLE_PROXY_TOKEN_0 (/gh-api/, /gh-git/)",
-        ],
+        used_by: ["push and fetch token for repo d", "push and fetch token for repo e"],
+      },
+      {
+        name: "GH_API",
+        state: "empty",
+        used_by: ["proxy BOTTLE_PROXY_TOKEN_0 (/gh-api/, /gh-git/)"],
       },
     ]);
     expect(JSON.stringify(plan)).not.toContain("value");
@@ -114,5 +116,46 @@ github_apps:
     expect(formatPlan(plan, "bottle.yaml")).toMatch(
       /\/gh\/\s+→ https:\/\/api\.github\.com\s+Bearer <token>\s+github-app acme acme\/api/,
     );
+  });
+});
+
+describe("planBottle with restricted routes", () => {
+  const m = parseManifest(
+    `version: 1
+name: p
+agent: { command: [a] }
+cred_proxy:
+  routes:
+    - { path: /ro/, upstream: 'https://ro.example', auth: { scheme: Bearer }, token_ref: T, read_only: true }
+    - path: /gh/
+      upstream: https://api.github.com
+      auth: { scheme: Bearer }
+      token_ref: T
+      allow: [{ methods: [GET, HEAD], paths: ['/repos/acme/*/pulls/**'] }, { methods: [POST], paths: [/graphql] }]
+    - { path: /git/, upstream: 'https://git.example', auth: { scheme: Basic, username: x }, token_ref: T, git_push: true }
+`,
+    { checkFiles: false },
+  );
+
+  it("shows each route's allow rules and whether git pushes pass", () => {
+    const plan = planBottle(m, {});
+    expect(plan.routes.map((r) => [r.path, r.allow, r.git_push])).toEqual([
+      ["/ro/", [{ methods: ["GET", "HEAD"], paths: ["/**"] }], undefined],
+      [
+        "/gh/",
+        [
+          { methods: ["GET", "HEAD"], paths: ["/repos/acme/*/pulls/**"] },
+          { methods: ["POST"], paths: ["/graphql"] },
+        ],
+        undefined,
+      ],
+      ["/git/", undefined, true],
+    ]);
+    const text = formatPlan(plan, "bottle.yaml");
+    expect(text).toMatch(/\/ro\/ .*allow GET,HEAD \/\*\*$/m);
+    expect(text).toMatch(
+      /\/gh\/ .*allow GET,HEAD \/repos\/acme\/\*\/pulls\/\*\*; allow POST \/graphql$/m,
+    );
+    expect(text).toMatch(/\/git\/ .*git push$/m);
   });
 });

@@ -57,6 +57,24 @@ export const { table: PROXY_ERRORS, codes } = defineErrors({
     meaning:
       "A GitHub App route's token could not be had from tokman: unreachable, refused (the log names tokman's code), or an unusable answer.",
   },
+  BTL_PROXY_PUSH_REFUSED: {
+    status: 403,
+    exit: 1,
+    meaning:
+      "A git push (`info/refs?service=git-receive-pack` or `git-receive-pack`) on a route without `git_push`: pushes go through the git gate.",
+  },
+  BTL_PROXY_NOT_ALLOWED: {
+    status: 403,
+    exit: 1,
+    meaning:
+      "The route's allow rules name no rule for this method and path (or the request carries a method-override header).",
+  },
+  BTL_PROXY_TOO_MANY_CONNECTIONS: {
+    status: 503,
+    exit: 1,
+    meaning:
+      "A new connection beyond the cap on open connections (`maxConnections`, `--max-connections`) was closed at once, without an answer; logged with a running count.",
+  },
   ...COMMON_ERRORS,
 });
 

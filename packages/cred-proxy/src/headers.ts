@@ -70,6 +70,23 @@ export function isClientCredential(name: string, auth: ProxyAuth): boolean {
   return "header" in auth && squashed === squash(auth.header);
 }
 
+/** Method-override headers, squashed as {@link isClientCredential} compares names. */
+const METHOD_OVERRIDES: ReadonlySet<string> = new Set([
+  "xhttpmethodoverride",
+  "xhttpmethod",
+  "xmethodoverride",
+]);
+
+/**
+ * True when the client sent a method-override header in any spelling: an upstream honouring
+ * one would run another method than the one a route's allow rules checked.
+ */
+export function overridesMethod(rawHeaders: readonly string[]): boolean {
+  for (let i = 0; i < rawHeaders.length; i += 2)
+    if (METHOD_OVERRIDES.has(squash(rawHeaders[i] ?? ""))) return true;
+  return false;
+}
+
 /** The `[name, value]` carrying the route's credential. */
 export function credentialHeader(auth: ProxyAuth, token: string): [string, string] {
   if ("header" in auth) return [auth.header, token];

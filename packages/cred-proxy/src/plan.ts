@@ -9,6 +9,7 @@ import {
   expandRoutes,
   type Manifest,
   type Role,
+  type RouteAllow,
   type RouteAuth,
   resolveTokenValues,
   type TokenSlot,
@@ -30,6 +31,10 @@ export type RouteEntry = {
   readonly path: string;
   readonly upstream: string;
   readonly auth: RouteAuth;
+  /** Git pushes pass this route; absent: the proxy refuses them. */
+  readonly git_push?: true;
+  /** Only requests matching one of these rules pass (`read_only` expanded); absent: all. */
+  readonly allow?: readonly RouteAllow[];
 } & (
   | {
       /** The variable inside the proxy process that holds the token (`BOTTLE_PROXY_TOKEN_0`). */
@@ -81,7 +86,13 @@ export function prepareCredProxy(bottle: Pick<Manifest, "cred_proxy">): CredProx
   for (const route of routes) for (const role of route.roles) roles[role].push(route.path);
   const appRoutes: TokmanPlan["routes"][number][] = [];
   const entries = routes.map((route): RouteEntry => {
-    const common = { path: route.path, upstream: route.upstream, auth: route.auth };
+    const common = {
+      path: route.path,
+      upstream: route.upstream,
+      auth: route.auth,
+      ...(route.git_push ? { git_push: true as const } : {}),
+      ...(route.allow === undefined ? {} : { allow: route.allow }),
+    };
     if (route.tokman === undefined)
       return Object.freeze({ ...common, token_env: slotOf.get(route.token_ref) as string });
     const { app, repository, permissions } = route.tokman;

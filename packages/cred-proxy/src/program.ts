@@ -34,6 +34,7 @@ interface Flags {
   caFile?: string;
   idleTimeout: number;
   maxConcurrent: number;
+  maxConnections: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -100,6 +101,12 @@ export async function runCredProxy(proc: ProxyProcess): Promise<number> {
       int(1, 65_536),
       128,
     )
+    .option(
+      "--max-connections <n>",
+      "open client connections; beyond that a new one is closed at once (and counted in the log)",
+      int(1, 1_048_576),
+      1024,
+    )
     .addOption(
       new Option("--log-level <level>", "log level")
         .choices(["debug", "info", "warn", "error"])
@@ -161,6 +168,7 @@ async function serve(proc: ProxyProcess, flags: Flags, log: Logger): Promise<num
     logger: log,
     idleTimeoutMs: flags.idleTimeout * 1000,
     maxConcurrent: flags.maxConcurrent,
+    maxConnections: flags.maxConnections,
     ...(flags.caFile ? { ca: readCa(flags.caFile) } : {}),
   });
   // SECURITY: a fingerprint tells the operator which token a slot (or key) holds, never the token.

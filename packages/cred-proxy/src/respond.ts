@@ -14,6 +14,9 @@ export const MESSAGES: Record<ProxyErrorCode, string> = {
   BTL_PROXY_TIMEOUT: "upstream timed out",
   BTL_PROXY_BUSY: "too many requests",
   BTL_PROXY_CREDENTIAL: "credential unavailable",
+  BTL_PROXY_PUSH_REFUSED: "git push not allowed on this route",
+  BTL_PROXY_NOT_ALLOWED: "method or path not allowed on this route",
+  BTL_PROXY_TOO_MANY_CONNECTIONS: "too many connections",
   BTL_INTERNAL: "internal error",
 };
 

@@ -5,6 +5,7 @@
  * nothing a request carries can change where a route goes.
  */
 import { readFileSync } from "node:fs";
+import type { RouteAllow } from "@bottle/manifest";
 import { isLoopbackHost } from "@bottle/manifest/urls";
 import * as v from "valibot";
 import { ProxyError } from "./errors.ts";
@@ -22,6 +23,13 @@ const TOKEN_SLOT = /^BOTTLE_PROXY_TOKEN_\d+$/;
 const REPOSITORY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 /** A GitHub App permission name. */
 const PERMISSION = /^[a-z][a-z_]{0,63}$/;
+/**
+ * An allow-rule path glob, as the manifest's: `/` and segments, each `*`, `**` or URL path
+ * characters (`%XX` escapes allowed); no empty segments.
+ */
+const PATH_GLOB = /^(?:\/(?:\*\*?|(?:[A-Za-z0-9._~!$&'()+,;=:@-]|%[0-9A-Fa-f]{2})+))+$/;
+/** The methods an allow rule may name. */
+const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
 /** A base path under the origin: plain segments, no escapes. */
 const BASE_PATH = /^(?:\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*$/;
 
@@ -99,6 +107,29 @@ const Tokman = v.strictObject({
   ),
 });
 
+/** One allow rule: the request's method and path must both match. */
+const AllowRule = v.strictObject({
+  methods: v.pipe(
+    v.array(v.picklist(METHODS, `Expected a method: ${METHODS.join(", ")}`)),
+    v.minLength(1, "Expected `methods` to name at least one method"),
+  ),
+  paths: v.pipe(
+    v.array(
+      v.pipe(
+        v.string(),
+        v.maxLength(1024, "Expected a path glob of at most 1024 characters"),
+        v.regex(PATH_GLOB, "Expected a path glob: `/` and segments, each `*`, `**` or plain"),
+        v.check(
+          (glob) => !/(?:^|\/)\.{1,2}(?:\/|$)/.test(glob),
+          "Expected a path glob without `.` or `..` segments",
+        ),
+      ),
+    ),
+    v.minLength(1, "Expected `paths` to hold at least one glob"),
+    v.maxLength(64, "Expected `paths` to hold at most 64 globs"),
+  ),
+});
+
 const Route = v.pipe(
   v.strictObject({
     path: v.pipe(
@@ -114,6 +145,14 @@ const Route = v.pipe(
       ),
     ),
     tokman: v.optional(Tokman),
+    git_push: v.optional(v.boolean("Expected `git_push` to be true or false")),
+    allow: v.optional(
+      v.pipe(
+        v.array(AllowRule),
+        v.minLength(1, "Expected `allow` to hold at least one rule"),
+        v.maxLength(64, "Expected `allow` to hold at most 64 rules"),
+      ),
+    ),
   }),
   v.check(
     (route) => (route.token_env === undefined) !== (route.tokman === undefined),
@@ -160,6 +199,10 @@ interface ProxyRouteBase {
   /** The upstream's base path without a trailing slash (`""` or `/api/v3`). */
   readonly basePath: string;
   readonly auth: ProxyAuth;
+  /** Git pushes pass (`git_push: true`); otherwise they are refused before the upstream. */
+  readonly gitPush: boolean;
+  /** Only requests matching one of these rules pass; absent: every method and path. */
+  readonly allow?: readonly RouteAllow[];
 }
 
 /**
@@ -198,6 +241,19 @@ export function parseRoutes(value: unknown, source = "routes.json"): readonly Pr
       host: url.host,
       basePath: slash === -1 ? "" : upstream.slice(slash),
       auth: Object.freeze(auth),
+      gitPush: spec.git_push === true,
+      ...(spec.allow === undefined
+        ? {}
+        : {
+            allow: Object.freeze(
+              spec.allow.map((rule) =>
+                Object.freeze({
+                  methods: Object.freeze([...rule.methods]),
+                  paths: Object.freeze([...rule.paths]),
+                }),
+              ),
+            ),
+          }),
     };
     const { tokman } = spec;
     return Object.freeze(

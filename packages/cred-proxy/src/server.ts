@@ -17,8 +17,9 @@ import type { Duplex } from "node:stream";
 import { rootCertificates } from "node:tls";
 import { type Logger, silentLogger } from "@bottle/log";
 import { type Dispatcher, Pool } from "undici";
+import { isAllowed, isGitPush } from "./access.ts";
 import { PROXY_ERRORS, ProxyError, type ProxyErrorCode } from "./errors.ts";
-import { clientHeaders, upstreamHeaders } from "./headers.ts";
+import { clientHeaders, overridesMethod, upstreamHeaders } from "./headers.ts";
 import { type ListenTarget, listenOn } from "./listen.ts";
 import { checkCa, checkInteger, checkTokens } from "./options.ts";
 import { checkTarget, staysOnOrigin, upstreamPath } from "./path.ts";
@@ -43,6 +44,8 @@ export interface CredProxyOptions {
   readonly connectTimeoutMs?: number;
   /** Requests proxied at once before 503 (default 128). */
   readonly maxConcurrent?: number;
+  /** Open client connections; beyond this a new one is closed at once and counted (default 1024). */
+  readonly maxConnections?: number;
   /** Where `NODE_TLS_REJECT_UNAUTHORIZED` is looked up (default `process.env`). */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** tokman's URL and this proxy's caller key there: required when a route names `tokman`. */
@@ -61,6 +64,8 @@ export interface CredProxy {
 
 const REFUSED_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
 const KEEP_ALIVE_MS = 60_000;
+/** At most one log line per this long about dropped connections, however many are dropped. */
+const DROP_LOG_INTERVAL_MS = 1_000;
 
 /**
  * Creates the proxy (not yet listening). Throws ProxyError BTL_PROXY_CONFIG (bad routes or
@@ -84,6 +89,8 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
         upstream: r.upstream,
         auth: r.auth,
         ...(r.tokman === undefined ? { token_env: r.tokenEnv } : { tokman: r.tokman }),
+        ...(r.gitPush ? { git_push: true } : {}),
+        ...(r.allow === undefined ? {} : { allow: r.allow }),
       })),
     },
     "routes",
@@ -109,6 +116,7 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
   const headersTimeoutMs = checkInteger("headersTimeoutMs", options.headersTimeoutMs, 30_000);
   const connectTimeoutMs = checkInteger("connectTimeoutMs", options.connectTimeoutMs, 10_000);
   const maxConcurrent = checkInteger("maxConcurrent", options.maxConcurrent, 128, 65_536);
+  const maxConnections = checkInteger("maxConnections", options.maxConnections, 1024, 1_048_576);
   const ca = options.ca === undefined ? undefined : checkCa(options.ca);
 
   // SECURITY: one pool per configured origin and no other: a request can only ever reach these.
@@ -142,6 +150,28 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
   // A client waits silently while the proxy connects and the upstream thinks: its socket may
   // stay quiet for connect + idle before the proxy answers 502/504, so it gets that much.
   server.timeout = idleTimeoutMs + connectTimeoutMs + 1_000;
+  // SECURITY: a cap on open connections (idle keep-alive ones included). Node closes a new
+  // connection beyond it before any byte is read and emits `drop` (net.Server, Node >= 18.6).
+  server.maxConnections = maxConnections;
+  let dropped = 0;
+  let dropsLoggedAt = Number.NEGATIVE_INFINITY;
+  let dropTimer: ReturnType<typeof setTimeout> | undefined;
+  const logDrops = (): void => {
+    dropTimer = undefined;
+    dropsLoggedAt = performance.now();
+    log.warn(
+      { code: "BTL_PROXY_TOO_MANY_CONNECTIONS", dropped, maxConnections },
+      "connection dropped: too many open connections",
+    );
+  };
+  // A flood of drops gives one line per interval, each with the running count.
+  server.on("drop", () => {
+    dropped++;
+    if (dropTimer !== undefined) return;
+    const wait = dropsLoggedAt + DROP_LOG_INTERVAL_MS - performance.now();
+    if (wait <= 0) logDrops();
+    else dropTimer = setTimeout(logDrops, wait).unref();
+  });
 
   let closing: Promise<void> | undefined;
   let inFlight = 0;
@@ -330,6 +360,28 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
       entry.reason = "origin";
       return refuse(res, entry, "BTL_PROXY_BAD_PATH");
     }
+    // The path under the route, as the upstream's API sees it: `/repos/acme/api/pulls`.
+    const rest = target.path.slice(route.path.length - 1);
+    // SECURITY: pushes go through the git gate, where they are scanned; a route lets them
+    // through only when it opts in (and the manifest refuses that for a gated upstream).
+    if (!route.gitPush && isGitPush(rest, target.query)) {
+      unfinishedBody(req, res);
+      return refuse(res, entry, "BTL_PROXY_PUSH_REFUSED");
+    }
+    // SECURITY: a route with allow rules passes only the methods and paths they name, so a
+    // token with write scopes can be held to reads; a method override would dodge the check.
+    if (route.allow !== undefined) {
+      const problem = overridesMethod(req.rawHeaders)
+        ? "method override"
+        : isAllowed(route.allow, req.method ?? "", rest)
+          ? undefined
+          : "no rule";
+      if (problem !== undefined) {
+        entry.reason = problem;
+        unfinishedBody(req, res);
+        return refuse(res, entry, "BTL_PROXY_NOT_ALLOWED");
+      }
+    }
     if (closing !== undefined || active >= maxConcurrent) {
       return refuse(res, entry, "BTL_PROXY_BUSY", { "retry-after": "1" });
     }
@@ -402,6 +454,10 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
         const timer = setTimeout(() => server.closeAllConnections(), graceMs);
         const finish = () => {
           clearTimeout(timer);
+          if (dropTimer !== undefined) {
+            clearTimeout(dropTimer);
+            logDrops();
+          }
           sources.close();
           // Nothing is in flight: what is left are idle keep-alive connections.
           server.closeAllConnections();

@@ -13,7 +13,7 @@ import {
   testdir,
 } from "@bottle/test-utils";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { BIN, headerValues, route, send } from "./fixture.ts";
+import { BIN, headerValues, holdSocket, route, send } from "./fixture.ts";
 
 async function routesFile(routes: unknown[]): Promise<string> {
   const dir = await testdir({ "routes.json": JSON.stringify({ version: 1, routes }) });
@@ -117,6 +117,11 @@ describe("bottle-cred-proxy", { tags: ["slow"] }, () => {
       [["--routes", good, "--socket", "/tmp/x.sock", "--port", "1"], env, /^BTL_PROXY_CONFIG: /m],
       [["--routes", good, "--bogus"], env, /^BTL_PROXY_CONFIG: /m],
       [
+        ["--routes", good, "--max-connections", "0"],
+        env,
+        /^BTL_PROXY_CONFIG: .*--max-connections/m,
+      ],
+      [
         ["--routes", good, "--ca-file", join(good, "..", "none.pem")],
         env,
         /^BTL_PROXY_CONFIG: .*--ca-file/m,
@@ -170,6 +175,29 @@ describe("bottle-cred-proxy", { tags: ["slow"] }, () => {
     });
     expect(status).toBe(200);
     expect(headerValues(upstream.requests[0] as never, "authorization")).toEqual(["token t0k"]);
+  });
+
+  it("closes connections beyond --max-connections and counts them in the log", async () => {
+    const upstream = await startUpstream();
+    const file = await routesFile([route("/a/", upstream.url, { scheme: "token" })]);
+    const proc = await startProcess(
+      process.execPath,
+      [BIN, "--routes", file, "--port", "0", "--max-connections", "1"],
+      { env: createBaseEnv({ BOTTLE_PROXY_TOKEN_0: "t0k" }) },
+    );
+    const port = Number(new URL(proc.url ?? "").port);
+    // One connection, kept alive after its answer: it holds the only place.
+    const held = await holdSocket(port);
+    held.socket.write("GET /a/x HTTP/1.1\r\nHost: proxy\r\n\r\n");
+    await expect.poll(() => held.received().toString("latin1")).toMatch(/^HTTP\/1\.1 200 /);
+    const extra = await holdSocket(port);
+    extra.socket.write("GET /a/y HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n");
+    await extra.closed;
+    expect(extra.received().length).toBe(0);
+    expect(upstream.requests.map((r) => r.url)).toEqual(["/x"]);
+    await expect
+      .poll(() => proc.logs().find((r) => r.code === "BTL_PROXY_TOO_MANY_CONNECTIONS"))
+      .toMatchObject({ level: "warn", dropped: 1, maxConnections: 1 });
   });
 
   it("documents its exit codes in --help", async () => {

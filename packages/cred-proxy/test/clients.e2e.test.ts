@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
+import { parseManifest } from "@bottle/manifest";
 import {
   createGitEnv,
   createWorkRepo,
@@ -19,6 +20,7 @@ import {
 } from "@bottle/test-utils";
 import { Octokit } from "@octokit/rest";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
+import { prepareCredProxy, proxyTokenEnv } from "../src/plan.ts";
 import { route, startProxy } from "./fixture.ts";
 import { frontDoor, packageClientEnv, readTree, startRegistry } from "./registry.ts";
 
@@ -34,7 +36,7 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 }
 
 describe("git through the proxy", { tags: ["slow"] }, () => {
-  it("clones and pushes 6 MiB (chunked) through /git/; only the proxy holds the token", async () => {
+  it("clones and pushes 6 MiB (chunked) through a git_push route; only the proxy holds the token", async () => {
     const token = makeCanary("ghs");
     // The upstream side: a bare repository with one commit, served by git http-backend that
     // demands `x-access-token:<token>`.
@@ -51,10 +53,13 @@ describe("git through the proxy", { tags: ["slow"] }, () => {
     });
     const proxy = await startProxy({
       routes: [
-        route("/git/", new URL(upstream.url("repo.git")).origin, {
-          scheme: "Basic",
-          username: "x-access-token",
-        }),
+        {
+          ...route("/git/", new URL(upstream.url("repo.git")).origin, {
+            scheme: "Basic",
+            username: "x-access-token",
+          }),
+          git_push: true,
+        },
       ],
       tokens: { [SLOT]: token },
     });
@@ -115,6 +120,69 @@ describe("git through the proxy", { tags: ["slow"] }, () => {
     expect(config.stdout).not.toMatch(/credential\.helper=.|extraheader|password|token/i);
     expect((await run(["remote", "get-url", "origin"], clone)).stdout.trim()).toBe(url);
     expectNoCanary(token, JSON.stringify(agent.env), ...outputs, proxy.logText());
+  });
+});
+
+describe("git push through a route without git_push", { tags: ["slow"] }, () => {
+  it("clones and fetches, but the push is refused before anything reaches the upstream", async () => {
+    const token = makeCanary("ghs");
+    const host = await createGitEnv();
+    const root = await testdir();
+    const bare = join(root, "repo.git");
+    await git(["init", "--quiet", "--bare", "-b", "main", bare], { cwd: root, env: host.env });
+    const seed = await createWorkRepo(host, { files: { "README.md": "# seeded\n" }, remote: bare });
+    await git(["push", "--quiet", "origin", "main"], { cwd: seed, env: host.env });
+    const before = (
+      await git(["--git-dir", bare, "rev-parse", "main"], { cwd: root, env: host.env })
+    ).stdout;
+    const upstream = await startHttpGitUpstream({
+      root,
+      username: "x-access-token",
+      password: token,
+    });
+    const proxy = await startProxy({
+      routes: [
+        route("/git/", new URL(upstream.url("repo.git")).origin, {
+          scheme: "Basic",
+          username: "x-access-token",
+        }),
+      ],
+      tokens: { [SLOT]: token },
+    });
+    const agent = await createGitEnv();
+    const work = await testdir();
+    await git(["clone", "--quiet", `${proxy.url}/git/repo.git`, "clone"], {
+      cwd: work,
+      env: agent.env,
+    });
+    const clone = join(work, "clone");
+    await writeFile(join(clone, "notes.md"), "unscanned\n");
+    await git(["add", "notes.md"], { cwd: clone, env: agent.env });
+    await git(["commit", "--quiet", "-m", "try to push past the gate"], {
+      cwd: clone,
+      env: agent.env,
+    });
+    await git(["fetch", "--quiet", "origin"], { cwd: clone, env: agent.env });
+    const seen = upstream.requests;
+
+    const push = await git(["push", "origin", "main"], {
+      cwd: clone,
+      env: agent.env,
+      allowFailure: true,
+    });
+    expect(push.code).not.toBe(0);
+    expect(push.stderr).toMatch(/403/);
+    // Nothing of the push reached the upstream, and its branch did not move.
+    expect(upstream.requests).toBe(seen);
+    expect(
+      (await git(["--git-dir", bare, "rev-parse", "main"], { cwd: root, env: host.env })).stdout,
+    ).toBe(before);
+    const refused = proxy.records().filter((r) => r.code === "BTL_PROXY_PUSH_REFUSED");
+    expect(refused.length).toBeGreaterThan(0);
+    expect(
+      refused.every((r) => r.level === "warn" && r.status === 403 && r.route === "/git/"),
+    ).toBe(true);
+    expectNoCanary(token, push.stdout, push.stderr, proxy.logText());
   });
 });
 
@@ -567,5 +635,125 @@ describe("@octokit/rest through the proxy", { tags: ["slow"] }, () => {
     for (const request of sent) expect(request.headers.authorization).toBe(`Bearer ${token}`);
 
     expectNoCanary(token, ...lines, JSON.stringify([repo, first, second]), proxy.logText());
+  });
+});
+
+describe("@octokit/rest through a restricted route", { tags: ["slow"] }, () => {
+  const README = {
+    type: "file",
+    path: "README.md",
+    sha: "3f4e",
+    content: "IyBhcGkK",
+    encoding: "base64",
+  };
+
+  /** A GitHub REST upstream for acme/api: pulls, and contents to read and write. */
+  async function githubRepoUpstream(token: string) {
+    return startUpstream((req, res) => {
+      const json = { "content-type": "application/json; charset=utf-8" };
+      if (req.headers.authorization !== `Bearer ${token}`) {
+        res.writeHead(401, json).end(JSON.stringify({ message: "Requires authentication" }));
+        return;
+      }
+      const path = req.url.split("?")[0];
+      const answer = (status: number, body: unknown): void => {
+        res.writeHead(status, json).end(JSON.stringify(body));
+      };
+      if (req.method === "GET" && path === "/repos/acme/api/pulls")
+        return answer(200, [{ number: 1, title: "Fix the build" }]);
+      if (req.method === "GET" && path === "/repos/acme/api/pulls/1")
+        return answer(200, { number: 1, title: "Fix the build" });
+      if (req.method === "GET" && path === "/repos/acme/api/contents/README.md")
+        return answer(200, README);
+      if (req.method === "PUT" && path === "/repos/acme/api/contents/README.md")
+        return answer(201, { content: README, commit: { sha: "9a0b" } });
+      return answer(404, { message: "Not Found" });
+    });
+  }
+
+  function octokit(base: string) {
+    const quiet = () => {};
+    return new Octokit({
+      baseUrl: base,
+      log: { debug: quiet, info: quiet, warn: quiet, error: quiet },
+    });
+  }
+
+  const write = {
+    owner: "acme",
+    repo: "api",
+    path: "README.md",
+    message: "rewrite the README, unscanned",
+    content: Buffer.from("# owned\n").toString("base64"),
+    sha: "3f4e",
+  };
+  const refused = {
+    status: 403,
+    response: {
+      data: { code: "BTL_PROXY_NOT_ALLOWED" },
+      headers: { "x-bottle-code": "BTL_PROXY_NOT_ALLOWED" },
+    },
+  };
+
+  it("read_only (from the manifest): pulls.list passes, createOrUpdateFileContents is refused before the upstream", async () => {
+    const token = makeCanary("ghs");
+    const upstream = await githubRepoUpstream(token);
+    const plan = prepareCredProxy(
+      parseManifest(
+        `version: 1\nname: acme\nagent: { command: [agent] }\ncred_proxy:\n  routes:\n    - { path: /gh-api/, upstream: '${upstream.url}', auth: { scheme: Bearer }, token_ref: GH_TOKEN, read_only: true }\n`,
+        { checkFiles: false },
+      ),
+    );
+    const proxy = await startProxy({
+      routes: [...plan.routesFile.routes],
+      tokens: proxyTokenEnv(plan, { GH_TOKEN: token }),
+    });
+    const client = octokit(`${proxy.url}/gh-api`);
+
+    const pulls = await client.rest.pulls.list({ owner: "acme", repo: "api" });
+    expect(pulls.data.map((p) => p.number)).toEqual([1]);
+    await expect(client.rest.repos.createOrUpdateFileContents(write)).rejects.toMatchObject(
+      refused,
+    );
+
+    expect(upstream.requests.map((r) => `${r.method} ${r.url.split("?")[0]}`)).toEqual([
+      "GET /repos/acme/api/pulls",
+    ]);
+    expect(proxy.records()).toContainEqual(
+      expect.objectContaining({ level: "warn", method: "PUT", code: "BTL_PROXY_NOT_ALLOWED" }),
+    );
+    expectNoCanary(token, proxy.logText(), JSON.stringify(pulls));
+  });
+
+  it("an allow rule for pulls only: pulls.list and pulls.get pass, getContent and createOrUpdateFileContents are refused", async () => {
+    const token = makeCanary("ghs");
+    const upstream = await githubRepoUpstream(token);
+    const proxy = await startProxy({
+      routes: [
+        {
+          ...route("/gh-api/", upstream.url, { scheme: "Bearer" }),
+          allow: [{ methods: ["GET", "HEAD"], paths: ["/repos/acme/*/pulls/**"] }],
+        },
+      ],
+      tokens: { [SLOT]: token },
+    });
+    const client = octokit(`${proxy.url}/gh-api`);
+
+    expect((await client.rest.pulls.list({ owner: "acme", repo: "api" })).data).toHaveLength(1);
+    expect(
+      (await client.rest.pulls.get({ owner: "acme", repo: "api", pull_number: 1 })).data.number,
+    ).toBe(1);
+    await expect(
+      client.rest.repos.getContent({ owner: "acme", repo: "api", path: "README.md" }),
+    ).rejects.toMatchObject(refused);
+    await expect(client.rest.repos.createOrUpdateFileContents(write)).rejects.toMatchObject(
+      refused,
+    );
+
+    expect(upstream.requests.map((r) => `${r.method} ${r.url.split("?")[0]}`)).toEqual([
+      "GET /repos/acme/api/pulls",
+      "GET /repos/acme/api/pulls/1",
+    ]);
+    expectNoCanary(token, proxy.logText());
   });
 });

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { IncomingHttpHeaders, Server } from "node:http";
 import { request } from "node:http";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { createLogger } from "@bottle/log";
@@ -18,6 +18,8 @@ export type RouteSpec = {
   path: string;
   upstream: string;
   auth: { scheme: "Bearer" | "token" } | { scheme: "Basic"; username: string } | { header: string };
+  git_push?: boolean;
+  allow?: ReadonlyArray<{ readonly methods: readonly string[]; readonly paths: readonly string[] }>;
 } & (
   | { token_env: string }
   | { tokman: { repository: string; permissions?: Record<string, "read" | "write"> } }
@@ -142,6 +144,34 @@ export function sendRaw(
     socket.on("end", done);
     socket.on("error", done);
     socket.write(bytes);
+  });
+}
+
+/** A client connection held open by a test: what it received, and when the server closed it. */
+export interface HeldSocket {
+  socket: Socket;
+  /** Every byte received so far. */
+  received(): Buffer;
+  /** Resolves once the connection is closed (by either side, or reset). */
+  closed: Promise<void>;
+}
+
+/** Opens a TCP connection to `port` and resolves once it is connected; destroyed after the test. */
+export function holdSocket(port: number): Promise<HeldSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: "127.0.0.1", port });
+    const chunks: Buffer[] = [];
+    const closed = new Promise<void>((done) => socket.once("close", () => done()));
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("error", () => {});
+    socket.once("error", reject);
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      resolve({ socket, received: () => Buffer.concat(chunks), closed });
+    });
+    onTestFinished(() => {
+      socket.destroy();
+    });
   });
 }
 

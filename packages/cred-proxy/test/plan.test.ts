@@ -81,6 +81,36 @@ describe("prepareCredProxy", () => {
     });
   });
 
+  it("writes git_push only for the explicit routes that opt in", () => {
+    const plan = prepareCredProxy(
+      parseManifest(
+        "version: 1\nname: a\nagent: { command: [a] }\ncred_proxy:\n  tokens: [{ kind: github, token_ref: G }]\n  routes:\n    - { path: /git/, upstream: 'https://git.example', auth: { scheme: Basic, username: x }, token_ref: T, git_push: true }\n",
+        { checkFiles: false },
+      ),
+    );
+    expect(plan.routesFile.routes.map((r) => [r.path, r.git_push])).toEqual([
+      ["/gh-api/", undefined],
+      ["/gh-git/", undefined],
+      ["/git/", true],
+    ]);
+    expect(parseRoutes(plan.routesFile).map((r) => r.gitPush)).toEqual([false, false, true]);
+  });
+
+  it("writes allow rules, with read_only expanded, for the routes that have them", () => {
+    const plan = prepareCredProxy(
+      parseManifest(
+        "version: 1\nname: a\nagent: { command: [a] }\ncred_proxy:\n  routes:\n    - { path: /ro/, upstream: 'https://ro.example', auth: { scheme: Bearer }, token_ref: T, read_only: true }\n    - { path: /gh/, upstream: 'https://api.github.com', auth: { scheme: Bearer }, token_ref: T, allow: [{ methods: [GET], paths: ['/repos/acme/*/pulls/**'] }] }\n    - { path: /all/, upstream: 'https://all.example', auth: { scheme: Bearer }, token_ref: T }\n",
+        { checkFiles: false },
+      ),
+    );
+    expect(plan.routesFile.routes.map((r) => r.allow)).toEqual([
+      [{ methods: ["GET", "HEAD"], paths: ["/**"] }],
+      [{ methods: ["GET"], paths: ["/repos/acme/*/pulls/**"] }],
+      undefined,
+    ]);
+    expect(parseRoutes(plan.routesFile).map((r) => r.allow?.length)).toEqual([1, 1, undefined]);
+  });
+
   it("hands the values to the slots, and names every bad variable without its value", () => {
     const plan = prepareCredProxy(manifest);
     const canary = makeCanary();

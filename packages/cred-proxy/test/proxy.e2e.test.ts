@@ -11,6 +11,7 @@ import {
   countConnections,
   headerNames,
   headerValues,
+  holdSocket,
   pattern,
   patternHash,
   route,
@@ -224,6 +225,45 @@ describe("proxying", { tags: ["slow"] }, () => {
     expect((await send(proxy.url, "/x/other")).status).toBe(200);
   });
 
+  it("closes connections beyond maxConnections at once, still serves the open ones, and logs the drops", async () => {
+    const upstream = await startUpstream();
+    const proxy = await startProxy({
+      routes: [route("/x/", upstream.url, { scheme: "Bearer" })],
+      tokens: TOKENS,
+      maxConnections: 5,
+    });
+    const accepted = countConnections(proxy.proxy.server);
+    const open = [];
+    for (let i = 0; i < 5; i++) open.push(await holdSocket(proxy.port));
+    await expect.poll(accepted).toBe(5);
+
+    // Beyond the cap: each new connection is closed by the proxy without a byte of answer.
+    const extra = [];
+    for (let i = 0; i < 3; i++) extra.push(await holdSocket(proxy.port));
+    for (const socket of extra) {
+      socket.socket.write("GET /x/extra HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n");
+      await socket.closed;
+      expect(socket.received().length).toBe(0);
+    }
+    expect(accepted()).toBe(5);
+
+    // The connections opened first are still served.
+    for (const [i, socket] of open.entries())
+      socket.socket.write(`GET /x/held-${i} HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n`);
+    for (const socket of open) {
+      await socket.closed;
+      expect(socket.received().toString("latin1")).toMatch(/^HTTP\/1\.1 200 /);
+    }
+    expect(upstream.requests.map((r) => r.url).sort()).toEqual(
+      [0, 1, 2, 3, 4].map((i) => `/held-${i}`),
+    );
+    // The first drop is logged at once, the later ones (rate-limited) with the running count.
+    const drops = () => proxy.records().filter((r) => r.code === "BTL_PROXY_TOO_MANY_CONNECTIONS");
+    expect(drops()[0]).toMatchObject({ level: "warn", dropped: 1, maxConnections: 5 });
+    await expect.poll(() => drops().at(-1)?.dropped, { timeout: 3_000 }).toBe(3);
+    expect(drops().length).toBeLessThanOrEqual(2);
+  });
+
   it("passes HEAD, 204 and 304 answers and status codes through", async () => {
     const upstream = await startUpstream((req, res) => {
       const status = Number(req.url.split("/").at(-1));
@@ -349,7 +389,12 @@ describe("proxying", { tags: ["slow"] }, () => {
       version: 1,
       routes: [route("/o/", "https://api.example.test", { scheme: "Bearer" })],
     });
-    for (const bad of [{ idleTimeoutMs: 0 }, { headersTimeoutMs: 1.5 }, { maxConcurrent: -1 }])
+    for (const bad of [
+      { idleTimeoutMs: 0 },
+      { headersTimeoutMs: 1.5 },
+      { maxConcurrent: -1 },
+      { maxConnections: 0 },
+    ])
       expect(() => createCredProxy({ routes, tokens: TOKENS, ...bad })).toThrow(
         expect.objectContaining({ code: "BTL_PROXY_CONFIG" }),
       );

@@ -69,6 +69,20 @@ describe("parseRoutes", () => {
     expect(Object.isFrozen(routes[0])).toBe(true);
   });
 
+  it("lets git pushes through only the routes that say git_push: true", () => {
+    const routes = parseRoutes(withRoute({ git_push: true }, 2));
+    expect(routes.map((r) => r.gitPush)).toEqual([false, false, true, false]);
+    expect(parseRoutes(withRoute({ git_push: false }, 2))[2]?.gitPush).toBe(false);
+  });
+
+  it("keeps allow rules, frozen, on the routes that have them", () => {
+    const allow = [{ methods: ["GET", "HEAD"], paths: ["/repos/acme/*/pulls/**", "/user"] }];
+    const routes = parseRoutes(withRoute({ allow }, 1));
+    expect(routes[1]?.allow).toEqual(allow);
+    expect(Object.isFrozen(routes[1]?.allow?.[0]?.paths)).toBe(true);
+    expect(routes[0]).not.toHaveProperty("allow");
+  });
+
   it("keeps a base path and accepts http for loopback hosts only", () => {
     const routes = parseRoutes(
       withRoute({ upstream: "http://127.0.0.1:8080/api/v3/", auth: { header: "X-Api-Key" } }),
@@ -123,6 +137,16 @@ describe("parseRoutes", () => {
     [{ auth: { header: "X-Forwarded-Host" } }, "routes[0].auth"],
     [{ auth: { header: "bad header" } }, "routes[0].auth"],
     [{ extra: true }, "routes[0].extra: is not a known key"],
+    [{ git_push: "yes" }, "routes[0].git_push: Expected `git_push` to be true or false"],
+    [{ allow: [] }, "routes[0].allow: Expected `allow` to hold at least one rule"],
+    [{ allow: [{ methods: ["TRACE"], paths: ["/**"] }] }, "routes[0].allow[0].methods[0]"],
+    [{ allow: [{ methods: ["GET"], paths: [] }] }, "routes[0].allow[0].paths"],
+    [{ allow: [{ methods: ["GET"] }] }, "routes[0].allow[0].paths: is required"],
+    [{ allow: [{ methods: ["GET"], paths: ["/a//b"] }] }, "routes[0].allow[0].paths[0]"],
+    [{ allow: [{ methods: ["GET"], paths: ["/a/../b"] }] }, "routes[0].allow[0].paths[0]"],
+    [{ allow: [{ methods: ["GET"], paths: ["/a/b*"] }] }, "routes[0].allow[0].paths[0]"],
+    [{ allow: [{ methods: ["GET"], paths: ["a/**"] }] }, "routes[0].allow[0].paths[0]"],
+    [{ allow: [{ methods: ["GET"], paths: ["/a?b"] }] }, "routes[0].allow[0].paths[0]"],
   ])("refuses route %j naming its index and field", (patch, message) => {
     expect(configError(withRoute(patch))).toContain(message);
   });

@@ -15,6 +15,7 @@ export type {
   Manifest,
   RepoSpec,
   Role,
+  RouteAllow,
   RouteAuth,
   RouteSpec,
   TokenSpec,

@@ -2,13 +2,24 @@
 import { ManifestError, type ManifestIssue } from "./errors.ts";
 import type { PathKey } from "./issues.ts";
 import { dottedPath } from "./issues.ts";
-import type { Manifest, Role, RouteAuth, TokenSpec } from "./schema.ts";
+import {
+  type Manifest,
+  READ_ONLY_ALLOW,
+  type Role,
+  type RouteAllow,
+  type RouteAuth,
+  type TokenSpec,
+} from "./schema.ts";
 
 interface RouteBase {
   readonly path: string;
   readonly upstream: string;
   readonly auth: RouteAuth;
   readonly roles: readonly Role[];
+  /** Set when git pushes may pass (explicit routes only); absent: the proxy refuses them. */
+  readonly git_push?: true;
+  /** Only requests matching one of these pass (`read_only` is expanded here); absent: all. */
+  readonly allow?: readonly RouteAllow[];
   /** Where it was declared: `cred_proxy.tokens[0]` or `cred_proxy.routes[1]`. */
   readonly source: string;
 }
@@ -61,7 +72,15 @@ export function expandWithSources(credProxy: CredProxy): Array<Route & { sourceP
   credProxy.routes.forEach((route, index) => {
     const sourcePath: PathKey[] = ["cred_proxy", "routes", index];
     const common = { path: route.path, upstream: stripSlash(route.upstream), auth: route.auth };
-    const rest = { roles: [...new Set(route.roles)], source: dottedPath(sourcePath), sourcePath };
+    // `allow` and `read_only` together are refused by rules.ts; `allow` wins meanwhile.
+    const allow = route.allow ?? (route.read_only ? READ_ONLY_ALLOW : undefined);
+    const rest = {
+      roles: [...new Set(route.roles)],
+      ...(route.git_push ? { git_push: true as const } : {}),
+      ...(allow === undefined ? {} : { allow: allow.map(copyRule) }),
+      source: dottedPath(sourcePath),
+      sourcePath,
+    };
     const app = route.github_app;
     // Exactly one of the two is set (rules.ts says so when not); github_app wins meanwhile.
     out.push(
@@ -142,6 +161,10 @@ function giteaKey(url: string): string {
     .replace(/^[.-]+/, "");
 }
 
+function copyRule(rule: RouteAllow): RouteAllow {
+  return { methods: [...rule.methods], paths: [...rule.paths] };
+}
+
 function stripSlash(url: string): string {
   return url.replace(/\/+$/, "");
 }
@@ -152,6 +175,12 @@ export function expandRoutes(manifest: Pick<Manifest, "cred_proxy">): readonly R
     expandWithSources(manifest.cred_proxy).map(({ sourcePath: _, ...route }): Route => {
       if (route.tokman?.permissions) Object.freeze(route.tokman.permissions);
       if (route.tokman) Object.freeze(route.tokman);
+      for (const rule of route.allow ?? []) {
+        Object.freeze(rule.methods);
+        Object.freeze(rule.paths);
+        Object.freeze(rule);
+      }
+      if (route.allow) Object.freeze(route.allow);
       return Object.freeze(route);
     }),
   );

@@ -1,6 +1,7 @@
 /** Cross-field rules: what a per-field schema cannot see. Each returns raw issues. */
 import ssh2 from "ssh2";
 import type { PathKey, RawIssue } from "./issues.ts";
+import { checkPushReach } from "./push.ts";
 import { expandWithSources } from "./routes.ts";
 import { EXCLUSIVE_ROLES, type Manifest } from "./schema.ts";
 import { parseGitUrl } from "./urls.ts";
@@ -182,6 +183,14 @@ function checkTokenSources(m: Manifest): RawIssue[] {
           "`token_ref` and `github_app` both name the route's token; keep exactly one of them",
       });
     }
+    if (route.read_only && route.allow !== undefined) {
+      issues.push({
+        code: "BTL_MANIFEST_CONFLICT",
+        path: [...at, "read_only"],
+        atKey: true,
+        message: `cred_proxy.routes[${index}].read_only and cred_proxy.routes[${index}].allow both restrict the route; keep one of them (read_only is allow: [{ methods: [GET, HEAD], paths: ["/**"] }])`,
+      });
+    }
     const app = route.github_app?.app;
     if (app !== undefined && !Object.hasOwn(m.github_apps, app)) {
       const declared = Object.keys(m.github_apps);
@@ -235,7 +244,7 @@ function checkRoutes(m: Manifest): RawIssue[] {
       });
     }
   });
-  issues.push(...checkTokenUses(m));
+  issues.push(...checkTokenUses(m), ...checkPushReach(m));
   return issues;
 }
 
@@ -258,22 +267,5 @@ function checkTokenUses(m: Manifest): RawIssue[] {
       });
     } else if (first === undefined) kinds.set(token.token_ref, { kind, source });
   });
-  // SECURITY: a provisioner (admin) token must never be reachable by the agent through the proxy.
-  const proxied = new Map(
-    expandWithSources(m.cred_proxy).flatMap((r) =>
-      r.token_ref === undefined ? [] : [[r.token_ref, r.source] as const],
-    ),
-  );
-  for (const [name, repo] of Object.entries(m.git_gate?.repos ?? {})) {
-    if (repo.key.provider !== "gitea") continue;
-    const source = proxied.get(repo.key.token_ref);
-    if (source !== undefined) {
-      issues.push({
-        code: "BTL_MANIFEST_CONFLICT",
-        path: ["git_gate", "repos", name, "key", "token_ref"],
-        message: `${repo.key.token_ref} is the deploy-key provisioner token of git_gate.repos.${name} and is also proxied to the agent by ${source}; use a separate, narrower token for the proxy`,
-      });
-    }
-  }
   return issues;
 }

@@ -38,6 +38,18 @@ describe("valid manifests", () => {
         "cred_proxy:\n  routes:\n    - path: /gh/\n      upstream: https://api.github.com\n      auth: { scheme: Bearer }\n      github_app: { app: acme, repository: acme/api, permissions: { contents: read, pull_requests: write } }\ngithub_apps:\n  acme: { app_id: 1, private_key: /k }\n",
       ),
     ],
+    [
+      "a route with allow rules and git pushes to an upstream the gate does not serve",
+      manifest(
+        "cred_proxy:\n  routes:\n    - path: /gh/\n      upstream: https://api.github.com\n      auth: { scheme: Bearer }\n      token_ref: T\n      allow: [{ methods: [GET, HEAD], paths: ['/repos/acme/*/pulls/**', '/user', '/@acme%2fpkg'] }]\n    - { path: /git/, upstream: 'https://git.example', auth: { scheme: Basic, username: x }, token_ref: T, git_push: true }\n",
+      ),
+    ],
+    [
+      "a read-only route",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: T, read_only: true }",
+      ),
+    ],
     ["a $schema key for editors", `$schema: ./schema.json\n${manifest()}`],
     ["an anchor and alias", `version: 1\nname: a\nagent: &a\n  command: [claude]\n`],
   ];
@@ -453,6 +465,65 @@ describe("invalid manifests", () => {
       "cred_proxy.tokens[0].url",
     ],
     [
+      "read_only and allow on one route",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: T, read_only: true, allow: [{ methods: [GET], paths: ['/**'] }] }",
+      ),
+      codes.BTL_MANIFEST_CONFLICT,
+      "cred_proxy.routes[0].read_only",
+    ],
+    ...[
+      ["an empty segment", "/repos//pulls"],
+      ["a trailing slash", "/repos/"],
+      ["a dot segment", "/repos/../contents"],
+      ["a dot segment at the end", "/repos/."],
+      ["a partial wildcard", "/repos/acme-*"],
+      ["a relative glob", "repos/**"],
+      ["a space", "/repos/a b"],
+      ["a non-ASCII character", "/repos/\u00e4"],
+      ["a query", "/repos?x=1"],
+      ["a malformed escape", "/repos/%zz"],
+    ].map(
+      ([what, glob]): Case => [
+        `an allow glob with ${what}`,
+        route(
+          `{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: T, allow: [{ methods: [GET], paths: ["${glob}"] }] }`,
+        ),
+        codes.BTL_MANIFEST_INVALID,
+        "cred_proxy.routes[0].allow[0].paths[0]",
+      ],
+    ),
+    [
+      "an allow rule naming TRACE",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: T, allow: [{ methods: [TRACE], paths: ['/**'] }] }",
+      ),
+      codes.BTL_MANIFEST_INVALID,
+      "cred_proxy.routes[0].allow[0].methods[0]",
+    ],
+    [
+      "an allow rule without paths",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: T, allow: [{ methods: [GET] }] }",
+      ),
+      codes.BTL_MANIFEST_MISSING_KEY,
+      "cred_proxy.routes[0].allow[0].paths",
+    ],
+    [
+      "an empty allow list",
+      route(
+        "{ path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: T, allow: [] }",
+      ),
+      codes.BTL_MANIFEST_INVALID,
+      "cred_proxy.routes[0].allow",
+    ],
+    [
+      "git_push on a token short form",
+      manifest("cred_proxy:\n  tokens: [{ kind: github, token_ref: G, git_push: true }]\n"),
+      codes.BTL_MANIFEST_UNKNOWN_KEY,
+      "cred_proxy.tokens[0].git_push",
+    ],
+    [
       "a provisioner token proxied to the agent",
       manifest(
         `git_gate:\n  repos:\n    i:\n      url: git@g.example:a/i.git\n      host_key: ${GITHUB_HOST_KEY}\n      key: { provider: gitea, api: 'https://g.example', token_ref: ADMIN }\ncred_proxy:\n  tokens: [{ kind: gitea, token_ref: ADMIN, url: 'https://g.example' }]\n`,
@@ -598,6 +669,119 @@ describe("invalid manifests", () => {
     );
     expect(json.message).not.toContain(secret);
     expect(JSON.stringify(json)).not.toContain(secret);
+  });
+});
+
+describe("no push credential the agent can reach", () => {
+  const gate = (repos: string) => `git_gate:\n  repos:\n${repos}`;
+  const apps =
+    "github_apps:\n  acme: { app_id: 1, private_key: /k }\n  other: { app_id: 2, private_key: /k }\n";
+  const appRoute = (repository: string, permissions = "", app = "other") =>
+    `cred_proxy:\n  routes:\n    - { path: /gh/, upstream: 'https://api.github.com', auth: { scheme: Bearer }, github_app: { app: ${app}, repository: ${repository}${permissions} } }\n`;
+  const docs =
+    "    docs:\n      url: https://github.com/acme/docs.git\n      key: { provider: github-app, app: acme }\n";
+  const conflicts = (text: string) =>
+    parseError(text).issues.filter((i) => i.code === codes.BTL_MANIFEST_CONFLICT);
+
+  it("refuses a gate push token that a cred_proxy token short form also proxies, naming both places", () => {
+    const error = parseError(
+      manifest(
+        `${gate("    api:\n      url: https://github.com/acme/api.git\n      key: { provider: token, token_ref: GH_TOKEN }\n")}cred_proxy:\n  tokens: [{ kind: github, token_ref: GH_TOKEN }]\n`,
+      ),
+    );
+    expect(error.code).toBe(codes.BTL_MANIFEST_CONFLICT);
+    expect(error.issues).toHaveLength(1);
+    expect(error.issues[0]?.path).toBe("git_gate.repos.api.key.token_ref");
+    expect(error.issues[0]?.message).toContain("git_gate.repos.api.key.token_ref");
+    expect(error.issues[0]?.message).toContain("cred_proxy.tokens[0].token_ref");
+  });
+
+  it("refuses a gate push token or Gitea admin token that an explicit route also proxies", () => {
+    const issues = conflicts(
+      manifest(
+        `${gate(`    api:\n      url: https://h.example/a/api.git\n      key: { provider: token, token_ref: PUSH }\n    infra:\n      url: git@g.example:a/i.git\n      host_key: ${GITHUB_HOST_KEY}\n      key: { provider: gitea, api: 'https://g.example', token_ref: ADMIN }\n`)}cred_proxy:\n  routes:\n    - { path: /a/, upstream: 'https://a.example', auth: { scheme: Bearer }, token_ref: PUSH }\n    - { path: /b/, upstream: 'https://b.example', auth: { scheme: token }, token_ref: ADMIN }\n`,
+      ),
+    );
+    expect(issues.map((i) => i.path)).toEqual([
+      "git_gate.repos.api.key.token_ref",
+      "git_gate.repos.infra.key.token_ref",
+    ]);
+    expect(issues[0]?.message).toContain("cred_proxy.routes[0].token_ref");
+    expect(issues[1]?.message).toContain("cred_proxy.routes[1].token_ref");
+    expect(issues[1]?.message).toContain("git_gate.repos.infra.key.token_ref");
+  });
+
+  it.each([
+    [
+      "contents: write, from another app",
+      "ACME/Docs",
+      ", permissions: { contents: write }",
+      "other",
+    ],
+    [
+      "contents: write, from the gate's own app",
+      "acme/docs",
+      ", permissions: { contents: write, issues: read }",
+      "acme",
+    ],
+  ])(
+    "refuses a GitHub App route with %s on a repository the gate serves",
+    (_, repository, permissions, app) => {
+      const issues = conflicts(
+        manifest(`${gate(docs)}${appRoute(repository, permissions, app)}${apps}`),
+      );
+      expect(issues.map((i) => i.path)).toEqual([
+        "cred_proxy.routes[0].github_app.permissions.contents",
+      ]);
+      expect(issues[0]?.message).toContain("git_gate.repos.docs.url");
+    },
+  );
+
+  it("assumes write when a GitHub App route names no permissions, and knows SSH GitHub URLs", () => {
+    const ssh = `    api:\n      url: git@github.com:acme/api.git\n      host_key: ${GITHUB_HOST_KEY}\n      key: { provider: static, identity: /k }\n    web:\n      url: ssh://git@github.com/acme/web\n      host_key: ${GITHUB_HOST_KEY}\n      key: { provider: static, identity: /k }\n`;
+    for (const repository of ["acme/api", "Acme/Web"]) {
+      const issues = conflicts(manifest(`${gate(ssh)}${appRoute(repository)}${apps}`));
+      expect(issues.map((i) => i.path)).toEqual(["cred_proxy.routes[0].github_app"]);
+    }
+  });
+
+  it.each([
+    ["contents: read", "acme/docs", ", permissions: { contents: read }"],
+    ["no contents permission", "acme/docs", ", permissions: { pull_requests: write }"],
+    ["another repository", "acme/docs-site", ""],
+  ])("accepts a GitHub App route with %s", (_, repository, permissions) => {
+    expect(
+      parse(manifest(`${gate(docs)}${appRoute(repository, permissions)}${apps}`)).version,
+    ).toBe(1);
+  });
+
+  it.each([
+    ["the https origin of a gated repository", docs, "https://github.com/"],
+    [
+      "the web origin of a host the gate reaches over SSH",
+      `    api:\n      url: ssh://git@GitHub.com:22/acme/api.git\n      host_key: ${GITHUB_HOST_KEY}\n      key: { provider: static, identity: /k }\n`,
+      "https://github.com",
+    ],
+    [
+      "the Gitea instance that provisions a gated repository's deploy key",
+      `    infra:\n      url: ssh://git@g.example:2222/a/i.git\n      host_key: ${GITHUB_HOST_KEY}\n      key: { provider: gitea, api: 'https://g.example:3000', token_ref: ADMIN }\n`,
+      "https://g.example:3000/gitea",
+    ],
+  ])("refuses git_push on a route to %s", (_, repos, upstream) => {
+    const issues = conflicts(
+      manifest(
+        `${gate(repos)}cred_proxy:\n  routes:\n    - { path: /git/, upstream: '${upstream}', auth: { scheme: Basic, username: x }, token_ref: T, git_push: true }\n${apps}`,
+      ),
+    );
+    expect(issues.map((i) => i.path)).toEqual(["cred_proxy.routes[0].git_push"]);
+    expect(issues[0]?.message).toMatch(/git_gate\.repos\.\w+\.url/);
+  });
+
+  it("accepts git_push to an origin the gate does not serve, and a gated origin without it", () => {
+    const text = manifest(
+      `${gate(docs)}cred_proxy:\n  routes:\n    - { path: /git/, upstream: 'https://gitlab.example', auth: { scheme: Basic, username: x }, token_ref: T, git_push: true }\n    - { path: /gh-git/, upstream: 'https://github.com', auth: { scheme: Basic, username: x }, token_ref: T }\n${apps}`,
+    );
+    expect(parse(text).cred_proxy.routes[0]?.git_push).toBe(true);
   });
 });
 

@@ -195,3 +195,43 @@ describe("resolveTokenValues", () => {
     );
   });
 });
+
+describe("route restrictions", () => {
+  const m = parse(
+    manifest(`cred_proxy:
+  tokens:
+    - { kind: github, token_ref: GITHUB_TOKEN }
+  routes:
+    - { path: /ro/, upstream: 'https://ro.example', auth: { scheme: Bearer }, token_ref: T, read_only: true }
+    - path: /gh/
+      upstream: https://api.github.com
+      auth: { scheme: Bearer }
+      token_ref: T
+      allow: [{ methods: [GET, HEAD], paths: ['/repos/acme/*/pulls/**'] }, { methods: [POST], paths: ['/graphql'] }]
+    - { path: /git/, upstream: 'https://git.example', auth: { scheme: Basic, username: x }, token_ref: T, git_push: true }
+`),
+  );
+  const routes = expandRoutes(m);
+
+  it("expand read_only into GET and HEAD on every path", () => {
+    expect(routes[2]?.allow).toEqual([{ methods: ["GET", "HEAD"], paths: ["/**"] }]);
+    expect(routes[2]).not.toHaveProperty("git_push");
+  });
+
+  it("carry allow rules and git_push onto the expanded route, frozen", () => {
+    expect(routes[3]?.allow).toEqual([
+      { methods: ["GET", "HEAD"], paths: ["/repos/acme/*/pulls/**"] },
+      { methods: ["POST"], paths: ["/graphql"] },
+    ]);
+    expect(Object.isFrozen(routes[3]?.allow?.[0]?.paths)).toBe(true);
+    expect(routes[4]).toMatchObject({ path: "/git/", git_push: true });
+    expect(routes[4]).not.toHaveProperty("allow");
+  });
+
+  it("never let git pushes through a token short form, and leave its routes unrestricted", () => {
+    for (const route of routes.slice(0, 2)) {
+      expect(route).not.toHaveProperty("git_push");
+      expect(route).not.toHaveProperty("allow");
+    }
+  });
+});
