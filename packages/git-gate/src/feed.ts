@@ -66,49 +66,47 @@ export async function feedPush(options: FeedOptions): Promise<{ objects: number 
   );
   if (large !== undefined)
     throw tooLarge(large, `${large.type} ${large.oid}`, options.maxObjectBytes);
-
-  // Commits and tags, raw; trees, parsed (every name is scanned below).
-  const roots = new Map<string, string>();
-  const trees = new Map<string, TreeEntry[]>();
-  const raw = objects.filter((object) => object.type !== "blob").map((object) => object.oid);
-  await readObjects(
-    raw,
-    (object) => {
-      if (object.type === "tree") trees.set(object.oid, parseTree(object.content, object.oid));
-      else if (object.type === "commit") {
-        scanRaw(object.oid, object.content, COMMIT_HEADER, COMMIT_MESSAGE, onLine);
-        const tree = /^tree ([0-9a-f]{40,64})\n/.exec(object.content.toString("latin1", 0, 80));
-        if (tree?.[1] !== undefined) roots.set(object.oid, tree[1]);
-      } else scanRaw(object.oid, object.content, TAG_HEADER, TAG_MESSAGE, onLine);
-    },
-    { ...base, timeoutMs: remaining() },
-  );
-  const blobPaths = walkTrees(options.commits, roots, trees, onLine);
-
   const blobs = objects.filter((object) => object.type === "blob");
-  for (const blob of blobs) {
-    if (blob.size <= options.maxObjectBytes) continue;
-    const place = blobPaths.get(blob.oid);
-    throw tooLarge(
-      blob,
-      place === undefined ? `blob ${blob.oid}` : printable(place.file),
-      options.maxObjectBytes,
-    );
-  }
+  const largeBlob = blobs.find((blob) => blob.size > options.maxObjectBytes);
 
-  const { binaries, covered } = await streamAddedLines({
-    ...base,
-    commits: options.commits,
-    onLine,
-    timeoutMs: remaining(),
-  });
+  // Commits and tags, raw; trees kept raw for the walk below.
+  const roots = new Map<string, string>();
+  const trees = new Map<string, Buffer>();
+  const readRaw = () =>
+    readObjects(
+      objects.filter((object) => object.type !== "blob").map((object) => object.oid),
+      (object) => {
+        if (object.type === "tree") trees.set(object.oid, object.content);
+        else if (object.type === "commit") {
+          scanRaw(object.oid, object.content, COMMIT_HEADER, COMMIT_MESSAGE, onLine);
+          const tree = /^tree ([0-9a-f]{40,64})\n/.exec(object.content.toString("latin1", 0, 80));
+          if (tree?.[1] !== undefined) roots.set(object.oid, tree[1]);
+        } else scanRaw(object.oid, object.content, TAG_HEADER, TAG_MESSAGE, onLine);
+      },
+      { ...base, timeoutMs: remaining() },
+    );
+  const walk = (want?: ReadonlySet<string>) =>
+    walkTrees({ commits: options.commits, roots, trees, onLine, ...(want ? { want } : {}) });
+
+  if (largeBlob !== undefined) {
+    await readRaw();
+    const place = walk(new Set([largeBlob.oid])).get(largeBlob.oid);
+    const what = place === undefined ? `blob ${largeBlob.oid}` : printable(place.file);
+    throw tooLarge(largeBlob, what, options.maxObjectBytes);
+  }
+  // The objects and the diff are read side by side: two git processes, one parser each.
+  const [, { binaries, covered }] = await Promise.all([
+    readRaw(),
+    streamAddedLines({ ...base, commits: options.commits, onLine, timeoutMs: remaining() }),
+  ]);
   // Blobs no diff showed (a file in a tree only a tag reaches, a blob pushed alone): read whole.
-  const uncovered: BinaryChange[] = blobs
-    .filter((blob) => !covered.has(blob.oid))
-    .map((blob) => {
-      const place = blobPaths.get(blob.oid) ?? { commit: blob.oid, file: PUSHED_BLOB };
-      return { ...place, oldBlobs: [], newBlob: blob.oid };
-    });
+  const missed = new Set(blobs.filter((blob) => !covered.has(blob.oid)).map((blob) => blob.oid));
+  const places = walk(missed);
+  const uncovered: BinaryChange[] = [...missed].map((oid) => ({
+    ...(places.get(oid) ?? { commit: oid, file: PUSHED_BLOB }),
+    oldBlobs: [],
+    newBlob: oid,
+  }));
   await scanBlobs({
     ...base,
     changes: [...binaries, ...uncovered],
@@ -145,73 +143,69 @@ function scanRaw(
   }
 }
 
-interface TreeEntry {
-  readonly mode: string;
-  readonly name: Buffer;
-  readonly oid: string;
-}
-
-/** Parses a raw tree: `<mode> <name>\0<binary id>` per entry. */
-function parseTree(content: Buffer, treeOid: string): TreeEntry[] {
-  const idBytes = treeOid.length / 2;
-  const entries: TreeEntry[] = [];
-  let at = 0;
-  while (at < content.length) {
-    const space = content.indexOf(0x20, at);
-    const nul = content.indexOf(0, space + 1);
-    if (space === -1 || nul === -1 || nul + 1 + idBytes > content.length) {
-      throw new GitGateError("BTL_GITGATE_GIT", `tree ${treeOid} is malformed`);
-    }
-    entries.push({
-      mode: content.toString("latin1", at, space),
-      name: content.subarray(space + 1, nul),
-      oid: content.toString("hex", nul + 1, nul + 1 + idBytes),
-    });
-    at = nul + 1 + idBytes;
-  }
-  return entries;
-}
+const SUBTREE = Buffer.from("40000");
+const GITLINK = Buffer.from("160000");
 
 /**
- * Scans the entry names of every new tree, walking from each commit's root tree in order (a
- * tree is reported at its path in the first commit that reaches it; a tree only a tag or ref
- * reaches, at its own id). A name is scanned once per push, where it first appears: the same
- * name in the next commit's version of a directory says nothing new. Returns where each new
- * blob first appears.
+ * Scans the entry names of every new tree (raw: `<mode> <name>\0<binary id>` per entry),
+ * walking from each commit's root tree in order: a tree is reported at its path in the first
+ * commit that reaches it, a tree only a tag or ref reaches at its own id. A name is scanned once
+ * per push, where it first appears: the same name in the next commit's version of a directory
+ * says nothing new. Returns where each blob of `want` first appears. Throws `GitGateError`
+ * BTL_GITGATE_GIT for a malformed tree.
  */
-function walkTrees(
-  commits: readonly string[],
-  roots: ReadonlyMap<string, string>,
-  trees: ReadonlyMap<string, TreeEntry[]>,
-  onLine: AddedLineSink,
-): Map<string, { commit: string; file: string }> {
-  const blobs = new Map<string, { commit: string; file: string }>();
+function walkTrees(options: {
+  readonly commits: readonly string[];
+  readonly roots: ReadonlyMap<string, string>;
+  readonly trees: ReadonlyMap<string, Buffer>;
+  readonly onLine: AddedLineSink;
+  readonly want?: ReadonlySet<string>;
+}): Map<string, { commit: string; file: string }> {
+  const { roots, trees, onLine, want } = options;
+  const found = new Map<string, { commit: string; file: string }>();
   const seen = new Set<string>();
   const names = new Set<string>();
   const walk = (commit: string, root: string) => {
     const stack: Array<[tree: string, dir: string]> = [[root, ""]];
     for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
       const [tree, dir] = next;
-      const entries = trees.get(tree);
-      if (entries === undefined || seen.has(tree)) continue;
+      const content = trees.get(tree);
+      if (content === undefined || seen.has(tree)) continue;
       seen.add(tree);
-      for (const [index, entry] of entries.entries()) {
-        const name = entry.name.toString("utf8");
-        if (!names.has(name)) {
-          names.add(name);
-          onLine(commit, dir === "" ? "./" : `${dir}/`, index + 1, name);
+      const idBytes = tree.length / 2;
+      let at = 0;
+      for (let index = 1; at < content.length; index++) {
+        const space = content.indexOf(0x20, at);
+        const nul = content.indexOf(0, space + 1);
+        if (space === -1 || nul === -1 || nul + 1 + idBytes > content.length) {
+          throw new GitGateError("BTL_GITGATE_GIT", `tree ${tree} is malformed`);
         }
-        const path = dir === "" ? name : `${dir}/${name}`;
-        if (entry.mode === "40000") stack.push([entry.oid, path]);
-        else if (entry.mode !== "160000" && !blobs.has(entry.oid))
-          blobs.set(entry.oid, { commit, file: path });
+        const mode = content.subarray(at, space);
+        // Compared byte for byte (latin1 maps each byte to one character); decoded once.
+        const key = content.toString("latin1", space + 1, nul);
+        const id = () => content.toString("hex", nul + 1, nul + 1 + idBytes);
+        const [from, to] = [space + 1, nul];
+        at = nul + 1 + idBytes;
+        if (!names.has(key)) {
+          names.add(key);
+          onLine(commit, dir === "" ? "./" : `${dir}/`, index, content.toString("utf8", from, to));
+        }
+        const path = () => {
+          const name = content.toString("utf8", from, to);
+          return dir === "" ? name : `${dir}/${name}`;
+        };
+        if (mode.equals(SUBTREE)) stack.push([id(), path()]);
+        else if (want !== undefined && want.size > 0 && !mode.equals(GITLINK)) {
+          const oid = id();
+          if (want.has(oid) && !found.has(oid)) found.set(oid, { commit, file: path() });
+        }
       }
     }
   };
-  for (const commit of commits) {
+  for (const commit of options.commits) {
     const root = roots.get(commit);
     if (root !== undefined) walk(commit, root);
   }
   for (const tree of trees.keys()) walk(tree, tree);
-  return blobs;
+  return found;
 }
