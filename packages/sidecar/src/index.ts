@@ -1,0 +1,41 @@
+export type { AnswerFormat, ErrorAnswer, ErrorAnswerOptions } from "./answer.ts";
+export { errorAnswer, rawErrorAnswer, writeErrorAnswer } from "./answer.ts";
+export type { ConnectionCap, ConnectionCapOptions } from "./connections.ts";
+export { capConnections } from "./connections.ts";
+export type { DetachOptions } from "./detach.ts";
+export { DETACH_ENV, detach } from "./detach.ts";
+export { errorName, exitCodeOf, reportFailure, USAGE_EXIT } from "./exit.ts";
+export type { InFlight } from "./in-flight.ts";
+export { trackInFlight } from "./in-flight.ts";
+export type {
+  OnSignal,
+  ServeOptions,
+  Serving,
+  StopOptions,
+  Stoppable,
+  Stopped,
+  StopSignal,
+} from "./lifecycle.ts";
+export {
+  announceReady,
+  DEFAULT_GRACE_MS,
+  READY_FD_ENV,
+  serveUntilStopped,
+  untilStopped,
+} from "./lifecycle.ts";
+export type { ListenErrorFactory, ListenFlags, ListenTarget } from "./listen.ts";
+export { listenOn, listenTargetFrom, systemdListenFd } from "./listen.ts";
+export { answerMalformedRequests } from "./malformed.ts";
+export type {
+  CommonDefaults,
+  CommonFlags,
+  CommonHelp,
+  LogLevel,
+  ProgramOptions,
+  ProgramOutput,
+} from "./options.ts";
+export { commonOptions, createProgram, int, LOG_LEVELS } from "./options.ts";
+export type { SidecarName } from "./ports.ts";
+export { DEFAULT_PORTS } from "./ports.ts";
+export type { RequestRecord } from "./request-record.ts";
+export { logRequest, startRequestRecord } from "./request-record.ts";
