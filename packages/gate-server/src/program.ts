@@ -1,15 +1,22 @@
-/** The `bottle-gate` command line: options → a running gate, with signals and activation modes. */
-import { spawn } from "node:child_process";
-import { closeSync, openSync, writeFileSync } from "node:fs";
+/** The `bottle-gate` command line: the gate's own options → a running gate (see @bottle/sidecar). */
 import { createRequire } from "node:module";
 import { Socket } from "node:net";
-import { isBottleError } from "@bottle/errors";
 import { createLogger, type Logger } from "@bottle/log";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import {
+  type CommonFlags,
+  commonOptions,
+  createProgram,
+  DEFAULT_PORTS,
+  detach,
+  listenTargetFrom,
+  type OnSignal,
+  reportFailure,
+  serveUntilStopped,
+  untilStopped,
+} from "@bottle/sidecar";
 import { splitCommand } from "./access-hook.ts";
-import { GATE_ERRORS, GateError } from "./errors.ts";
-import { type ListenTarget, systemdListenFd } from "./listen.ts";
-import { createGateServer } from "./server.ts";
+import { GateError } from "./errors.ts";
+import { createGateServer, type GateServer } from "./server.ts";
 
 /** What the process gives the program; `cli.ts` passes the real ones. */
 export interface GateProcess {
@@ -20,15 +27,12 @@ export interface GateProcess {
   readonly script: string;
   readonly stdout: { write(text: string): unknown };
   readonly stderr: NodeJS.WritableStream;
-  onSignal(signal: "SIGTERM" | "SIGINT", handler: () => void): void;
+  onSignal: OnSignal;
 }
 
-interface Flags {
+interface Flags extends CommonFlags {
   basePath: string;
   tokenFile: string;
-  bind: string;
-  port: number;
-  socket?: string;
   adminToken?: string;
   accessHook?: string;
   hooksDir?: string;
@@ -36,15 +40,10 @@ interface Flags {
   detach?: boolean;
   pidFile?: string;
   logFile?: string;
-  logLevel: "debug" | "info" | "warn" | "error";
-  maxConcurrent: number;
-  maxConnections: number;
-  idleTimeout: number;
 }
 
 const require = createRequire(import.meta.url);
 const VERSION = (require("../package.json") as { version: string }).version;
-const READY_FD_ENV = "BOTTLE_GATE_READY_FD";
 
 const HELP_AFTER = `
 Listeners (first that applies): --inetd (one connection on fd 0, systemd Accept=yes);
@@ -55,22 +54,20 @@ Environment:
 
 Exit codes:
   0  stopped cleanly (SIGTERM or SIGINT; in-flight requests finished)
-  1  internal error
+  1  internal error, or requests cut by a second signal or after the 30 s grace period
   2  invalid options
   3  cannot listen (address in use, socket path taken)`;
 
-const int = (min: number, max: number) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
-  return n;
-};
-
 /** Runs the gate until it is stopped; returns the exit code. */
 export async function runGate(proc: GateProcess): Promise<number> {
-  const program = new Command("bottle-gate")
-    .description("Serve git over smart HTTP to agents, with per-task tokens scoped to a project.")
-    .version(VERSION, "-V, --version")
+  const program = createProgram({
+    name: "bottle-gate",
+    description: "Serve git over smart HTTP to agents, with per-task tokens scoped to a project.",
+    version: VERSION,
+    usageCode: "BTL_GATE_CONFIG",
+    stdout: proc.stdout,
+    stderr: proc.stderr,
+  })
     .requiredOption(
       "--base-path <dir>",
       "directory of the repositories (<project>.git, <project>/<repo>.git)",
@@ -78,10 +75,12 @@ export async function runGate(proc: GateProcess): Promise<number> {
     .requiredOption(
       "--token-file <file>",
       "gate token file (bottle-gate-tokens); re-read when it changes",
-    )
-    .option("--bind <addr>", "address to listen on", "127.0.0.1")
-    .option("--port <n>", "TCP port (0: any free port)", int(0, 65535), 9419)
-    .option("--socket <path>", "listen on a unix socket (mode 0600) instead of TCP")
+    );
+  commonOptions(program, {
+    port: DEFAULT_PORTS.gate,
+    maxConcurrent: 32,
+    help: { maxConcurrent: "requests served at once; up to 8x more wait, beyond that 503" },
+  })
     .option(
       "--admin-token <token>",
       "token with access to every project (prefer BOTTLE_GATE_ADMIN_TOKEN)",
@@ -95,44 +94,13 @@ export async function runGate(proc: GateProcess): Promise<number> {
     .option("--detach", "run in the background (needs --pid-file)")
     .option("--pid-file <file>", "with --detach: where the pid goes")
     .option("--log-file <file>", "with --detach: where logs go (default: the pid file with .log)")
-    .addOption(
-      new Option("--log-level <level>", "log level")
-        .choices(["debug", "info", "warn", "error"])
-        .default("info"),
-    )
-    .option(
-      "--max-concurrent <n>",
-      "requests served at once; up to 8x more wait, beyond that 503",
-      int(1, 4096),
-      32,
-    )
-    .option(
-      "--max-connections <n>",
-      "open connections at once; beyond that new ones are closed unanswered",
-      int(1, 1_048_576),
-      1024,
-    )
-    .option(
-      "--idle-timeout <seconds>",
-      "close connections silent this long (no total limit)",
-      int(1, 86_400),
-      300,
-    )
-    .addHelpText("after", HELP_AFTER)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => proc.stdout.write(text),
-      writeErr: (text) => proc.stderr.write(text),
-      outputError: (text, write) => write(`BTL_GATE_CONFIG: ${text.replace(/^error: /, "")}`),
-    });
+    .addHelpText("after", HELP_AFTER);
   let flags: Flags;
   try {
     program.parse([...proc.argv], { from: "user" });
     flags = program.opts<Flags>();
   } catch (error) {
-    if (error instanceof CommanderError)
-      return error.exitCode === 0 ? 0 : GATE_ERRORS.BTL_GATE_CONFIG.exit;
-    throw error;
+    return reportFailure(error, proc);
   }
   const log = createLogger({
     name: "bottle-gate",
@@ -140,15 +108,10 @@ export async function runGate(proc: GateProcess): Promise<number> {
     destination: proc.stderr,
   });
   try {
-    if (flags.detach) return await detach(proc, flags, log);
+    if (flags.detach) return await background(proc, flags, log);
     return await serve(proc, flags, log);
   } catch (error) {
-    if (isBottleError(error)) {
-      proc.stderr.write(`${error.code}: ${error.message}\n`);
-      return error.exitCode;
-    }
-    log.error({ err: error }, "unexpected failure");
-    return 1;
+    return reportFailure(error, { stderr: proc.stderr, logger: log });
   }
 }
 
@@ -183,88 +146,45 @@ async function serve(proc: GateProcess, flags: Flags, log: Logger): Promise<numb
     ...(hook ? { accessHook: hook } : {}),
     ...(flags.hooksDir ? { hooksDir: flags.hooksDir } : {}),
   });
-
-  let stopping = false;
-  const stopped = new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      if (stopping) {
-        log.warn({ signal }, "second signal: exiting now");
-        process.exit(1);
-      }
-      stopping = true;
-      log.info({ signal }, "shutting down: finishing in-flight requests");
-      void gate.close().then(resolve);
-    };
-    proc.onSignal("SIGTERM", () => stop("SIGTERM"));
-    proc.onSignal("SIGINT", () => stop("SIGINT"));
+  if (flags.inetd) return await serveInetd(proc, gate, log);
+  return await serveUntilStopped(gate, {
+    target: listenTargetFrom(flags, proc.env, proc.pid),
+    env: proc.env,
+    onSignal: proc.onSignal,
+    logger: log,
   });
-
-  if (flags.inetd) {
-    // inetd / systemd Accept=yes: fd 0 is one connected socket; serve it, then exit.
-    const socket = new Socket({ fd: 0, readable: true, writable: true });
-    socket.on("close", () => void gate.close().then(() => undefined));
-    log.info({ url: "fd:0", mode: "inetd" }, "listening");
-    gate.handleConnection(socket);
-    await Promise.race([stopped, new Promise((resolve) => socket.on("close", resolve))]);
-    await gate.close();
-  } else {
-    const fd = systemdListenFd(proc.env, proc.pid);
-    const target: ListenTarget =
-      fd !== undefined
-        ? { fd }
-        : flags.socket
-          ? { path: flags.socket }
-          : { host: flags.bind, port: flags.port };
-    const url = await gate.listen(target);
-    log.info({ url, ...(fd !== undefined ? { mode: "systemd" } : {}) }, "listening");
-    announceReady(proc, url);
-    await stopped;
-  }
-  log.info({}, "stopped");
-  return 0;
 }
 
-/** In a detached child: tell the parent the URL through the ready descriptor, then close it. */
-function announceReady(proc: GateProcess, url: string): void {
-  const fd = Number(proc.env[READY_FD_ENV]);
-  if (!Number.isInteger(fd) || fd < 3) return;
-  try {
-    writeFileSync(fd, `${url}\n`);
-    closeSync(fd);
-  } catch {}
+/** inetd / systemd Accept=yes: fd 0 is one connected socket; serve it, then exit. */
+async function serveInetd(proc: GateProcess, gate: GateServer, log: Logger): Promise<number> {
+  const socket = new Socket({ fd: 0, readable: true, writable: true });
+  const ended = new Promise<number>((resolve) => socket.on("close", () => resolve(0)));
+  const stopped = untilStopped(gate, { onSignal: proc.onSignal, logger: log });
+  log.info({ url: "fd:0", mode: "inetd" }, "listening");
+  gate.handleConnection(socket);
+  const code = await Promise.race([ended, stopped.then(({ forced }) => (forced ? 1 : 0))]);
+  await gate.close();
+  log.info({}, "stopped");
+  return code;
 }
 
 /** Starts the gate in the background, waits until it listens, writes the pid file, returns. */
-async function detach(proc: GateProcess, flags: Flags, log: Logger): Promise<number> {
+async function background(proc: GateProcess, flags: Flags, log: Logger): Promise<number> {
   if (!flags.pidFile) throw new GateError("BTL_GATE_CONFIG", "--detach needs --pid-file");
   if (flags.inetd)
     throw new GateError("BTL_GATE_CONFIG", "--detach and --inetd exclude each other");
   const logFile = flags.logFile ?? `${flags.pidFile.replace(/\.pid$/, "")}.log`;
-  const logFd = openSync(logFile, "a", 0o600);
-  const args = proc.argv.filter((arg) => arg !== "--detach");
-  const env: Record<string, string> = { [READY_FD_ENV]: "3" };
-  for (const [key, value] of Object.entries(proc.env)) if (value !== undefined) env[key] = value;
-  const child = spawn(proc.execPath, [proc.script, ...args], {
-    detached: true,
-    env,
-    stdio: ["ignore", "ignore", logFd, "pipe"],
+  const { url, pid } = await detach({
+    name: "bottle-gate",
+    execPath: proc.execPath,
+    script: proc.script,
+    argv: proc.argv.filter((arg) => arg !== "--detach"),
+    env: proc.env,
+    keepEnv: ["BOTTLE_GATE_*"],
+    pidFile: flags.pidFile,
+    logFile,
+    listenError: (message, options) => new GateError("BTL_GATE_LISTEN", message, options),
   });
-  closeSync(logFd);
-  const ready = child.stdio[3] as NodeJS.ReadableStream;
-  const url = await new Promise<string | undefined>((resolve) => {
-    let text = "";
-    ready.on("data", (chunk: Buffer) => {
-      text += chunk.toString();
-      if (text.includes("\n")) resolve(text.trim());
-    });
-    child.once("exit", () => resolve(undefined));
-  });
-  if (url === undefined) {
-    throw new GateError("BTL_GATE_LISTEN", `the gate did not start; see ${logFile}`);
-  }
-  writeFileSync(flags.pidFile, `${child.pid}\n`, { mode: 0o644 });
-  child.unref();
-  (ready as unknown as Socket).destroy();
-  log.info({ url, pid: child.pid, pidFile: flags.pidFile, logFile }, "listening");
+  log.info({ url, pid, pidFile: flags.pidFile, logFile }, "listening");
   return 0;
 }

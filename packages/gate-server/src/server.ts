@@ -5,7 +5,6 @@
  */
 
 import { execFileSync } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { accessSync, constants, mkdtempSync, realpathSync, rmSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
@@ -13,14 +12,35 @@ import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { createTokenVerifier, type TokenVerifier } from "@bottle/gate-tokens";
 import { type Logger, silentLogger } from "@bottle/log";
+import {
+  answerMalformedRequests,
+  capConnections,
+  type ListenTarget,
+  listenOn,
+  logRequest,
+  type RequestRecord,
+  startRequestRecord,
+  trackInFlight,
+  writeErrorAnswer,
+} from "@bottle/sidecar";
 import { createAccessHook } from "./access-hook.ts";
 import { createAdminCheck, readCredential } from "./auth.ts";
 import { runHttpBackend } from "./cgi.ts";
-import { capConnections } from "./connections.ts";
 import { GATE_ERRORS, GateError } from "./errors.ts";
 import { createLimiter } from "./limiter.ts";
-import { type ListenTarget, listenOn } from "./listen.ts";
 import { type GitRoute, parseGitRoute } from "./routes.ts";
+
+/** The gate's `request` log record (see the README's Logging section). */
+interface GateRecord extends RequestRecord {
+  project?: string;
+  repo?: string | null;
+  service?: string;
+  endpoint?: string;
+  task?: string;
+  tokenId?: string;
+  tokenFile?: string;
+  git?: string;
+}
 
 /** Options of `createGateServer`; validated once, then frozen. */
 export interface GateServerOptions {
@@ -132,9 +152,7 @@ export function createGateServer(options: GateServerOptions): GateServer {
     configEnv[`GIT_CONFIG_VALUE_${i}`] = value;
   });
 
-  let closing = false;
-  let inFlight = 0;
-  let drained: (() => void) | undefined;
+  let closing: Promise<void> | undefined;
 
   const server = createServer({
     headersTimeout: options.headersTimeoutMs ?? 30_000,
@@ -143,46 +161,38 @@ export function createGateServer(options: GateServerOptions): GateServer {
     connectionsCheckingInterval: 5_000,
   });
   server.timeout = options.idleTimeoutMs ?? 300_000;
-  const connections = capConnections(server, maxConnections, log);
+  const connections = capConnections(server, {
+    maxConnections,
+    logger: log,
+    code: "BTL_GATE_TOO_MANY_CONNECTIONS",
+  });
+  const inFlight = trackInFlight(server);
   server.on("request", (req, res) => void serve(req, res, false));
   // Answer auth before telling the client to send a large body.
   server.on("checkContinue", (req, res) => void serve(req, res, true));
-  server.on("clientError", (error, socket) => {
-    if (socket.writable)
-      socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-    log.warn({ code: (error as NodeJS.ErrnoException).code }, "client error");
-  });
+  answerMalformedRequests(server, log, inFlight);
 
   async function serve(req: IncomingMessage, res: ServerResponse, expectContinue: boolean) {
     const started = performance.now();
-    inFlight++;
-    const entry: Record<string, unknown> = { reqId: randomUUID().slice(0, 8), method: req.method };
+    inFlight.track(req, res);
+    const entry: GateRecord = startRequestRecord(req, {});
     try {
       await handle(req, res, expectContinue, entry);
     } catch (error) {
-      log.error({ ...entry, err: error }, "unexpected failure");
-      if (!res.headersSent) refuse(res, "BTL_INTERNAL", "internal error");
-      else res.destroy();
+      log.error({ reqId: entry.reqId, err: error }, "unexpected failure");
+      refuse(res, "BTL_INTERNAL", "internal error");
     }
     if (!res.closed) await new Promise((resolve) => res.once("close", resolve));
-    Object.assign(entry, {
-      status: res.statusCode,
-      bytesIn: entry.bytesIn ?? 0,
-      bytesOut: entry.bytesOut ?? 0,
-      durationMs: Math.round(performance.now() - started),
-    });
-    if (!res.writableFinished) entry.aborted = true;
-    (res.statusCode >= 400 ? log.warn : log.info).call(log, entry, "request");
-    if (--inFlight === 0 && drained) drained();
+    logRequest(log, entry, res, started);
   }
 
   async function handle(
     req: IncomingMessage,
     res: ServerResponse,
     expectContinue: boolean,
-    entry: Record<string, unknown>,
+    entry: GateRecord,
   ) {
-    if (closing) {
+    if (closing !== undefined) {
       res.shouldKeepAlive = false;
       return refuse(res, "BTL_GATE_SHUTTING_DOWN", "the gate is shutting down", {
         "retry-after": "5",
@@ -212,7 +222,7 @@ export function createGateServer(options: GateServerOptions): GateServer {
       if (!result.ok && result.reason === "unavailable") {
         const state = verifier.state();
         entry.code = "BTL_GATE_TOKENS_UNAVAILABLE";
-        entry.tokenFile = state.ok ? undefined : state.code;
+        if (!state.ok) entry.tokenFile = state.code;
         return refuse(res, "BTL_GATE_TOKENS_UNAVAILABLE", "token store unavailable", {
           "retry-after": "5",
         });
@@ -270,14 +280,14 @@ export function createGateServer(options: GateServerOptions): GateServer {
     }
   }
 
-  function challenge(res: ServerResponse, entry: Record<string, unknown>, why: string) {
+  function challenge(res: ServerResponse, entry: GateRecord, why: string) {
     entry.reason = why;
     refuse(res, "BTL_GATE_UNAUTHENTICATED", "authentication required", {
       "www-authenticate": `Basic realm="${realm}", charset="UTF-8"`,
     });
   }
 
-  function forbid(res: ServerResponse, entry: Record<string, unknown>, why: string) {
+  function forbid(res: ServerResponse, entry: GateRecord, why: string) {
     entry.reason = why;
     refuse(res, "BTL_GATE_FORBIDDEN", why);
   }
@@ -295,44 +305,34 @@ export function createGateServer(options: GateServerOptions): GateServer {
 
   return {
     server,
-    listen: (target) => listenOn(server, target),
+    listen: (target) =>
+      listenOn(
+        server,
+        target,
+        (message, options) => new GateError("BTL_GATE_LISTEN", message, options),
+      ),
     handleConnection(socket) {
       server.emit("connection", socket);
     },
     address: () => server.address(),
     close() {
-      closing = true;
-      connections.flush();
-      return new Promise((resolve) => {
-        server.close();
-        server.closeIdleConnections();
-        const finish = () => {
-          for (const dir of ownDirs) rmSync(dir, { recursive: true, force: true });
-          resolve();
-        };
-        if (inFlight === 0) finish();
-        else drained = finish;
+      closing ??= inFlight.drain().then(() => {
+        connections.flush();
+        for (const dir of ownDirs) rmSync(dir, { recursive: true, force: true });
       });
+      return closing;
     },
   };
 }
 
-/** A short, generic answer: the code in a header and the body, never secrets or paths. */
+/** A short, generic text answer (git shows it as `remote:` lines); never secrets or paths. */
 function refuse(
   res: ServerResponse,
   code: keyof typeof GATE_ERRORS,
   message: string,
   headers: Record<string, string> = {},
 ) {
-  const body = `${message}\n`;
-  res.writeHead(GATE_ERRORS[code].status, {
-    "content-type": "text/plain; charset=utf-8",
-    "content-length": Buffer.byteLength(body),
-    "cache-control": "no-store",
-    "x-bottle-code": code,
-    ...headers,
-  });
-  res.end(body);
+  writeErrorAnswer(res, GATE_ERRORS, code, message, { format: "text", headers });
 }
 
 /**
