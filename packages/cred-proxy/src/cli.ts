@@ -5,6 +5,7 @@ import { runCredProxy } from "./program.ts";
 process.exitCode = await runCredProxy({
   argv: process.argv.slice(2),
   env: process.env,
+  pid: process.pid,
   stdout: process.stdout,
   stderr: process.stderr,
   stderrFd: 2,

@@ -1,21 +1,29 @@
 /** The `bottle-cred-proxy` command line: routes.json and token slots → a running proxy. */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { isBottleError } from "@bottle/errors";
 import { createLogger, fingerprint, type Logger } from "@bottle/log";
-import { isLoopbackHost } from "@bottle/manifest/urls";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { PROXY_ERRORS, ProxyError } from "./errors.ts";
-import type { ListenTarget } from "./listen.ts";
+import {
+  type CommonFlags,
+  commonOptions,
+  createProgram,
+  DEFAULT_PORTS,
+  listenTargetFrom,
+  type OnSignal,
+  reportFailure,
+  serveUntilStopped,
+} from "@bottle/sidecar";
+import { ProxyError } from "./errors.ts";
 import { loadRoutes } from "./routes.ts";
 import { createCredProxy } from "./server.ts";
-import { checkTokmanSettings, TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "./tokman.ts";
+import { checkTokmanSettings } from "./tokman.ts";
 
 /** What the process gives the program; `cli.ts` passes the real ones. */
 export interface ProxyProcess {
   readonly argv: readonly string[];
   /** The proxy's own environment: token slots and nothing the agent can read. */
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** This process's id: a socket passed by systemd (LISTEN_PID) is taken only when it matches. */
+  readonly pid?: number;
   readonly stdout: { write(text: string): unknown };
   readonly stderr: NodeJS.WritableStream;
   /**
@@ -23,20 +31,21 @@ export interface ProxyProcess {
    * in the background (see `buffered` in @bottle/log) instead of one blocking write per request.
    */
   readonly stderrFd?: number;
-  onSignal(signal: "SIGTERM" | "SIGINT", handler: () => void): void;
+  onSignal: OnSignal;
 }
 
-interface Flags {
+interface Flags extends CommonFlags {
   routes: string;
-  bind: string;
-  port: number;
-  socket?: string;
   caFile?: string;
-  idleTimeout: number;
-  maxConcurrent: number;
-  maxConnections: number;
-  logLevel: "debug" | "info" | "warn" | "error";
 }
+
+/** Where tokman's URL and this proxy's caller key there are read: the names git-gate reads too. */
+const TOKMAN_ENV = { url: "BOTTLE_TOKMAN_URL", key: "BOTTLE_TOKMAN_KEY" } as const;
+/** The former names, read (with a warning) when neither of the current ones is set. */
+const DEPRECATED_TOKMAN_ENV = {
+  url: "BOTTLE_PROXY_TOKMAN_URL",
+  key: "BOTTLE_PROXY_TOKMAN_KEY",
+} as const;
 
 const require = createRequire(import.meta.url);
 const VERSION = (require("../package.json") as { version: string }).version;
@@ -47,86 +56,53 @@ environment; an unset, empty or malformed slot stops the proxy before it listens
 
 GitHub App routes ("tokman" in routes.json) take installation tokens from tokman instead,
 renewed before they expire; when any route does, both are required:
-  BOTTLE_PROXY_TOKMAN_URL  tokman's base URL (https, or http to a loopback host)
-  BOTTLE_PROXY_TOKMAN_KEY  this proxy's caller key at tokman (a secret: environment only)
+  ${TOKMAN_ENV.url}  tokman's base URL (https, or http to a loopback host)
+  ${TOKMAN_ENV.key}  this proxy's caller key at tokman (a secret: environment only)
+(deprecated: ${DEPRECATED_TOKMAN_ENV.url} and ${DEPRECATED_TOKMAN_ENV.key}, read when
+neither of the above is set)
+
+Listeners (first that applies): a socket passed by systemd (LISTEN_FDS); --socket PATH
+(mode 0600); --bind/--port.
 
 Exit codes:
   0  stopped cleanly (SIGTERM or SIGINT; in-flight requests finished)
-  1  internal error
+  1  internal error, or requests cut by a second signal or after the 30 s grace period
   2  invalid options, routes.json or token slots
   3  cannot listen (address in use, socket path taken)`;
-
-const int = (min: number, max: number) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
-  return n;
-};
 
 /**
  * Runs the proxy until it is stopped; returns the exit code (see `--help`). Errors are written
  * to stderr as `CODE: message`: BTL_PROXY_CONFIG and BTL_PROXY_TOKEN exit 2, BTL_PROXY_LISTEN 3.
  */
 export async function runCredProxy(proc: ProxyProcess): Promise<number> {
-  const program = new Command("bottle-cred-proxy")
-    .description(
+  const program = createProgram({
+    name: "bottle-cred-proxy",
+    description:
       "Forward requests to fixed upstreams, stripping client credentials and injecting the route's token.",
-    )
-    .version(VERSION, "-V, --version")
-    .requiredOption(
-      "--routes <file>",
-      "routes.json: path prefixes, upstreams, auth and token slots",
-    )
-    .option(
-      "--bind <addr>",
-      "address to listen on (anything but loopback must be asked for)",
-      "127.0.0.1",
-    )
-    .option("--port <n>", "TCP port (0: any free port)", int(0, 65535), 9420)
-    .addOption(
-      new Option("--socket <path>", "listen on a unix socket (mode 0600) instead of TCP").conflicts(
-        ["bind", "port"],
-      ),
-    )
+    version: VERSION,
+    usageCode: "BTL_PROXY_CONFIG",
+    stdout: proc.stdout,
+    stderr: proc.stderr,
+  }).requiredOption(
+    "--routes <file>",
+    "routes.json: path prefixes, upstreams, auth and token slots",
+  );
+  commonOptions(program, {
+    port: DEFAULT_PORTS.proxy,
+    maxConcurrent: 128,
+    help: {
+      idleTimeout: "close exchanges silent this long on either side (no total limit)",
+      maxConcurrent: "requests proxied at once; beyond that 503",
+    },
+  })
     .option("--ca-file <file>", "extra CA certificates (PEM) trusted for https upstreams")
-    .option(
-      "--idle-timeout <seconds>",
-      "close exchanges silent this long on either side (no total limit)",
-      int(1, 86_400),
-      300,
-    )
-    .option(
-      "--max-concurrent <n>",
-      "requests proxied at once; beyond that 503",
-      int(1, 65_536),
-      128,
-    )
-    .option(
-      "--max-connections <n>",
-      "open client connections; beyond that a new one is closed at once (and counted in the log)",
-      int(1, 1_048_576),
-      1024,
-    )
-    .addOption(
-      new Option("--log-level <level>", "log level")
-        .choices(["debug", "info", "warn", "error"])
-        .default("info"),
-    )
-    .addHelpText("after", HELP_AFTER)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => proc.stdout.write(text),
-      writeErr: (text) => proc.stderr.write(text),
-      outputError: (text, write) => write(`BTL_PROXY_CONFIG: ${text.replace(/^error: /, "")}`),
-    });
+    .addHelpText("after", HELP_AFTER);
   let flags: Flags;
   try {
     program.parse([...proc.argv], { from: "user" });
     flags = program.opts<Flags>();
   } catch (error) {
-    if (error instanceof CommanderError)
-      return error.exitCode === 0 ? 0 : PROXY_ERRORS.BTL_PROXY_CONFIG.exit;
-    throw error;
+    return reportFailure(error, proc);
   }
   const log = createLogger({
     name: "bottle-cred-proxy",
@@ -137,12 +113,7 @@ export async function runCredProxy(proc: ProxyProcess): Promise<number> {
   try {
     return await serve(proc, flags, log);
   } catch (error) {
-    if (isBottleError(error)) {
-      proc.stderr.write(`${error.code}: ${error.message}\n`);
-      return error.exitCode;
-    }
-    log.error({ err: error }, "unexpected failure");
-    return 1;
+    return reportFailure(error, { stderr: proc.stderr, logger: log });
   }
 }
 
@@ -151,13 +122,19 @@ async function serve(proc: ProxyProcess, flags: Flags, log: Logger): Promise<num
   const tokens: Record<string, string | undefined> = Object.create(null);
   for (const { tokenEnv } of routes) if (tokenEnv) tokens[tokenEnv] = proc.env[tokenEnv];
   const appRoutes = routes.filter((route) => route.tokman !== undefined);
+  const names = tokmanEnvNames(proc.env);
+  if (appRoutes.length > 0 && names === DEPRECATED_TOKMAN_ENV)
+    log.warn(
+      { deprecated: Object.values(DEPRECATED_TOKMAN_ENV), use: Object.values(TOKMAN_ENV) },
+      "deprecated environment variables: rename them",
+    );
   const tokman =
     appRoutes.length === 0
       ? undefined
       : checkTokmanSettings(
-          proc.env[TOKMAN_URL_ENV],
-          proc.env[TOKMAN_KEY_ENV],
-          { url: TOKMAN_URL_ENV, key: TOKMAN_KEY_ENV },
+          proc.env[names.url],
+          proc.env[names.key],
+          names,
           appRoutes.map((route) => route.path),
         );
   const proxy = createCredProxy({
@@ -188,39 +165,21 @@ async function serve(proc: ProxyProcess, flags: Flags, log: Logger): Promise<num
     },
     "routes loaded",
   );
-
-  let stopping = false;
-  const stopped = new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      if (stopping) {
-        log.warn({ signal }, "second signal: cutting open connections");
-        proxy.server.closeAllConnections();
-        return;
-      }
-      stopping = true;
-      log.info({ signal }, "shutting down: finishing in-flight requests");
-      void proxy.close().then(resolve);
-    };
-    proc.onSignal("SIGTERM", () => stop("SIGTERM"));
-    proc.onSignal("SIGINT", () => stop("SIGINT"));
+  return await serveUntilStopped(proxy, {
+    target: listenTargetFrom(flags, proc.env, proc.pid ?? -1),
+    env: proc.env,
+    onSignal: proc.onSignal,
+    logger: log,
   });
+}
 
-  const target: ListenTarget = flags.socket
-    ? { path: flags.socket }
-    : { host: flags.bind, port: flags.port };
-  if (!flags.socket && !isLoopbackHost(flags.bind))
-    log.warn({ bind: flags.bind }, "listening beyond loopback, as --bind asked");
-  let url: string;
-  try {
-    url = await proxy.listen(target);
-  } catch (error) {
-    await proxy.close(0);
-    throw error;
-  }
-  log.info({ url }, "listening");
-  await stopped;
-  log.info({}, "stopped");
-  return 0;
+/** The current names, or the deprecated ones when only those are set. */
+function tokmanEnvNames(
+  env: Readonly<Record<string, string | undefined>>,
+): typeof TOKMAN_ENV | typeof DEPRECATED_TOKMAN_ENV {
+  const set = (names: { url: string; key: string }) =>
+    env[names.url] !== undefined || env[names.key] !== undefined;
+  return !set(TOKMAN_ENV) && set(DEPRECATED_TOKMAN_ENV) ? DEPRECATED_TOKMAN_ENV : TOKMAN_ENV;
 }
 
 function readCa(file: string): Buffer {

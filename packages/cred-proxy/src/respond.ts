@@ -1,6 +1,9 @@
-/** Answers of the proxy: generic error bodies, and error names safe to log. */
+/** Answers of the proxy: generic error bodies, and its request log record. */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { type RequestRecord, writeErrorAnswer } from "@bottle/sidecar";
 import { PROXY_ERRORS, type ProxyErrorCode } from "./errors.ts";
+
+export { errorName } from "@bottle/sidecar";
 
 /** Generic answers: an error body never echoes anything the request carried. */
 export const MESSAGES: Record<ProxyErrorCode, string> = {
@@ -20,8 +23,14 @@ export const MESSAGES: Record<ProxyErrorCode, string> = {
   BTL_INTERNAL: "internal error",
 };
 
-/** The log record of one request; the fields are filled in as the request goes. */
-export type Entry = Record<string, unknown> & { bytesIn: number; bytesOut: number };
+/**
+ * The proxy's `request` log record: the route's prefix (null before one matched) and, when the
+ * upstream failed, the error's code or class name.
+ */
+export interface ProxyRecord extends RequestRecord {
+  route: string | null;
+  upstreamError?: string;
+}
 
 /**
  * An answer that starts before the client finished sending its body (an early upstream answer
@@ -35,28 +44,10 @@ export function unfinishedBody(req: IncomingMessage, res: ServerResponse): void 
 /** A short, generic JSON answer: `{ error, code }`, with the code in a header too. */
 export function refuse(
   res: ServerResponse,
-  entry: Entry,
+  record: ProxyRecord,
   code: ProxyErrorCode,
   headers: Record<string, string> = {},
 ): void {
-  entry.code = code;
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = JSON.stringify({ error: MESSAGES[code], code });
-  res.writeHead(PROXY_ERRORS[code].status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(body),
-    "cache-control": "no-store",
-    "x-bottle-code": code,
-    ...headers,
-  });
-  res.end(body);
-}
-
-/** The error's code or class name: safe to log (never a message, which could quote data). */
-export function errorName(error: unknown): string {
-  const { code, name } = error as { code?: unknown; name?: unknown };
-  return typeof code === "string" ? code : typeof name === "string" ? name : "unknown";
+  record.code = code;
+  writeErrorAnswer(res, PROXY_ERRORS, code, MESSAGES[code], { headers });
 }

@@ -4,26 +4,27 @@
  * and bodies stream both ways through a keep-alive pool per upstream origin. Redirects are
  * never followed; odd targets, methods and upgrades are refused before any upstream is contacted.
  */
-import { randomUUID } from "node:crypto";
-import {
-  createServer,
-  type IncomingMessage,
-  type OutgoingHttpHeaders,
-  type Server,
-  type ServerResponse,
-  STATUS_CODES,
-} from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { rootCertificates } from "node:tls";
 import { type Logger, silentLogger } from "@bottle/log";
-import { type Dispatcher, Pool } from "undici";
+import {
+  answerMalformedRequests,
+  capConnections,
+  errorName,
+  type ListenTarget,
+  listenOn,
+  rawErrorAnswer,
+  trackInFlight,
+} from "@bottle/sidecar";
+import { Pool } from "undici";
 import { isAllowed, isGitPush } from "./access.ts";
-import { PROXY_ERRORS, ProxyError, type ProxyErrorCode } from "./errors.ts";
-import { clientHeaders, overridesMethod, upstreamHeaders } from "./headers.ts";
-import { type ListenTarget, listenOn } from "./listen.ts";
+import { PROXY_ERRORS, ProxyError } from "./errors.ts";
+import { Exchange } from "./exchange.ts";
+import { overridesMethod, upstreamHeaders } from "./headers.ts";
 import { checkCa, checkInteger, checkTokens } from "./options.ts";
 import { checkTarget, staysOnOrigin, upstreamPath } from "./path.ts";
-import { type Entry, errorName, MESSAGES, refuse, unfinishedBody } from "./respond.ts";
+import { MESSAGES, refuse, unfinishedBody } from "./respond.ts";
 import { matchRoute, type ProxyRoute, parseRoutes } from "./routes.ts";
 import { createTokmanSources, type TokmanSettings } from "./tokman.ts";
 
@@ -64,8 +65,6 @@ export interface CredProxy {
 
 const REFUSED_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
 const KEEP_ALIVE_MS = 60_000;
-/** At most one log line per this long about dropped connections, however many are dropped. */
-const DROP_LOG_INTERVAL_MS = 1_000;
 
 /**
  * Creates the proxy (not yet listening). Throws ProxyError BTL_PROXY_CONFIG (bad routes or
@@ -151,33 +150,18 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
   // stay quiet for connect + idle before the proxy answers 502/504, so it gets that much.
   server.timeout = idleTimeoutMs + connectTimeoutMs + 1_000;
   // SECURITY: a cap on open connections (idle keep-alive ones included). Node closes a new
-  // connection beyond it before any byte is read and emits `drop` (net.Server, Node >= 18.6).
-  server.maxConnections = maxConnections;
-  let dropped = 0;
-  let dropsLoggedAt = Number.NEGATIVE_INFINITY;
-  let dropTimer: ReturnType<typeof setTimeout> | undefined;
-  const logDrops = (): void => {
-    dropTimer = undefined;
-    dropsLoggedAt = performance.now();
-    log.warn(
-      { code: "BTL_PROXY_TOO_MANY_CONNECTIONS", dropped, maxConnections },
-      "connection dropped: too many open connections",
-    );
-  };
-  // A flood of drops gives one line per interval, each with the running count.
-  server.on("drop", () => {
-    dropped++;
-    if (dropTimer !== undefined) return;
-    const wait = dropsLoggedAt + DROP_LOG_INTERVAL_MS - performance.now();
-    if (wait <= 0) logDrops();
-    else dropTimer = setTimeout(logDrops, wait).unref();
+  // connection beyond it before any byte is read; each drop is counted in the log, with at
+  // most one line per second.
+  const drops = capConnections(server, {
+    maxConnections,
+    logger: log,
+    code: "BTL_PROXY_TOO_MANY_CONNECTIONS",
+    intervalMs: 1_000,
+    dropped: "total",
   });
-
+  const inFlight = trackInFlight(server);
   let closing: Promise<void> | undefined;
-  let inFlight = 0;
   let active = 0;
-  let drained: (() => void) | undefined;
-  const busySockets = new WeakSet<Duplex>();
 
   server.on("request", (req, res) => serve(req, res, false));
   // SECURITY (item 16): `Expect: 100-continue` is answered by the proxy, after the method, the
@@ -187,178 +171,46 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
   // SECURITY (items 3, 8): no tunnels and no protocol switches through the proxy.
   server.on("connect", (req: IncomingMessage, socket: Duplex) => refuseSocket(req, socket));
   server.on("upgrade", (req: IncomingMessage, socket: Duplex) => refuseSocket(req, socket));
-  server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
-    if (error.code === "ECONNRESET") {
-      // The client reset its connection: nothing to answer and nothing malformed.
-      log.debug({ parseError: error.code }, "client reset the connection");
-      socket.destroy();
-      return;
-    }
-    const status =
-      error.code === "HPE_HEADER_OVERFLOW"
-        ? 431
-        : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
-          ? 408
-          : 400;
-    log.warn({ status, parseError: error.code ?? "unknown" }, "malformed request");
-    // As Node's own handler: answer only when no response is under way on this connection.
-    if (!socket.writable || busySockets.has(socket)) {
-      socket.destroy();
-      return;
-    }
-    socket.once("finish", () => socket.destroy());
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
-    );
-  });
+  answerMalformedRequests(server, log, inFlight);
 
   function refuseSocket(req: IncomingMessage, socket: Duplex): void {
-    const code: ProxyErrorCode = "BTL_PROXY_METHOD";
-    const status = PROXY_ERRORS[code].status;
-    const body = JSON.stringify({ error: MESSAGES[code], code });
-    log.warn({ method: req.method, route: null, status, code }, "request");
+    const code = "BTL_PROXY_METHOD";
+    log.warn(
+      { method: req.method, route: null, status: PROXY_ERRORS[code].status, code },
+      "request",
+    );
     socket.once("finish", () => socket.destroy());
     socket.on("error", () => socket.destroy());
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nX-Bottle-Code: ${code}\r\nConnection: close\r\n\r\n${body}`,
-    );
+    socket.end(rawErrorAnswer(PROXY_ERRORS, code, MESSAGES[code]));
   }
 
   function serve(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
-    const exchange = new Exchange(req, res);
+    inFlight.track(req, res);
+    const exchange = new Exchange(req, res, { logger: log, invalidate });
     try {
       handle(exchange, expectContinue);
     } catch (error) {
-      log.error({ reqId: exchange.entry.reqId, err: error }, "unexpected failure");
-      refuse(res, exchange.entry, "BTL_INTERNAL");
-    }
-  }
-
-  /**
-   * One request from arrival to the close of its response, and undici's handler of its upstream
-   * exchange: the answer is written straight to the client, with no intermediate streams, and
-   * backpressure by pausing the upstream socket while the client's is full.
-   */
-  class Exchange implements Dispatcher.DispatchHandler {
-    readonly started = performance.now();
-    readonly entry: Entry;
-    /** Holds one of the `maxConcurrent` places. */
-    counted = false;
-    route: ProxyRoute | undefined;
-    upstream: Dispatcher.DispatchController | undefined;
-    /** The client went away before the answer was complete. */
-    gone = false;
-    /** The token a GitHub App route's request went with (a 401 for it renews the token). */
-    token: string | undefined;
-
-    readonly req: IncomingMessage;
-    readonly res: ServerResponse;
-
-    constructor(req: IncomingMessage, res: ServerResponse) {
-      this.req = req;
-      this.res = res;
-      this.entry = {
-        reqId: randomUUID().slice(0, 8),
-        route: null,
-        method: req.method,
-        bytesIn: 0,
-        bytesOut: 0,
-      };
-      inFlight++;
-      busySockets.add(req.socket);
-      res.once("close", this.closed);
-    }
-
-    readonly closed = (): void => {
-      const { req, res, entry } = this;
-      busySockets.delete(req.socket);
-      if (this.counted) active--;
-      if (!res.writableFinished) {
-        entry.aborted = true;
-        // A client that goes away aborts the upstream request (and frees its connection).
-        this.gone = true;
-        this.upstream?.abort(new Error("client went away"));
-      }
-      entry.status = res.statusCode;
-      entry.durationMs = Math.round(performance.now() - this.started);
-      // SECURITY (item 13): route, method, status, sizes and codes; never headers, path or query.
-      if (res.statusCode >= 400 || entry.code !== undefined) log.warn(entry, "request");
-      else log.info(entry, "request");
-      if (--inFlight === 0 && drained) drained();
-    };
-
-    readonly resume = (): void => this.upstream?.resume();
-
-    onRequestStart(controller: Dispatcher.DispatchController): void {
-      this.upstream = controller;
-      if (this.gone) controller.abort(new Error("client went away"));
-    }
-
-    onBodySent(chunk: Buffer): void {
-      this.entry.bytesIn += chunk.length;
-    }
-
-    onResponseStart(
-      controller: Dispatcher.DispatchController,
-      statusCode: number,
-      headers: Record<string, string | string[] | undefined>,
-    ): void {
-      if (statusCode === 401 && this.token) invalidate(this.route as ProxyRoute, this.token);
-      // 1xx answers (other than the 101 of an upgrade, never asked for) are not relayed.
-      if (statusCode < 200 || this.route === undefined) return;
-      unfinishedBody(this.req, this.res);
-      this.res.writeHead(
-        statusCode,
-        clientHeaders(headers, this.route, proxyBase(this.req)) as OutgoingHttpHeaders,
-      );
-      if (this.res.destroyed) controller.abort(new Error("client went away"));
-    }
-
-    onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-      this.entry.bytesOut += chunk.length;
-      // SECURITY (items 10, 11): streamed with backpressure, chunk by chunk, never buffered.
-      if (!this.res.write(chunk)) {
-        controller.pause();
-        this.res.once("drain", this.resume);
-      }
-    }
-
-    onResponseEnd(): void {
-      this.res.end();
-    }
-
-    onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-      if (this.gone) return;
-      const { req, res, entry } = this;
-      if (!res.headersSent) {
-        unfinishedBody(req, res);
-        failed(res, entry, error);
-        return;
-      }
-      const code = (error as { code?: unknown }).code;
-      entry.code = code === "UND_ERR_BODY_TIMEOUT" ? "BTL_PROXY_TIMEOUT" : "BTL_PROXY_UPSTREAM";
-      entry.upstreamError = errorName(error);
-      res.destroy();
+      log.error({ reqId: exchange.record.reqId, err: error }, "unexpected failure");
+      refuse(res, exchange.record, "BTL_INTERNAL");
     }
   }
 
   function handle(exchange: Exchange, expectContinue: boolean) {
-    const { req, res, entry } = exchange;
-    if (REFUSED_METHODS.has(req.method ?? "")) return refuse(res, entry, "BTL_PROXY_METHOD");
-    if (req.headers.upgrade !== undefined) return refuse(res, entry, "BTL_PROXY_METHOD");
+    const { req, res, record } = exchange;
+    if (REFUSED_METHODS.has(req.method ?? "")) return refuse(res, record, "BTL_PROXY_METHOD");
+    if (req.headers.upgrade !== undefined) return refuse(res, record, "BTL_PROXY_METHOD");
     const target = checkTarget(req.url ?? "");
     if (!target.ok) {
-      entry.reason = target.problem;
-      return refuse(res, entry, "BTL_PROXY_BAD_PATH");
+      record.reason = target.problem;
+      return refuse(res, record, "BTL_PROXY_BAD_PATH");
     }
     const route = matchRoute(routes, target.path);
-    if (route === undefined) return refuse(res, entry, "BTL_PROXY_NO_ROUTE");
-    entry.route = route.path;
+    if (route === undefined) return refuse(res, record, "BTL_PROXY_NO_ROUTE");
+    record.route = route.path;
     const path = upstreamPath(route, target.path, target.query);
     if (!staysOnOrigin(route, path)) {
-      entry.reason = "origin";
-      return refuse(res, entry, "BTL_PROXY_BAD_PATH");
+      record.reason = "origin";
+      return refuse(res, record, "BTL_PROXY_BAD_PATH");
     }
     // The path under the route, as the upstream's API sees it: `/repos/acme/api/pulls`.
     const rest = target.path.slice(route.path.length - 1);
@@ -366,7 +218,7 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
     // through only when it opts in (and the manifest refuses that for a gated upstream).
     if (!route.gitPush && isGitPush(rest, target.query)) {
       unfinishedBody(req, res);
-      return refuse(res, entry, "BTL_PROXY_PUSH_REFUSED");
+      return refuse(res, record, "BTL_PROXY_PUSH_REFUSED");
     }
     // SECURITY: a route with allow rules passes only the methods and paths they name, so a
     // token with write scopes can be held to reads; a method override would dodge the check.
@@ -377,16 +229,18 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
           ? undefined
           : "no rule";
       if (problem !== undefined) {
-        entry.reason = problem;
+        record.reason = problem;
         unfinishedBody(req, res);
-        return refuse(res, entry, "BTL_PROXY_NOT_ALLOWED");
+        return refuse(res, record, "BTL_PROXY_NOT_ALLOWED");
       }
     }
     if (closing !== undefined || active >= maxConcurrent) {
-      return refuse(res, entry, "BTL_PROXY_BUSY", { "retry-after": "1" });
+      return refuse(res, record, "BTL_PROXY_BUSY", { "retry-after": "1" });
     }
     active++;
-    exchange.counted = true;
+    exchange.hold(() => {
+      active--;
+    });
     exchange.route = route;
     const token = credential(route);
     if (typeof token === "string") {
@@ -400,9 +254,9 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
         forward(exchange, route, path, value);
       },
       (error: unknown) => {
-        entry.upstreamError = errorName(error);
+        record.upstreamError = errorName(error);
         unfinishedBody(req, res);
-        refuse(res, entry, "BTL_PROXY_CREDENTIAL");
+        refuse(res, record, "BTL_PROXY_CREDENTIAL");
       },
     );
   }
@@ -425,60 +279,27 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
     );
   }
 
-  /** An upstream failure before any response byte: 502, or 504 when the upstream stayed silent. */
-  function failed(res: ServerResponse, entry: Entry, error: unknown): void {
-    const code = (error as { code?: unknown }).code;
-    if (code === "UND_ERR_INVALID_ARG" || code === "UND_ERR_NOT_SUPPORTED") {
-      log.error({ reqId: entry.reqId, err: error }, "unexpected failure");
-      refuse(res, entry, "BTL_INTERNAL");
-      return;
-    }
-    entry.upstreamError = errorName(error);
-    refuse(
-      res,
-      entry,
-      code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT"
-        ? "BTL_PROXY_TIMEOUT"
-        : "BTL_PROXY_UPSTREAM",
-    );
-  }
-
   return {
     server,
-    listen: (target = { port: 0 }) => listenOn(server, target),
+    listen: (target = { port: 0 }) =>
+      listenOn(
+        server,
+        target,
+        (message, options) => new ProxyError("BTL_PROXY_LISTEN", message, options),
+      ),
     address: () => server.address(),
     close(graceMs = 30_000) {
-      closing ??= new Promise<void>((resolve) => {
-        if (server.listening) server.close();
-        server.closeIdleConnections();
+      closing ??= (async () => {
         const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-        const finish = () => {
-          clearTimeout(timer);
-          if (dropTimer !== undefined) {
-            clearTimeout(dropTimer);
-            logDrops();
-          }
-          sources.close();
-          // Nothing is in flight: what is left are idle keep-alive connections.
-          server.closeAllConnections();
-          void Promise.all([...pools.values()].map((pool) => pool.destroy())).then(() => resolve());
-        };
-        if (inFlight === 0) finish();
-        else drained = finish;
-      });
+        await inFlight.drain();
+        clearTimeout(timer);
+        drops.flush();
+        sources.close();
+        // Nothing is in flight: what is left are idle keep-alive connections.
+        server.closeAllConnections();
+        await Promise.all([...pools.values()].map((pool) => pool.destroy()));
+      })();
       return closing;
     },
   };
-}
-
-/**
- * `http://<Host>` as the client addressed the proxy, for absolute URLs in `Link`; undefined when
- * the Host header is not a plain host[:port] (then `Link` passes untouched).
- */
-function proxyBase(req: IncomingMessage): string | undefined {
-  const host = req.headers.host;
-  return host !== undefined &&
-    /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host)
-    ? `http://${host}`
-    : undefined;
 }
