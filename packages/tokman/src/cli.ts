@@ -5,6 +5,7 @@ import { runTokman } from "./program.ts";
 process.exitCode = await runTokman({
   argv: process.argv.slice(2),
   env: process.env,
+  pid: process.pid,
   stdin: process.stdin,
   stdout: process.stdout,
   stderr: process.stderr,

@@ -72,6 +72,12 @@ export const { table: TOKMAN_ERRORS, codes } = defineErrors({
     meaning:
       "tokman cannot listen: the address is in use, or the socket path is a live socket or another file.",
   },
+  BTL_TOKMAN_TOO_MANY_CONNECTIONS: {
+    status: 503,
+    exit: 1,
+    meaning:
+      "A new connection beyond `--max-connections` was closed at once, without an answer; logged with the counts.",
+  },
   ...COMMON_ERRORS,
 });
 

@@ -1,21 +1,40 @@
 /** The `bottle-tokman` command line: serve, new-key, hash-key. */
 import { createHash, randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
-import { isBottleError } from "@bottle/errors";
 import { createLogger } from "@bottle/log";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import {
+  type CommonFlags,
+  commonOptions,
+  createProgram,
+  DEFAULT_PORTS,
+  int,
+  listenTargetFrom,
+  type OnSignal,
+  reportFailure,
+  serveUntilStopped,
+} from "@bottle/sidecar";
+import { Option } from "commander";
 import { loadConfig } from "./config.ts";
-import { TOKMAN_ERRORS } from "./errors.ts";
+import { TokmanError } from "./errors.ts";
 import { createTokman } from "./server.ts";
 
 /** What the process gives the program; `cli.ts` passes the real ones. */
 export interface TokmanProcess {
   readonly argv: readonly string[];
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** This process's id: a socket passed by systemd (LISTEN_PID) is taken only when it matches. */
+  readonly pid?: number;
   readonly stdin: NodeJS.ReadableStream;
   readonly stdout: { write(text: string): unknown };
   readonly stderr: NodeJS.WritableStream;
-  onSignal(signal: "SIGTERM" | "SIGINT", handler: () => void): void;
+  onSignal: OnSignal;
+}
+
+interface ServeFlags extends CommonFlags {
+  config?: string;
+  /** The former spellings of `--bind` and `--max-concurrent`. */
+  host?: string;
+  maxInFlight?: number;
 }
 
 const require = createRequire(import.meta.url);
@@ -27,100 +46,48 @@ Environment:
 
 Exit codes:
   0  stopped cleanly / done
-  1  internal error
+  1  internal error, or requests cut by a second signal or after the 30 s grace period
   2  invalid options or configuration
   3  the token store cannot be opened
   4  cannot listen (address in use, socket path taken)`;
 
-const port = (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new InvalidArgumentError("expected a port from 0 to 65535");
-  return n;
-};
-
-const count = (min: number, max: number) => (value: string) => {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max)
-    throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
-  return n;
-};
-
 /** Runs the command line; resolves to the exit code. */
 export async function runTokman(proc: TokmanProcess): Promise<number> {
-  const exitCode = 0;
-  const program = new Command("bottle-tokman")
-    .description(
+  let exitCode = 0;
+  const program = createProgram({
+    name: "bottle-tokman",
+    description:
       "Broker of GitHub App installation tokens: minted once, down-scoped, renewed, audited.",
-    )
-    .version(VERSION, "-V, --version")
-    .addHelpText("after", HELP_AFTER)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => proc.stdout.write(text),
-      writeErr: (text) => proc.stderr.write(text),
-      outputError: (text, write) => write(`BTL_TOKMAN_CONFIG: ${text.replace(/^error: /, "")}`),
-    });
+    version: VERSION,
+    usageCode: "BTL_TOKMAN_CONFIG",
+    stdout: proc.stdout,
+    stderr: proc.stderr,
+  }).addHelpText("after", HELP_AFTER);
 
-  program
+  const serveCommand = program
     .command("serve")
     .description("serve GET /api/<namespace>/<repository> until SIGTERM")
-    .option("--config <file>", "the configuration (YAML or JSON)")
-    .option("--host <addr>", "address to listen on", "127.0.0.1")
-    .option("--port <n>", "TCP port (0: any free port)", port, 9420)
-    .option("--socket <path>", "listen on a unix socket (mode 0600) instead")
-    .option(
-      "--max-in-flight <n>",
-      "requests handled at once; beyond that 503 with Retry-After",
-      count(1, 65_536),
-      64,
+    .option("--config <file>", "the configuration (YAML or JSON)");
+  commonOptions(serveCommand, {
+    port: DEFAULT_PORTS.tokman,
+    maxConcurrent: 64,
+    idleTimeout: 60,
+    help: { maxConcurrent: "requests handled at once; beyond that 503 with Retry-After" },
+  })
+    .addOption(
+      new Option("--host <addr>", "the same as --bind (its former name)").conflicts([
+        "bind",
+        "socket",
+      ]),
     )
     .addOption(
-      new Option("--log-level <level>", "log level")
-        .choices(["debug", "info", "warn", "error"])
-        .default("info"),
+      new Option("--max-in-flight <n>", "the same as --max-concurrent (its former name)")
+        .argParser(int(1, 65_536))
+        .conflicts("maxConcurrent"),
     )
-    .action(
-      async (flags: {
-        config?: string;
-        host: string;
-        port: number;
-        socket?: string;
-        maxInFlight: number;
-        logLevel: "info";
-      }) => {
-        const file = flags.config ?? proc.env.BOTTLE_TOKMAN_CONFIG;
-        if (!file)
-          throw new CommanderError(
-            2,
-            "tokman.config",
-            "--config or BOTTLE_TOKMAN_CONFIG is required",
-          );
-        const log = createLogger({
-          name: "bottle-tokman",
-          level: flags.logLevel,
-          destination: proc.stderr,
-        });
-        const tokman = createTokman({
-          config: loadConfig(file),
-          logger: log,
-          maxInFlight: flags.maxInFlight,
-        });
-        const url = await tokman.listen(
-          flags.socket ? { path: flags.socket } : { host: flags.host, port: flags.port },
-        );
-        log.info({ url }, "listening");
-        await new Promise<void>((resolve) => {
-          const stop = (signal: string) => {
-            log.info({ signal }, "shutting down");
-            void tokman.close().then(resolve);
-          };
-          proc.onSignal("SIGTERM", () => stop("SIGTERM"));
-          proc.onSignal("SIGINT", () => stop("SIGINT"));
-        });
-        log.info({}, "stopped");
-      },
-    );
+    .action(async (flags: ServeFlags) => {
+      exitCode = await serve(proc, flags);
+    });
 
   program
     .command("new-key")
@@ -140,24 +107,47 @@ export async function runTokman(proc: TokmanProcess): Promise<number> {
       const chunks: Buffer[] = [];
       for await (const chunk of proc.stdin) chunks.push(Buffer.from(chunk as Buffer));
       const key = Buffer.concat(chunks).toString("utf8").trim();
-      if (key === "") throw new CommanderError(2, "tokman.key", "no key on stdin");
+      if (key === "") throw new TokmanError("BTL_TOKMAN_CONFIG", "no key on stdin");
       proc.stdout.write(`${createHash("sha256").update(key).digest("hex")}\n`);
     });
 
   try {
     await program.parseAsync([...proc.argv], { from: "user" });
   } catch (error) {
-    if (error instanceof CommanderError) {
-      if (error.exitCode !== 0 && !error.code.startsWith("commander."))
-        proc.stderr.write(`BTL_TOKMAN_CONFIG: ${error.message}\n`);
-      return error.exitCode === 0 ? 0 : TOKMAN_ERRORS.BTL_TOKMAN_CONFIG.exit;
-    }
-    if (isBottleError(error)) {
-      proc.stderr.write(`${error.code}: ${error.message}\n`);
-      return error.exitCode;
-    }
-    proc.stderr.write(`BTL_INTERNAL: ${(error as Error).message}\n`);
-    return 1;
+    return reportFailure(error, proc);
   }
   return exitCode;
+}
+
+/** `serve`: tokman until a signal stops it; resolves to the exit code. */
+async function serve(proc: TokmanProcess, flags: ServeFlags): Promise<number> {
+  const file = flags.config ?? proc.env.BOTTLE_TOKMAN_CONFIG;
+  if (!file)
+    throw new TokmanError("BTL_TOKMAN_CONFIG", "--config or BOTTLE_TOKMAN_CONFIG is required");
+  const log = createLogger({
+    name: "bottle-tokman",
+    level: flags.logLevel,
+    destination: proc.stderr,
+  });
+  try {
+    const tokman = createTokman({
+      config: loadConfig(file),
+      logger: log,
+      maxInFlight: flags.maxInFlight ?? flags.maxConcurrent,
+      maxConnections: flags.maxConnections,
+      idleTimeoutMs: flags.idleTimeout * 1000,
+    });
+    return await serveUntilStopped(tokman, {
+      target: listenTargetFrom(
+        { ...flags, bind: flags.host ?? flags.bind },
+        proc.env,
+        proc.pid ?? -1,
+      ),
+      env: proc.env,
+      onSignal: proc.onSignal,
+      logger: log,
+    });
+  } catch (error) {
+    return reportFailure(error, { stderr: proc.stderr, logger: log });
+  }
 }

@@ -9,6 +9,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { isBottleError } from "@bottle/errors";
 import { type Logger, silentLogger } from "@bottle/log";
+import {
+  answerMalformedRequests,
+  capConnections,
+  DEFAULT_PORTS,
+  type ListenTarget,
+  listenOn,
+  trackInFlight,
+  writeErrorAnswer,
+} from "@bottle/sidecar";
 import { type Broker, createBroker } from "./broker.ts";
 import {
   type CallerConfig,
@@ -17,9 +26,8 @@ import {
   type Permissions,
   type TokmanConfig,
 } from "./config.ts";
-import { TokmanError } from "./errors.ts";
+import { TOKMAN_ERRORS, TokmanError, type TokmanErrorCode } from "./errors.ts";
 import { createGitHubApp, type GitHubApp } from "./github.ts";
-import { type ListenTarget, listenOn } from "./listen.ts";
 import { createMemoryStore, createSqliteStore, type TokenStore } from "./store.ts";
 
 /** Options of {@link createTokman}. */
@@ -35,15 +43,24 @@ export interface TokmanOptions {
    * BTL_TOKMAN_BUSY with `Retry-After`. `GET /healthz` and `/metrics` are never refused.
    */
   readonly maxInFlight?: number;
+  /**
+   * Open connections at once (default 1024); beyond it a new one is closed unanswered and
+   * counted in the log (BTL_TOKMAN_TOO_MANY_CONNECTIONS).
+   */
+  readonly maxConnections?: number;
+  /** A connection silent for this long is closed (default 60 s). */
+  readonly idleTimeoutMs?: number;
 }
 
 /** A running tokman. */
 export interface Tokman {
   /**
-   * Listens on `host:port` (default 127.0.0.1:9420) or a unix socket (mode 0600; a stale one is
-   * replaced, a live one refused); resolves to its URL. Throws BTL_TOKMAN_LISTEN.
+   * Listens on `host:port` (default 127.0.0.1:9421), a unix socket (mode 0600; a stale one is
+   * replaced, a live one refused) or an inherited descriptor; resolves to its URL. Throws
+   * BTL_TOKMAN_LISTEN.
    */
   listen(target?: ListenTarget): Promise<string>;
+  /** Stops accepting, lets in-flight requests finish, then closes the token store. */
   close(): Promise<void>;
   address(): AddressInfo | string | null;
   readonly broker: Broker;
@@ -60,13 +77,9 @@ export function createTokman(options: TokmanOptions): Tokman {
   const { config } = options;
   const log = options.logger ?? silentLogger;
   const now = options.now ?? (() => new Date());
-  const maxInFlight = options.maxInFlight ?? 64;
-  if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) {
-    throw new TokmanError(
-      "BTL_TOKMAN_CONFIG",
-      `Expected \`maxInFlight\` to be a positive integer, got ${maxInFlight}`,
-    );
-  }
+  const maxInFlight = positive("maxInFlight", options.maxInFlight, 64);
+  const maxConnections = positive("maxConnections", options.maxConnections, 1024);
+  const idleTimeoutMs = positive("idleTimeoutMs", options.idleTimeoutMs, 60_000);
   const apps = new Map<string, GitHubApp>();
   for (const app of config.apps.values()) {
     apps.set(
@@ -180,8 +193,9 @@ export function createTokman(options: TokmanOptions): Tokman {
         { code, method: req.method, path: path?.slice(0, 200), maxInFlight },
         "request refused: too many in flight",
       );
-      res.setHeader("retry-after", "1");
-      send(res, 503, { error: "too many requests in flight; retry shortly", code });
+      writeErrorAnswer(res, TOKMAN_ERRORS, code, "too many requests in flight; retry shortly", {
+        headers: { "retry-after": "1" },
+      });
       return false;
     }
     inFlight++;
@@ -194,43 +208,67 @@ export function createTokman(options: TokmanOptions): Tokman {
   const server = createServer(
     { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 },
     (req, res) => {
+      requests.track(req, res);
       if (!admit(req, res)) return;
-      handle(req, res).catch((error: unknown) => {
-        if (isBottleError(error) && error.code !== "BTL_INTERNAL") {
-          if (error instanceof TokmanError && error.resetAt) {
-            res.setHeader(
-              "retry-after",
-              String(Math.max(1, Math.ceil((error.resetAt.getTime() - now().getTime()) / 1000))),
-            );
-            return send(res, error.status, {
-              error: error.message,
-              code: error.code,
-              reset_at: error.resetAt.toISOString(),
-            });
-          }
-          return send(res, error.status, { error: error.message, code: error.code });
-        }
-        log.error({ err: error }, "unexpected failure");
-        send(res, 500, { error: "internal error", code: "BTL_INTERNAL" });
-      });
+      handle(req, res).catch((error: unknown) => answerError(res, error));
     },
   );
+  server.timeout = idleTimeoutMs;
+  const requests = trackInFlight(server);
+  const drops = capConnections(server, {
+    maxConnections,
+    logger: log,
+    code: "BTL_TOKMAN_TOO_MANY_CONNECTIONS",
+  });
+  answerMalformedRequests(server, log, requests);
 
+  /** `{ error, code }` with the code's status; an unexpected error is logged, never answered. */
+  function answerError(res: ServerResponse, error: unknown): void {
+    if (isBottleError(error) && error.code !== "BTL_INTERNAL" && error.code in TOKMAN_ERRORS) {
+      const code = error.code as TokmanErrorCode;
+      const resetAt = error instanceof TokmanError ? error.resetAt : undefined;
+      if (resetAt === undefined) return writeErrorAnswer(res, TOKMAN_ERRORS, code, error.message);
+      const wait = Math.ceil((resetAt.getTime() - now().getTime()) / 1000);
+      return writeErrorAnswer(res, TOKMAN_ERRORS, code, error.message, {
+        headers: { "retry-after": String(Math.max(1, wait)) },
+        fields: { reset_at: resetAt.toISOString() },
+      });
+    }
+    log.error({ err: error }, "unexpected failure");
+    writeErrorAnswer(res, TOKMAN_ERRORS, "BTL_INTERNAL", "internal error");
+  }
+
+  let closing: Promise<void> | undefined;
   return {
     broker,
     server,
-    listen: (target = {}) => listenOn(server, target),
+    listen: (target = { port: DEFAULT_PORTS.tokman }) =>
+      listenOn(
+        server,
+        target,
+        (message, options) => new TokmanError("BTL_TOKMAN_LISTEN", message, options),
+      ),
     close() {
-      return new Promise((resolve) => {
-        server.close(() => {
-          store.close();
-          resolve();
-        });
-        server.closeIdleConnections();
+      closing ??= requests.drain().then(() => {
+        drops.flush();
+        server.closeAllConnections();
+        store.close();
       });
+      return closing;
     },
     address: () => server.address(),
   };
+}
+
+/** An option that must be a positive integer; throws BTL_TOKMAN_CONFIG otherwise. */
+function positive(name: string, value: number | undefined, fallback: number): number {
+  const n = value ?? fallback;
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new TokmanError(
+      "BTL_TOKMAN_CONFIG",
+      `Expected \`${name}\` to be a positive integer, got ${n}`,
+    );
+  return n;
 }
 
 function decode(part: string): string {
