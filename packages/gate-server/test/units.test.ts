@@ -1,4 +1,5 @@
 import { parseGitRoute, splitCommand, systemdListenFd } from "@bottle/gate-server";
+import * as sidecar from "@bottle/sidecar";
 import { describe, expect, it } from "vitest";
 import { readCredential } from "../src/auth.ts";
 import { parseCgiHead } from "../src/cgi.ts";
@@ -123,10 +124,8 @@ describe("parseCgiHead", () => {
 });
 
 describe("systemdListenFd", () => {
-  it("takes fd 3 only when LISTEN_PID names this process", () => {
+  it("is the sidecar runtime's (tested in @bottle/sidecar), re-exported", () => {
+    expect(systemdListenFd).toBe(sidecar.systemdListenFd);
     expect(systemdListenFd({ LISTEN_PID: "42", LISTEN_FDS: "1" }, 42)).toBe(3);
-    expect(systemdListenFd({ LISTEN_PID: "43", LISTEN_FDS: "1" }, 42)).toBeUndefined();
-    expect(systemdListenFd({ LISTEN_PID: "42", LISTEN_FDS: "0" }, 42)).toBeUndefined();
-    expect(systemdListenFd({}, 42)).toBeUndefined();
   });
 });
