@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { isBottleError } from "@bottle/errors";
 import { type Logger, silentLogger } from "@bottle/log";
+import { DEFAULT_PORTS, type ListenTarget, listenOn } from "@bottle/sidecar";
 import { type Broker, createBroker } from "./broker.ts";
 import {
   type CallerConfig,
@@ -19,7 +20,6 @@ import {
 } from "./config.ts";
 import { TokmanError } from "./errors.ts";
 import { createGitHubApp, type GitHubApp } from "./github.ts";
-import { type ListenTarget, listenOn } from "./listen.ts";
 import { createMemoryStore, createSqliteStore, type TokenStore } from "./store.ts";
 
 /** Options of {@link createTokman}. */
@@ -40,7 +40,7 @@ export interface TokmanOptions {
 /** A running tokman. */
 export interface Tokman {
   /**
-   * Listens on `host:port` (default 127.0.0.1:9420) or a unix socket (mode 0600; a stale one is
+   * Listens on `host:port` (default 127.0.0.1:9421) or a unix socket (mode 0600; a stale one is
    * replaced, a live one refused); resolves to its URL. Throws BTL_TOKMAN_LISTEN.
    */
   listen(target?: ListenTarget): Promise<string>;
@@ -219,7 +219,12 @@ export function createTokman(options: TokmanOptions): Tokman {
   return {
     broker,
     server,
-    listen: (target = {}) => listenOn(server, target),
+    listen: (target = { port: DEFAULT_PORTS.tokman }) =>
+      listenOn(
+        server,
+        target,
+        (message, options) => new TokmanError("BTL_TOKMAN_LISTEN", message, options),
+      ),
     close() {
       return new Promise((resolve) => {
         server.close(() => {
