@@ -1,5 +1,6 @@
 /** The `bottle` command line, as a function of its arguments and its I/O (no globals). */
 import { createRequire } from "node:module";
+import { withOutput } from "@bottle/sidecar";
 import { Command } from "commander";
 import { type CliIo, type CommandContext, EXIT_CODES, report } from "./commands/context.ts";
 import { planCommand } from "./commands/plan.ts";
@@ -26,13 +27,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .helpOption("-h, --help", "show help")
     .helpCommand("help [command]", "show help for a command")
     .showHelpAfterError("(run with --help for usage)")
-    .addHelpText("after", EXIT_CODES)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => io.stdout.write(text),
-      writeErr: (text) => io.stderr.write(text),
-      outputError: (text, write) => write(`BTL_CLI_USAGE: ${text.replace(/^error: /, "")}`),
-    });
+    .addHelpText("after", EXIT_CODES);
+  withOutput(program, io, "BTL_CLI_USAGE");
   for (const add of [validateCommand, planCommand, schemaCommand]) add(program, ctx);
 
   try {

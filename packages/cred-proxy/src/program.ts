@@ -4,8 +4,14 @@ import { createRequire } from "node:module";
 import { isBottleError } from "@bottle/errors";
 import { createLogger, fingerprint, type Logger } from "@bottle/log";
 import { isLoopbackHost } from "@bottle/manifest/urls";
-import { DEFAULT_PORTS, intOption, type ListenTarget } from "@bottle/sidecar";
-import { Command, CommanderError, Option } from "commander";
+import {
+  commanderExit,
+  DEFAULT_PORTS,
+  intOption,
+  type ListenTarget,
+  withOutput,
+} from "@bottle/sidecar";
+import { Command, Option } from "commander";
 import { PROXY_ERRORS, ProxyError } from "./errors.ts";
 import { loadRoutes } from "./routes.ts";
 import { createCredProxy } from "./server.ts";
@@ -105,20 +111,15 @@ export async function runCredProxy(proc: ProxyProcess): Promise<number> {
         .choices(["debug", "info", "warn", "error"])
         .default("info"),
     )
-    .addHelpText("after", HELP_AFTER)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => proc.stdout.write(text),
-      writeErr: (text) => proc.stderr.write(text),
-      outputError: (text, write) => write(`BTL_PROXY_CONFIG: ${text.replace(/^error: /, "")}`),
-    });
+    .addHelpText("after", HELP_AFTER);
+  withOutput(program, proc, "BTL_PROXY_CONFIG");
   let flags: Flags;
   try {
     program.parse([...proc.argv], { from: "user" });
     flags = program.opts<Flags>();
   } catch (error) {
-    if (error instanceof CommanderError)
-      return error.exitCode === 0 ? 0 : PROXY_ERRORS.BTL_PROXY_CONFIG.exit;
+    const exit = commanderExit(error, PROXY_ERRORS.BTL_PROXY_CONFIG.exit);
+    if (exit !== undefined) return exit;
     throw error;
   }
   const log = createLogger({

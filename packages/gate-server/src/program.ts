@@ -5,8 +5,15 @@ import { createRequire } from "node:module";
 import { Socket } from "node:net";
 import { isBottleError } from "@bottle/errors";
 import { createLogger, type Logger } from "@bottle/log";
-import { DEFAULT_PORTS, intOption, type ListenTarget, systemdListenFd } from "@bottle/sidecar";
-import { Command, CommanderError, Option } from "commander";
+import {
+  commanderExit,
+  DEFAULT_PORTS,
+  intOption,
+  type ListenTarget,
+  systemdListenFd,
+  withOutput,
+} from "@bottle/sidecar";
+import { Command, Option } from "commander";
 import { splitCommand } from "./access-hook.ts";
 import { GATE_ERRORS, GateError } from "./errors.ts";
 import { createGateServer } from "./server.ts";
@@ -111,20 +118,15 @@ export async function runGate(proc: GateProcess): Promise<number> {
       intOption(1, 86_400),
       300,
     )
-    .addHelpText("after", HELP_AFTER)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => proc.stdout.write(text),
-      writeErr: (text) => proc.stderr.write(text),
-      outputError: (text, write) => write(`BTL_GATE_CONFIG: ${text.replace(/^error: /, "")}`),
-    });
+    .addHelpText("after", HELP_AFTER);
+  withOutput(program, proc, "BTL_GATE_CONFIG");
   let flags: Flags;
   try {
     program.parse([...proc.argv], { from: "user" });
     flags = program.opts<Flags>();
   } catch (error) {
-    if (error instanceof CommanderError)
-      return error.exitCode === 0 ? 0 : GATE_ERRORS.BTL_GATE_CONFIG.exit;
+    const exit = commanderExit(error, GATE_ERRORS.BTL_GATE_CONFIG.exit);
+    if (exit !== undefined) return exit;
     throw error;
   }
   const log = createLogger({

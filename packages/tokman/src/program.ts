@@ -3,7 +3,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import { isBottleError } from "@bottle/errors";
 import { createLogger } from "@bottle/log";
-import { DEFAULT_PORTS, intOption } from "@bottle/sidecar";
+import { DEFAULT_PORTS, intOption, withOutput } from "@bottle/sidecar";
 import { Command, CommanderError, Option } from "commander";
 import { loadConfig } from "./config.ts";
 import { TOKMAN_ERRORS } from "./errors.ts";
@@ -41,13 +41,8 @@ export async function runTokman(proc: TokmanProcess): Promise<number> {
       "Broker of GitHub App installation tokens: minted once, down-scoped, renewed, audited.",
     )
     .version(VERSION, "-V, --version")
-    .addHelpText("after", HELP_AFTER)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => proc.stdout.write(text),
-      writeErr: (text) => proc.stderr.write(text),
-      outputError: (text, write) => write(`BTL_TOKMAN_CONFIG: ${text.replace(/^error: /, "")}`),
-    });
+    .addHelpText("after", HELP_AFTER);
+  withOutput(program, proc, "BTL_TOKMAN_CONFIG");
 
   program
     .command("serve")

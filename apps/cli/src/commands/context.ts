@@ -1,7 +1,7 @@
 /** What every command of the `bottle` CLI shares: its I/O, the exit-code help, error reports. */
 import { isBottleError } from "@bottle/errors";
 import { formatIssue, type ManifestError } from "@bottle/manifest";
-import { CommanderError } from "commander";
+import { commanderExit } from "@bottle/sidecar";
 import { CLI_ERRORS } from "../errors.ts";
 
 /** Where the CLI reads and writes; `cli.ts` passes the process's own. */
@@ -35,10 +35,9 @@ export const FILE_CHECKS = {
 
 /** Prints an error as `CODE: message` lines and returns the exit code. */
 export function report(error: unknown, io: CliIo): number {
-  if (error instanceof CommanderError) {
-    // Help and version "errors" are successes; everything else was already printed.
-    return error.exitCode === 0 ? 0 : CLI_ERRORS.BTL_CLI_USAGE.exit;
-  }
+  // Help and version "errors" are successes; usage errors were already printed.
+  const exit = commanderExit(error, CLI_ERRORS.BTL_CLI_USAGE.exit);
+  if (exit !== undefined) return exit;
   if (isBottleError(error) && Array.isArray((error as ManifestError).issues)) {
     const { issues, filename } = error as ManifestError;
     for (const issue of issues) io.stderr.write(`${issue.code}: ${formatIssue(issue, filename)}\n`);
