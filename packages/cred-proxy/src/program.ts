@@ -5,13 +5,14 @@ import { createLogger, fingerprint, type Logger } from "@bottle/log";
 import {
   type CommonFlags,
   commonOptions,
-  createProgram,
   DEFAULT_PORTS,
   listenTargetFrom,
   type OnSignal,
   reportFailure,
   serveUntilStopped,
+  withOutput,
 } from "@bottle/sidecar";
+import { Command } from "commander";
 import { ProxyError } from "./errors.ts";
 import { loadRoutes } from "./routes.ts";
 import { createCredProxy } from "./server.ts";
@@ -75,18 +76,15 @@ Exit codes:
  * to stderr as `CODE: message`: BTL_PROXY_CONFIG and BTL_PROXY_TOKEN exit 2, BTL_PROXY_LISTEN 3.
  */
 export async function runCredProxy(proc: ProxyProcess): Promise<number> {
-  const program = createProgram({
-    name: "bottle-cred-proxy",
-    description:
+  const program = withOutput(new Command("bottle-cred-proxy"), proc, "BTL_PROXY_CONFIG")
+    .description(
       "Forward requests to fixed upstreams, stripping client credentials and injecting the route's token.",
-    version: VERSION,
-    usageCode: "BTL_PROXY_CONFIG",
-    stdout: proc.stdout,
-    stderr: proc.stderr,
-  }).requiredOption(
-    "--routes <file>",
-    "routes.json: path prefixes, upstreams, auth and token slots",
-  );
+    )
+    .version(VERSION, "-V, --version")
+    .requiredOption(
+      "--routes <file>",
+      "routes.json: path prefixes, upstreams, auth and token slots",
+    );
   commonOptions(program, {
     port: DEFAULT_PORTS.proxy,
     maxConcurrent: 128,

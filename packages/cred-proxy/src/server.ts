@@ -149,15 +149,11 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
   // A client waits silently while the proxy connects and the upstream thinks: its socket may
   // stay quiet for connect + idle before the proxy answers 502/504, so it gets that much.
   server.timeout = idleTimeoutMs + connectTimeoutMs + 1_000;
-  // SECURITY: a cap on open connections (idle keep-alive ones included). Node closes a new
-  // connection beyond it before any byte is read; each drop is counted in the log, with at
-  // most one line per second.
+  // SECURITY: a cap on open connections (idle keep-alive ones included).
   const drops = capConnections(server, {
-    maxConnections,
-    logger: log,
+    max: maxConnections,
+    log,
     code: "BTL_PROXY_TOO_MANY_CONNECTIONS",
-    intervalMs: 1_000,
-    dropped: "total",
   });
   const inFlight = trackInFlight(server);
   let closing: Promise<void> | undefined;

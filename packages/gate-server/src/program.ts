@@ -5,7 +5,6 @@ import { createLogger, type Logger } from "@bottle/log";
 import {
   type CommonFlags,
   commonOptions,
-  createProgram,
   DEFAULT_PORTS,
   detach,
   listenTargetFrom,
@@ -13,7 +12,9 @@ import {
   reportFailure,
   serveUntilStopped,
   untilStopped,
+  withOutput,
 } from "@bottle/sidecar";
+import { Command } from "commander";
 import { splitCommand } from "./access-hook.ts";
 import { GateError } from "./errors.ts";
 import { createGateServer, type GateServer } from "./server.ts";
@@ -60,14 +61,9 @@ Exit codes:
 
 /** Runs the gate until it is stopped; returns the exit code. */
 export async function runGate(proc: GateProcess): Promise<number> {
-  const program = createProgram({
-    name: "bottle-gate",
-    description: "Serve git over smart HTTP to agents, with per-task tokens scoped to a project.",
-    version: VERSION,
-    usageCode: "BTL_GATE_CONFIG",
-    stdout: proc.stdout,
-    stderr: proc.stderr,
-  })
+  const program = withOutput(new Command("bottle-gate"), proc, "BTL_GATE_CONFIG")
+    .description("Serve git over smart HTTP to agents, with per-task tokens scoped to a project.")
+    .version(VERSION, "-V, --version")
     .requiredOption(
       "--base-path <dir>",
       "directory of the repositories (<project>.git, <project>/<repo>.git)",

@@ -162,8 +162,8 @@ export function createGateServer(options: GateServerOptions): GateServer {
   });
   server.timeout = options.idleTimeoutMs ?? 300_000;
   const connections = capConnections(server, {
-    maxConnections,
-    logger: log,
+    max: maxConnections,
+    log,
     code: "BTL_GATE_TOO_MANY_CONNECTIONS",
   });
   const inFlight = trackInFlight(server);

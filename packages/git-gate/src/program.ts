@@ -4,7 +4,8 @@ import { createRequire } from "node:module";
 import { isBottleError } from "@bottle/errors";
 import type { GateProcess } from "@bottle/gate-server";
 import { createLogger, type Logger } from "@bottle/log";
-import { Command, CommanderError, Option } from "commander";
+import { commanderExit, withOutput } from "@bottle/sidecar";
+import { Command, Option } from "commander";
 import { GIT_GATE_ERRORS, GitGateError } from "./errors.ts";
 import { gitEnv } from "./run.ts";
 import type { StageFlags, StageIo } from "./stage.ts";
@@ -46,13 +47,8 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
       "The git gate: fetch-through mirrors, a secret-scanning pre-receive hook, and forwarding of clean pushes with a credential the agent never sees.",
     )
     .version(VERSION, "-V, --version")
-    .addHelpText("after", EXIT_CODES)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => proc.stdout.write(text),
-      writeErr: (text) => proc.stderr.write(text),
-      outputError: (text, write) => write(`BTL_GITGATE_CONFIG: ${text.replace(/^error: /, "")}`),
-    });
+    .addHelpText("after", EXIT_CODES);
+  withOutput(program, proc, "BTL_GITGATE_CONFIG");
 
   const stageCommand = (name: string, description: string) =>
     program
@@ -236,9 +232,8 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
   try {
     await program.parseAsync([...proc.argv], { from: "user" });
   } catch (error) {
-    if (error instanceof CommanderError) {
-      return error.exitCode === 0 ? 0 : GIT_GATE_ERRORS.BTL_GITGATE_CONFIG.exit;
-    }
+    const exit = commanderExit(error, GIT_GATE_ERRORS.BTL_GITGATE_CONFIG.exit);
+    if (exit !== undefined) return exit;
     if (isBottleError(error)) {
       proc.stderr.write(`${error.code}: ${error.message}\n`);
       return error.exitCode;

@@ -1,38 +1,28 @@
-/** The cap on open connections: net.Server's `maxConnections`, with rate-limited drop records. */
+/** The cap on open connections: net.Server's `maxConnections`, with rate-limited drop warnings. */
 import type { Server } from "node:net";
 import type { Logger } from "@bottle/log";
 
-/** Options of {@link capConnections}. */
-export interface ConnectionCapOptions {
-  /** Open connections at once, idle keep-alive ones included. */
-  readonly maxConnections: number;
-  readonly logger: Logger;
-  /** The package's code for a dropped connection (`BTL_GATE_TOO_MANY_CONNECTIONS`, …). */
-  readonly code: string;
-  /** At most one record per this interval, however many connections are dropped (default 10 s). */
-  readonly intervalMs?: number;
-  /**
-   * What a record's `dropped` counts: the drops since the previous record (default), or all
-   * drops so far (`total`). `droppedTotal` is always the running count.
-   */
-  readonly dropped?: "since-last" | "total";
-}
+/** A flood of dropped connections logs one warning per this interval, with the counts. */
+export const DROP_LOG_INTERVAL_MS = 10_000;
 
-/** A connection cap in place. */
+/** Options of {@link capConnections}. */
 export interface ConnectionCap {
-  /** Logs the drops not yet logged now (on close), and stops the pending record's timer. */
-  flush(): void;
+  /** Open connections at once (idle keep-alive ones included). */
+  readonly max: number;
+  readonly log: Logger;
+  /** The sidecar's code for a drop (`BTL_GATE_TOO_MANY_CONNECTIONS`, …). */
+  readonly code: string;
 }
 
 /**
- * Caps `server` at `maxConnections` open connections. Beyond it, net.Server closes each new
- * connection at once, before reading a byte, and emits `'drop'` (Node ≥ 18.6). Drops log at
- * warn with the package's code: the first at once, later ones counted into at most one record
- * per interval, so a flood of connections does not flood the log.
+ * Caps `server` at `max` open connections. Beyond it, net.Server closes each new connection at
+ * once, before any byte is read, and emits `'drop'` (Node ≥ 18.6). Drops are logged at warn
+ * with `code`, `maxConnections`, `dropped` (since the last record) and `droppedTotal`: the
+ * first at once, later ones counted into at most one record per {@link DROP_LOG_INTERVAL_MS},
+ * so a flood does not flood the log. `flush()` (on close) logs what is left.
  */
-export function capConnections(server: Server, options: ConnectionCapOptions): ConnectionCap {
-  const { maxConnections, logger, code } = options;
-  const intervalMs = options.intervalMs ?? 10_000;
+export function capConnections(server: Server, cap: ConnectionCap): { flush(): void } {
+  const { max: maxConnections, log, code } = cap;
   server.maxConnections = maxConnections;
   let droppedTotal = 0;
   let unlogged = 0;
@@ -41,10 +31,9 @@ export function capConnections(server: Server, options: ConnectionCapOptions): C
   const report = () => {
     timer = undefined;
     lastLog = performance.now();
-    const dropped = options.dropped === "total" ? droppedTotal : unlogged;
-    logger.warn(
-      { code, maxConnections, dropped, droppedTotal },
-      "connection dropped: too many open connections",
+    log.warn(
+      { code, maxConnections, dropped: unlogged, droppedTotal },
+      "connections dropped: too many open connections",
     );
     unlogged = 0;
   };
@@ -52,7 +41,7 @@ export function capConnections(server: Server, options: ConnectionCapOptions): C
     droppedTotal++;
     unlogged++;
     if (timer !== undefined) return;
-    const wait = lastLog + intervalMs - performance.now();
+    const wait = lastLog + DROP_LOG_INTERVAL_MS - performance.now();
     if (wait <= 0) report();
     else timer = setTimeout(report, wait).unref();
   });

@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { closeSync, openSync, writeFileSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { READY_FD_ENV } from "./lifecycle.ts";
-import type { ListenErrorFactory } from "./listen.ts";
+import type { ListenError } from "./listen.ts";
 
 /**
  * What a background sidecar inherits of the environment besides the names a package adds.
@@ -41,7 +41,7 @@ export interface DetachOptions {
   /** Where the background process's stderr (its log) goes; created mode 0600. */
   readonly logFile: string;
   /** The package's listen error, thrown when the process exits before it listens. */
-  readonly listenError: ListenErrorFactory;
+  readonly listenError: ListenError;
 }
 
 /**
@@ -67,7 +67,7 @@ export async function detach(options: DetachOptions): Promise<{ url: string; pid
     child.once("exit", () => resolve(undefined));
   });
   if (url === undefined || child.pid === undefined)
-    throw options.listenError(`${options.name} did not start; see ${options.logFile}`, {});
+    throw options.listenError(`${options.name} did not start; see ${options.logFile}`);
   writeFileSync(options.pidFile, `${child.pid}\n`, { mode: 0o644 });
   child.unref();
   ready.destroy();

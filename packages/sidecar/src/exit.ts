@@ -2,6 +2,7 @@
 import { isBottleError } from "@bottle/errors";
 import type { Logger } from "@bottle/log";
 import { CommanderError } from "commander";
+import { commanderExit } from "./options.ts";
 
 /** The exit code of invalid options in every bottle package's error table. */
 export const USAGE_EXIT = 2;
@@ -12,8 +13,7 @@ export const USAGE_EXIT = 2;
  */
 export function exitCodeOf(error: unknown): number {
   if (isBottleError(error)) return error.exitCode;
-  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : USAGE_EXIT;
-  return 1;
+  return commanderExit(error, USAGE_EXIT) ?? 1;
 }
 
 /**

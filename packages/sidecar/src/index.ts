@@ -1,7 +1,7 @@
 export type { AnswerFormat, ErrorAnswer, ErrorAnswerOptions } from "./answer.ts";
 export { errorAnswer, rawErrorAnswer, writeErrorAnswer } from "./answer.ts";
-export type { ConnectionCap, ConnectionCapOptions } from "./connections.ts";
-export { capConnections } from "./connections.ts";
+export type { ConnectionCap } from "./connections.ts";
+export { capConnections, DROP_LOG_INTERVAL_MS } from "./connections.ts";
 export type { DetachOptions } from "./detach.ts";
 export { DETACH_ENV, detach } from "./detach.ts";
 export { errorName, exitCodeOf, reportFailure, USAGE_EXIT } from "./exit.ts";
@@ -23,19 +23,23 @@ export {
   serveUntilStopped,
   untilStopped,
 } from "./lifecycle.ts";
-export type { ListenErrorFactory, ListenFlags, ListenTarget } from "./listen.ts";
+export type { ListenError, ListenFlags, ListenTarget } from "./listen.ts";
 export { listenOn, listenTargetFrom, systemdListenFd } from "./listen.ts";
 export { answerMalformedRequests } from "./malformed.ts";
 export type {
+  CommandOutput,
   CommonDefaults,
   CommonFlags,
   CommonHelp,
   LogLevel,
-  ProgramOptions,
-  ProgramOutput,
 } from "./options.ts";
-export { commonOptions, createProgram, int, LOG_LEVELS } from "./options.ts";
-export type { SidecarName } from "./ports.ts";
+export {
+  commanderExit,
+  commonOptions,
+  intOption,
+  LOG_LEVELS,
+  withOutput,
+} from "./options.ts";
 export { DEFAULT_PORTS } from "./ports.ts";
 export type { RequestRecord } from "./request-record.ts";
 export { logRequest, startRequestRecord } from "./request-record.ts";

@@ -1,4 +1,7 @@
-/** Where a sidecar listens: TCP, a unix socket (mode 0600), or a descriptor it inherited. */
+/**
+ * Where a sidecar listens: TCP (loopback unless told otherwise), a unix socket created mode
+ * 0600, or a descriptor it inherited (systemd socket activation, inetd).
+ */
 import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import { connect, type Server } from "node:net";
 
@@ -11,29 +14,29 @@ export type ListenTarget =
   | { readonly path: string }
   | { readonly fd: number; readonly systemd?: boolean };
 
-/** Builds the package's own listen error (`BTL_GATE_LISTEN`, `BTL_PROXY_LISTEN`, …). */
-export type ListenErrorFactory = (message: string, options: { cause?: unknown }) => Error;
+/** Builds the sidecar's own coded error for a listen failure (`BTL_GATE_LISTEN`, …). */
+export type ListenError = (message: string, options?: { cause?: unknown }) => Error;
 
 /** The first descriptor systemd passes (`SD_LISTEN_FDS_START`, sd_listen_fds(3)). */
 const SYSTEMD_FIRST_FD = 3;
 
 /**
- * Listens and resolves to the URL clients use (`http://127.0.0.1:PORT` or `unix:/path`).
- * A stale socket file is replaced; a live one, or another file, is refused. Every failure is
- * thrown as `listenError(message)`.
+ * Listens and resolves to the URL clients use (`http://127.0.0.1:PORT`, `http://[::1]:PORT`
+ * or `unix:/path`). A socket file left by a dead process is replaced; a live socket, or any
+ * other file at the path, is refused. Throws what `fail` builds (address in use, path taken).
  */
 export async function listenOn(
   server: Server,
   target: ListenTarget,
-  listenError: ListenErrorFactory,
+  fail: ListenError,
 ): Promise<string> {
-  if ("path" in target) await removeStaleSocket(target.path, listenError);
+  if ("path" in target) await removeStaleSocket(target.path, fail);
   await new Promise<void>((resolve, reject) => {
-    const fail = (error: NodeJS.ErrnoException) =>
-      reject(listenError(`cannot listen: ${error.code ?? error.message}`, { cause: error }));
-    server.once("error", fail);
+    const failed = (error: NodeJS.ErrnoException) =>
+      reject(fail(`cannot listen: ${error.code ?? error.message}`, { cause: error }));
+    server.once("error", failed);
     const done = () => {
-      server.off("error", fail);
+      server.off("error", failed);
       resolve();
     };
     if ("path" in target) {
@@ -61,14 +64,14 @@ export async function listenOn(
 }
 
 /** A socket file left by a dead process is removed; a live one, or any other file, is an error. */
-async function removeStaleSocket(path: string, listenError: ListenErrorFactory): Promise<void> {
+async function removeStaleSocket(path: string, fail: ListenError): Promise<void> {
   let isSocket: boolean;
   try {
     isSocket = lstatSync(path).isSocket();
   } catch {
     return; // nothing there
   }
-  if (!isSocket) throw listenError(`${path} exists and is not a socket`, {});
+  if (!isSocket) throw fail(`${path} exists and is not a socket`);
   const live = await new Promise<boolean>((resolve) => {
     const probe = connect(path);
     probe.once("connect", () => {
@@ -77,7 +80,7 @@ async function removeStaleSocket(path: string, listenError: ListenErrorFactory):
     });
     probe.once("error", () => resolve(false));
   });
-  if (live) throw listenError(`another process is listening on ${path}`, {});
+  if (live) throw fail(`another process is listening on ${path}`);
   unlinkSync(path);
 }
 

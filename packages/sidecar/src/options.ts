@@ -1,5 +1,8 @@
-/** The command line every sidecar shares: the program skeleton and the common flags. */
-import { Command, InvalidArgumentError, Option } from "commander";
+/**
+ * The command line the sidecars share: commander's output and usage errors, the integer
+ * parser, and the common flags.
+ */
+import { type Command, CommanderError, InvalidArgumentError, Option } from "commander";
 
 /** Log levels a sidecar takes with `--log-level`. */
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
@@ -7,48 +10,48 @@ export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 /** A level of {@link LOG_LEVELS}. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/**
- * A commander parser for a decimal integer from `min` to `max`: digits only, so that `""`,
- * `1e3`, `0x10` or ` 5` are refused rather than read as some other number.
- */
-export function int(min: number, max: number): (value: string) => number {
-  return (value) => {
+/** A parser for an integer option from `min` to `max`; anything else is a usage error. */
+export function intOption(min: number, max: number): (value: string) => number {
+  return (value: string) => {
     const n = Number(value);
-    if (!/^\d{1,16}$/.test(value) || n < min || n > max)
+    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max)
       throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
     return n;
   };
 }
 
-/** What a sidecar's program writes to. */
-export interface ProgramOutput {
+/** Where a command writes: its stdout (help, results) and stderr (errors). */
+export interface CommandOutput {
   readonly stdout: { write(text: string): unknown };
   readonly stderr: { write(text: string): unknown };
 }
 
-/** Options of {@link createProgram}. */
-export interface ProgramOptions extends ProgramOutput {
-  readonly name: string;
-  readonly description: string;
-  readonly version: string;
-  /** The package's code for invalid options: command-line errors print as `CODE: message`. */
-  readonly usageCode: string;
+/**
+ * Routes `command`'s output to `out` and makes it throw instead of exiting (library code never
+ * calls `process.exit`): usage errors print as `CODE: message` with the command's own usage
+ * code, through `clean` (e.g. a redaction) when given. Returns `command`.
+ */
+export function withOutput(
+  command: Command,
+  out: CommandOutput,
+  usageCode: string,
+  clean: (text: string) => string = (text) => text,
+): Command {
+  return command.exitOverride().configureOutput({
+    writeOut: (text) => out.stdout.write(text),
+    writeErr: (text) => out.stderr.write(text),
+    outputError: (text, write) => write(`${usageCode}: ${clean(text.replace(/^error: /, ""))}`),
+  });
 }
 
 /**
- * A commander program that throws instead of exiting (see `exitCodeOf`), writes to the given
- * streams, and prints command-line errors as `<usageCode>: message`.
+ * The exit code of a commander "error" thrown by a command made with {@link withOutput}: 0 for
+ * `--help` and `--version`, `usageExit` for a usage error (already printed); `undefined` for any
+ * other error, which the caller reports.
  */
-export function createProgram(options: ProgramOptions): Command {
-  return new Command(options.name)
-    .description(options.description)
-    .version(options.version, "-V, --version")
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => options.stdout.write(text),
-      writeErr: (text) => options.stderr.write(text),
-      outputError: (text, write) => write(`${options.usageCode}: ${text.replace(/^error: /, "")}`),
-    });
+export function commanderExit(error: unknown, usageExit: number): number | undefined {
+  if (!(error instanceof CommanderError)) return undefined;
+  return error.exitCode === 0 ? 0 : usageExit;
 }
 
 /** The parsed common flags. */
@@ -92,7 +95,7 @@ export function commonOptions(command: Command, defaults: CommonDefaults): Comma
       "address to listen on (anything but loopback must be asked for)",
       "127.0.0.1",
     )
-    .option("--port <n>", "TCP port (0: any free port)", int(0, 65_535), defaults.port)
+    .option("--port <n>", "TCP port (0: any free port)", intOption(0, 65_535), defaults.port)
     .addOption(
       new Option("--socket <path>", "listen on a unix socket (mode 0600) instead of TCP").conflicts(
         ["bind", "port"],
@@ -101,20 +104,20 @@ export function commonOptions(command: Command, defaults: CommonDefaults): Comma
     .option(
       "--idle-timeout <seconds>",
       help.idleTimeout ?? "close connections silent this long (no total limit)",
-      int(1, 86_400),
+      intOption(1, 86_400),
       defaults.idleTimeout ?? 300,
     )
     .option(
       "--max-concurrent <n>",
       help.maxConcurrent ?? "requests served at once; beyond that 503",
-      int(1, 65_536),
+      intOption(1, 65_536),
       defaults.maxConcurrent,
     )
     .option(
       "--max-connections <n>",
       help.maxConnections ??
         "open connections at once; beyond that new ones are closed unanswered (and counted in the log)",
-      int(1, 1_048_576),
+      intOption(1, 1_048_576),
       defaults.maxConnections ?? 1024,
     )
     .addOption(new Option("--log-level <level>", "log level").choices(LOG_LEVELS).default("info"));

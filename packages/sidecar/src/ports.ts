@@ -1,15 +1,12 @@
 /**
- * The default TCP port of each sidecar, in one table so that no two collide: a gate, a proxy
- * and a tokman started with their defaults on one host all listen.
+ * The default TCP ports of bottle's sidecars, one table so that no two collide when they run
+ * side by side on one host (each still binds 127.0.0.1 unless told otherwise).
  */
 export const DEFAULT_PORTS = Object.freeze({
-  /** `bottle-gate` (@bottle/gate-server). */
+  /** bottle-gate: git over smart HTTP. */
   gate: 9419,
-  /** `bottle-cred-proxy` (@bottle/cred-proxy). */
+  /** bottle-cred-proxy: the credential-injecting reverse proxy. */
   proxy: 9420,
-  /** `bottle-tokman serve` (@bottle/tokman). */
+  /** bottle-tokman: GitHub App installation tokens. */
   tokman: 9421,
-} as const);
-
-/** A sidecar named in {@link DEFAULT_PORTS}. */
-export type SidecarName = keyof typeof DEFAULT_PORTS;
+});

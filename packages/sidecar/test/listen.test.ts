@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { httpServer } from "./helpers.ts";
 
 /** The package's own listen error, as gate-server, cred-proxy and tokman build theirs. */
-const listenError = (message: string, options: { cause?: unknown }) =>
+const listenError = (message: string, options?: { cause?: unknown }) =>
   Object.assign(new Error(message, options), { code: "BTL_TEST_LISTEN" });
 
 function statusOver(socketPath: string): Promise<number> {

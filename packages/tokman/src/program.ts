@@ -5,15 +5,15 @@ import { createLogger } from "@bottle/log";
 import {
   type CommonFlags,
   commonOptions,
-  createProgram,
   DEFAULT_PORTS,
-  int,
+  intOption,
   listenTargetFrom,
   type OnSignal,
   reportFailure,
   serveUntilStopped,
+  withOutput,
 } from "@bottle/sidecar";
-import { Option } from "commander";
+import { Command, Option } from "commander";
 import { loadConfig } from "./config.ts";
 import { TokmanError } from "./errors.ts";
 import { createTokman } from "./server.ts";
@@ -54,15 +54,12 @@ Exit codes:
 /** Runs the command line; resolves to the exit code. */
 export async function runTokman(proc: TokmanProcess): Promise<number> {
   let exitCode = 0;
-  const program = createProgram({
-    name: "bottle-tokman",
-    description:
+  const program = withOutput(new Command("bottle-tokman"), proc, "BTL_TOKMAN_CONFIG")
+    .description(
       "Broker of GitHub App installation tokens: minted once, down-scoped, renewed, audited.",
-    version: VERSION,
-    usageCode: "BTL_TOKMAN_CONFIG",
-    stdout: proc.stdout,
-    stderr: proc.stderr,
-  }).addHelpText("after", HELP_AFTER);
+    )
+    .version(VERSION, "-V, --version")
+    .addHelpText("after", HELP_AFTER);
 
   const serveCommand = program
     .command("serve")
@@ -82,7 +79,7 @@ export async function runTokman(proc: TokmanProcess): Promise<number> {
     )
     .addOption(
       new Option("--max-in-flight <n>", "the same as --max-concurrent (its former name)")
-        .argParser(int(1, 65_536))
+        .argParser(intOption(1, 65_536))
         .conflicts("maxConcurrent"),
     )
     .action(async (flags: ServeFlags) => {

@@ -216,8 +216,8 @@ export function createTokman(options: TokmanOptions): Tokman {
   server.timeout = idleTimeoutMs;
   const requests = trackInFlight(server);
   const drops = capConnections(server, {
-    maxConnections,
-    logger: log,
+    max: maxConnections,
+    log,
     code: "BTL_TOKMAN_TOO_MANY_CONNECTIONS",
   });
   answerMalformedRequests(server, log, requests);
@@ -225,14 +225,21 @@ export function createTokman(options: TokmanOptions): Tokman {
   /** `{ error, code }` with the code's status; an unexpected error is logged, never answered. */
   function answerError(res: ServerResponse, error: unknown): void {
     if (isBottleError(error) && error.code !== "BTL_INTERNAL" && error.code in TOKMAN_ERRORS) {
-      const code = error.code as TokmanErrorCode;
       const resetAt = error instanceof TokmanError ? error.resetAt : undefined;
-      if (resetAt === undefined) return writeErrorAnswer(res, TOKMAN_ERRORS, code, error.message);
-      const wait = Math.ceil((resetAt.getTime() - now().getTime()) / 1000);
-      return writeErrorAnswer(res, TOKMAN_ERRORS, code, error.message, {
-        headers: { "retry-after": String(Math.max(1, wait)) },
-        fields: { reset_at: resetAt.toISOString() },
-      });
+      const wait = resetAt && Math.ceil((resetAt.getTime() - now().getTime()) / 1000);
+      writeErrorAnswer(
+        res,
+        TOKMAN_ERRORS,
+        error.code as TokmanErrorCode,
+        error.message,
+        resetAt === undefined
+          ? {}
+          : {
+              headers: { "retry-after": String(Math.max(1, wait ?? 1)) },
+              fields: { reset_at: resetAt.toISOString() },
+            },
+      );
+      return;
     }
     log.error({ err: error }, "unexpected failure");
     writeErrorAnswer(res, TOKMAN_ERRORS, "BTL_INTERNAL", "internal error");

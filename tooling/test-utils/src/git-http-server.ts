@@ -3,11 +3,10 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { mkdtemp, realpath, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, relative, sep } from "node:path";
 import { promisify } from "node:util";
-import { createDeferred } from "./deferred.ts";
+import { closerOf, listenLoopback } from "./listen.ts";
 
 /** A CGI child is killed (with its process group) after this long. */
 const REQUEST_TIMEOUT_MS = 60_000;
@@ -217,19 +216,11 @@ export async function serveGitHttp(options: HttpGitUpstreamOptions): Promise<Htt
     { requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 1_000 },
     handle,
   );
-  const { promise: listening, resolve, reject } = createDeferred<void>();
-  server.once("error", reject);
-  server.listen({ host: "127.0.0.1", port: 0 }, () => resolve());
-  await listening;
-  server.off("error", reject);
-  const { port } = server.address() as AddressInfo;
-
+  const port = await listenLoopback(server);
+  const closeServer = closerOf(server);
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
-    closed ??= new Promise<void>((resolveClose, rejectClose) => {
-      server.closeAllConnections();
-      server.close((error) => (error ? rejectClose(error) : resolveClose()));
-    }).finally(() => rm(home, { recursive: true, force: true }));
+    closed ??= closeServer().finally(() => rm(home, { recursive: true, force: true }));
     return closed;
   };
   return {

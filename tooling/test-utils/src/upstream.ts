@@ -5,9 +5,8 @@ import {
   type Server,
   type ServerResponse,
 } from "node:http";
-import type { AddressInfo } from "node:net";
 import { onTestFinished } from "vitest";
-import { createDeferred } from "./deferred.ts";
+import { closerOf, listenLoopback } from "./listen.ts";
 
 /** The per-request body cap of an upstream: a test sending more has a bug. */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -83,20 +82,10 @@ export async function startUpstream(handler: UpstreamHandler = answerOk): Promis
       })();
     },
   );
-  const { promise: listening, resolve, reject } = createDeferred<void>();
-  server.once("error", reject);
-  server.listen({ host: "127.0.0.1", port: 0 }, () => resolve());
-  await listening;
-  server.off("error", reject);
-  const { port } = server.address() as AddressInfo;
-
-  let closed: Promise<void> | undefined;
+  const port = await listenLoopback(server);
+  const closeServer = closerOf(server);
   const close = async (): Promise<void> => {
-    closed ??= new Promise<void>((resolve, reject) => {
-      server.closeAllConnections();
-      server.close((error) => (error ? reject(error) : resolve()));
-    });
-    await closed;
+    await closeServer();
     // Reported once: an explicit close() that surfaced the error leaves the cleanup quiet.
     if (handlerErrors.length > 0) {
       throw new Error("an upstream handler threw", { cause: handlerErrors.splice(0)[0] });
