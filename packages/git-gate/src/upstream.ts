@@ -5,11 +5,11 @@
  */
 import { closeSync, existsSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { gitEnv } from "@bottle/secret-scan/git";
 import lockfile from "proper-lockfile";
 import { GitGateError } from "./errors.ts";
 import type { GateConfig, PlannedRepo } from "./plan.ts";
 import { shellQuote } from "./render.ts";
-import { gitEnv } from "./run.ts";
 import { readPrivateFile } from "./state.ts";
 
 const TOKEN = /^[\x21-\x7e]{1,8192}$/;
