@@ -1,39 +1,19 @@
 /** The `bottle-cred-proxy` command line: routes.json and token slots → a running proxy. */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { createLogger, fingerprint, type Logger } from "@bottle/log";
-import {
-  type CommonFlags,
-  commonOptions,
-  DEFAULT_PORTS,
-  listenTargetFrom,
-  type OnSignal,
-  reportFailure,
-  serveUntilStopped,
-  withOutput,
-} from "@bottle/sidecar";
-import { Command } from "commander";
+import { fingerprint, type Logger } from "@bottle/log";
+import type { CommonFlags, SidecarProcess } from "@bottle/sidecar";
+import { DEFAULT_PORTS, runSidecar } from "@bottle/sidecar";
 import { ProxyError } from "./errors.ts";
 import { loadRoutes } from "./routes.ts";
-import { createCredProxy } from "./server.ts";
+import { type CredProxy, createCredProxy } from "./server.ts";
 import { checkTokmanSettings } from "./tokman.ts";
 
-/** What the process gives the program; `cli.ts` passes the real ones. */
-export interface ProxyProcess {
-  readonly argv: readonly string[];
-  /** The proxy's own environment: token slots and nothing the agent can read. */
-  readonly env: Readonly<Record<string, string | undefined>>;
-  /** This process's id: a socket passed by systemd (LISTEN_PID) is taken only when it matches. */
-  readonly pid?: number;
-  readonly stdout: { write(text: string): unknown };
-  readonly stderr: NodeJS.WritableStream;
-  /**
-   * stderr's file descriptor when `stderr` is the process's own: the request log is then written
-   * in the background (see `buffered` in @bottle/log) instead of one blocking write per request.
-   */
-  readonly stderrFd?: number;
-  onSignal: OnSignal;
-}
+/**
+ * What the process gives the program; `cli.ts` passes the real ones. Its environment is the
+ * proxy's own: token slots, and nothing the agent can read.
+ */
+export type ProxyProcess = SidecarProcess;
 
 interface Flags extends CommonFlags {
   routes: string;
@@ -75,47 +55,35 @@ Exit codes:
  * Runs the proxy until it is stopped; returns the exit code (see `--help`). Errors are written
  * to stderr as `CODE: message`: BTL_PROXY_CONFIG and BTL_PROXY_TOKEN exit 2, BTL_PROXY_LISTEN 3.
  */
-export async function runCredProxy(proc: ProxyProcess): Promise<number> {
-  const program = withOutput(new Command("bottle-cred-proxy"), proc, "BTL_PROXY_CONFIG")
-    .description(
-      "Forward requests to fixed upstreams, stripping client credentials and injecting the route's token.",
-    )
-    .version(VERSION, "-V, --version")
-    .requiredOption(
-      "--routes <file>",
-      "routes.json: path prefixes, upstreams, auth and token slots",
-    );
-  commonOptions(program, {
-    port: DEFAULT_PORTS.proxy,
-    maxConcurrent: 128,
-    help: {
-      idleTimeout: "close exchanges silent this long on either side (no total limit)",
-      maxConcurrent: "requests proxied at once; beyond that 503",
-    },
-  })
-    .option("--ca-file <file>", "extra CA certificates (PEM) trusted for https upstreams")
-    .addHelpText("after", HELP_AFTER);
-  let flags: Flags;
-  try {
-    program.parse([...proc.argv], { from: "user" });
-    flags = program.opts<Flags>();
-  } catch (error) {
-    return reportFailure(error, proc);
-  }
-  const log = createLogger({
+export function runCredProxy(proc: ProxyProcess): Promise<number> {
+  return runSidecar<Flags>(proc, {
     name: "bottle-cred-proxy",
-    level: flags.logLevel,
-    destination: proc.stderrFd ?? proc.stderr,
-    buffered: proc.stderrFd !== undefined,
+    description:
+      "Forward requests to fixed upstreams, stripping client credentials and injecting the route's token.",
+    version: VERSION,
+    usageCode: "BTL_PROXY_CONFIG",
+    defaults: {
+      port: DEFAULT_PORTS.proxy,
+      maxConcurrent: 128,
+      help: {
+        idleTimeout: "close exchanges silent this long on either side (no total limit)",
+        maxConcurrent: "requests proxied at once; beyond that 503",
+      },
+    },
+    options: (command) =>
+      command
+        .requiredOption(
+          "--routes <file>",
+          "routes.json: path prefixes, upstreams, auth and token slots",
+        )
+        .option("--ca-file <file>", "extra CA certificates (PEM) trusted for https upstreams"),
+    help: HELP_AFTER,
+    start: (flags, log) => start(proc, flags, log),
   });
-  try {
-    return await serve(proc, flags, log);
-  } catch (error) {
-    return reportFailure(error, { stderr: proc.stderr, logger: log });
-  }
 }
 
-async function serve(proc: ProxyProcess, flags: Flags, log: Logger): Promise<number> {
+/** The proxy the flags and the environment describe, its routes logged (never a token). */
+function start(proc: ProxyProcess, flags: Flags, log: Logger): CredProxy {
   const routes = loadRoutes(flags.routes);
   const tokens: Record<string, string | undefined> = Object.create(null);
   for (const { tokenEnv } of routes) if (tokenEnv) tokens[tokenEnv] = proc.env[tokenEnv];
@@ -163,12 +131,7 @@ async function serve(proc: ProxyProcess, flags: Flags, log: Logger): Promise<num
     },
     "routes loaded",
   );
-  return await serveUntilStopped(proxy, {
-    target: listenTargetFrom(flags, proc.env, proc.pid ?? -1),
-    env: proc.env,
-    onSignal: proc.onSignal,
-    logger: log,
-  });
+  return proxy;
 }
 
 /** The current names, or the deprecated ones when only those are set. */

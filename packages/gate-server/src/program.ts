@@ -1,34 +1,19 @@
 /** The `bottle-gate` command line: the gate's own options → a running gate (see @bottle/sidecar). */
 import { createRequire } from "node:module";
 import { Socket } from "node:net";
-import { createLogger, type Logger } from "@bottle/log";
-import {
-  type CommonFlags,
-  commonOptions,
-  DEFAULT_PORTS,
-  detach,
-  listenTargetFrom,
-  type OnSignal,
-  reportFailure,
-  serveUntilStopped,
-  untilStopped,
-  withOutput,
-} from "@bottle/sidecar";
-import { Command } from "commander";
+import type { Logger } from "@bottle/log";
+import type { CommonFlags, SidecarProcess } from "@bottle/sidecar";
+import { DEFAULT_PORTS, detach, runSidecar, untilStopped } from "@bottle/sidecar";
 import { splitCommand } from "./access-hook.ts";
 import { GateError } from "./errors.ts";
 import { createGateServer, type GateServer } from "./server.ts";
 
 /** What the process gives the program; `cli.ts` passes the real ones. */
-export interface GateProcess {
-  readonly argv: readonly string[];
-  readonly env: Readonly<Record<string, string | undefined>>;
+export interface GateProcess extends SidecarProcess {
   readonly pid: number;
+  /** The command line again, for `--detach`. */
   readonly execPath: string;
   readonly script: string;
-  readonly stdout: { write(text: string): unknown };
-  readonly stderr: NodeJS.WritableStream;
-  onSignal: OnSignal;
 }
 
 interface Flags extends CommonFlags {
@@ -60,58 +45,50 @@ Exit codes:
   3  cannot listen (address in use, socket path taken)`;
 
 /** Runs the gate until it is stopped; returns the exit code. */
-export async function runGate(proc: GateProcess): Promise<number> {
-  const program = withOutput(new Command("bottle-gate"), proc, "BTL_GATE_CONFIG")
-    .description("Serve git over smart HTTP to agents, with per-task tokens scoped to a project.")
-    .version(VERSION, "-V, --version")
-    .requiredOption(
-      "--base-path <dir>",
-      "directory of the repositories (<project>.git, <project>/<repo>.git)",
-    )
-    .requiredOption(
-      "--token-file <file>",
-      "gate token file (bottle-gate-tokens); re-read when it changes",
-    );
-  commonOptions(program, {
-    port: DEFAULT_PORTS.gate,
-    maxConcurrent: 32,
-    help: { maxConcurrent: "requests served at once; up to 8x more wait, beyond that 503" },
-  })
-    .option(
-      "--admin-token <token>",
-      "token with access to every project (prefer BOTTLE_GATE_ADMIN_TOKEN)",
-    )
-    .option(
-      "--access-hook <cmd>",
-      "command run before every fetch; non-zero exit refuses it (no shell)",
-    )
-    .option("--hooks-dir <dir>", "gate-owned git hooks directory (default: an empty one)")
-    .option("--inetd", "serve the one connection on fd 0 (systemd Accept=yes), then exit")
-    .option("--detach", "run in the background (needs --pid-file)")
-    .option("--pid-file <file>", "with --detach: where the pid goes")
-    .option("--log-file <file>", "with --detach: where logs go (default: the pid file with .log)")
-    .addHelpText("after", HELP_AFTER);
-  let flags: Flags;
-  try {
-    program.parse([...proc.argv], { from: "user" });
-    flags = program.opts<Flags>();
-  } catch (error) {
-    return reportFailure(error, proc);
-  }
-  const log = createLogger({
+export function runGate(proc: GateProcess): Promise<number> {
+  return runSidecar<Flags>(proc, {
     name: "bottle-gate",
-    level: flags.logLevel,
-    destination: proc.stderr,
+    description: "Serve git over smart HTTP to agents, with per-task tokens scoped to a project.",
+    version: VERSION,
+    usageCode: "BTL_GATE_CONFIG",
+    defaults: {
+      port: DEFAULT_PORTS.gate,
+      maxConcurrent: 32,
+      help: { maxConcurrent: "requests served at once; up to 8x more wait, beyond that 503" },
+    },
+    options: (command) =>
+      command
+        .requiredOption(
+          "--base-path <dir>",
+          "directory of the repositories (<project>.git, <project>/<repo>.git)",
+        )
+        .requiredOption(
+          "--token-file <file>",
+          "gate token file (bottle-gate-tokens); re-read when it changes",
+        )
+        .option(
+          "--admin-token <token>",
+          "token with access to every project (prefer BOTTLE_GATE_ADMIN_TOKEN)",
+        )
+        .option(
+          "--access-hook <cmd>",
+          "command run before every fetch; non-zero exit refuses it (no shell)",
+        )
+        .option("--hooks-dir <dir>", "gate-owned git hooks directory (default: an empty one)")
+        .option("--inetd", "serve the one connection on fd 0 (systemd Accept=yes), then exit")
+        .option("--detach", "run in the background (needs --pid-file)")
+        .option("--pid-file <file>", "with --detach: where the pid goes")
+        .option(
+          "--log-file <file>",
+          "with --detach: where logs go (default: the pid file with .log)",
+        ),
+    help: HELP_AFTER,
+    start: (flags, log) => (flags.detach ? background(proc, flags, log) : start(proc, flags, log)),
   });
-  try {
-    if (flags.detach) return await background(proc, flags, log);
-    return await serve(proc, flags, log);
-  } catch (error) {
-    return reportFailure(error, { stderr: proc.stderr, logger: log });
-  }
 }
 
-async function serve(proc: GateProcess, flags: Flags, log: Logger): Promise<number> {
+/** The gate the flags describe; with `--inetd`, served on fd 0 here (resolves to the exit code). */
+async function start(proc: GateProcess, flags: Flags, log: Logger): Promise<GateServer | number> {
   const adminToken = flags.adminToken ?? proc.env.BOTTLE_GATE_ADMIN_TOKEN;
   if (flags.adminToken)
     log.warn(
@@ -142,13 +119,7 @@ async function serve(proc: GateProcess, flags: Flags, log: Logger): Promise<numb
     ...(hook ? { accessHook: hook } : {}),
     ...(flags.hooksDir ? { hooksDir: flags.hooksDir } : {}),
   });
-  if (flags.inetd) return await serveInetd(proc, gate, log);
-  return await serveUntilStopped(gate, {
-    target: listenTargetFrom(flags, proc.env, proc.pid),
-    env: proc.env,
-    onSignal: proc.onSignal,
-    logger: log,
-  });
+  return flags.inetd ? await serveInetd(proc, gate, log) : gate;
 }
 
 /** inetd / systemd Accept=yes: fd 0 is one connected socket; serve it, then exit. */

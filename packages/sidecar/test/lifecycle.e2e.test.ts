@@ -5,7 +5,13 @@ import { get } from "node:http";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { READY_FD_ENV } from "@bottle/sidecar";
-import { createBaseEnv, type StartedProcess, startProcess, testdir } from "@bottle/test-utils";
+import {
+  createBaseEnv,
+  runProcess,
+  type StartedProcess,
+  startProcess,
+  testdir,
+} from "@bottle/test-utils";
 import { describe, expect, it, onTestFinished } from "vitest";
 
 const FIXTURE = join(import.meta.dirname, "fixtures/sidecar.mjs");
@@ -30,14 +36,21 @@ function fetchText(url: string): Promise<{ status: number; body: string } | { er
 
 const messages = (proc: StartedProcess) => proc.logs().map((r) => r.msg);
 
+/** Sends `path` to the sidecar, then, once it is in flight, SIGTERM; resolves to the answer. */
+async function stopDuring(proc: StartedProcess, path: string) {
+  const answer = fetchText(`${proc.url}${path}`);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  process.kill(proc.pid, "SIGTERM");
+  await expect.poll(() => messages(proc)).toContain("shutting down: finishing in-flight requests");
+  return answer;
+}
+
 describe("the lifecycle", { tags: ["slow"] }, () => {
   it("logs `listening` with its url, drains in-flight requests on SIGTERM and exits 0", async () => {
     const proc = await start({ SLOW_MS: "800" });
     expect(proc.record).toMatchObject({ msg: "listening", level: "info" });
     expect(proc.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    const slow = fetchText(`${proc.url}/slow`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    process.kill(proc.pid, "SIGTERM");
+    const slow = stopDuring(proc, "/slow");
     await expect
       .poll(() => messages(proc))
       .toContain("shutting down: finishing in-flight requests");
@@ -50,9 +63,7 @@ describe("the lifecycle", { tags: ["slow"] }, () => {
 
   it("cuts open connections on a second signal and exits 1, without being killed", async () => {
     const proc = await start();
-    const held = fetchText(`${proc.url}/hold`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    process.kill(proc.pid, "SIGTERM");
+    const held = stopDuring(proc, "/hold");
     await expect
       .poll(() => messages(proc))
       .toContain("shutting down: finishing in-flight requests");
@@ -71,9 +82,7 @@ describe("the lifecycle", { tags: ["slow"] }, () => {
 
   it("cuts requests that outlive the grace period and exits 1", async () => {
     const proc = await start({ GRACE_MS: "300" });
-    const held = fetchText(`${proc.url}/hold`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    process.kill(proc.pid, "SIGTERM");
+    const held = stopDuring(proc, "/hold");
     expect(await held).toEqual({ error: "ECONNRESET" });
     expect(await proc.wait()).toEqual({ code: 1, signal: null });
     expect(proc.logs()).toContainEqual(
@@ -120,7 +129,7 @@ describe("the lifecycle", { tags: ["slow"] }, () => {
     const port = (holder.address() as { port: number }).port;
     const fd = (holder as unknown as { _handle: { fd: number } })._handle.fd;
     const child = spawn(process.execPath, [FIXTURE], {
-      env: createBaseEnv({ FD: "3" }),
+      env: createBaseEnv({ INHERITED: "1" }),
       stdio: ["ignore", "ignore", "pipe", fd],
     });
     onTestFinished(() => {
@@ -132,8 +141,32 @@ describe("the lifecycle", { tags: ["slow"] }, () => {
       text += chunk.toString();
     });
     await expect.poll(() => text).toContain('"msg":"listening"');
-    expect(text).toContain(`"url":"http://127.0.0.1:${port}"`);
+    expect(text).toContain(`"url":"http://127.0.0.1:${port}","mode":"systemd"`);
     expect(await fetchText(`http://127.0.0.1:${port}/ok`)).toEqual({ status: 200, body: "/ok" });
+  });
+});
+
+describe("the command line", { tags: ["slow"] }, () => {
+  it("exits 2 on a usage error, printed with the usage code, and 0 after --help", async () => {
+    const run = (args: string[]) =>
+      runProcess(process.execPath, [FIXTURE, ...args], { env: createBaseEnv() });
+    const bad = await run(["--socket", "/tmp/x.sock", "--port", "1"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^BTL_FIXTURE_CONFIG: option '--socket <path>' cannot be used/);
+    const help = await run(["--help"]);
+    expect(help.code).toBe(0);
+    for (const flag of ["--bind", "--port", "--socket", "--idle-timeout", "--max-concurrent"])
+      expect(help.stdout).toContain(flag);
+  });
+
+  it("exits with the package's listen code when it cannot listen", async () => {
+    const taken = await start();
+    const port = new URL(taken.url ?? "").port;
+    const result = await runProcess(process.execPath, [FIXTURE, "--port", port], {
+      env: createBaseEnv(),
+    });
+    expect(result.code).toBe(1); // the fixture's error is no bottle error: exit 1, logged
+    expect(result.stderr).toContain("BTL_FIXTURE_LISTEN");
   });
 });
 

@@ -1,9 +1,8 @@
-import { spawn } from "node:child_process";
 import { stat, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { join } from "node:path";
 import { listenOn, listenTargetFrom, systemdListenFd } from "@bottle/sidecar";
-import { testdir } from "@bottle/test-utils";
+import { startProcess, testdir } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
 import { httpServer } from "./helpers.ts";
 
@@ -69,13 +68,10 @@ describe("listenOn", () => {
   it("replaces a stale socket, refuses a live one and any other file", async () => {
     const dir = await testdir();
     const stale = join(dir, "stale.sock");
-    // A process that dies while listening leaves its socket file behind.
-    const child = spawn(process.execPath, [
-      "-e",
-      "require('node:net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))",
-      stale,
-    ]);
-    await new Promise((resolve) => child.once("exit", resolve));
+    // A sidecar killed while listening leaves its socket file behind.
+    const fixture = join(import.meta.dirname, "fixtures/sidecar.mjs");
+    const killed = await startProcess(process.execPath, [fixture, "--socket", stale]);
+    await killed.kill("SIGKILL");
     expect((await stat(stale)).isSocket()).toBe(true);
     expect(await listenOn(httpServer(), { path: stale }, listenError)).toBe(`unix:${stale}`);
 

@@ -1,16 +1,13 @@
 /** The `bottle-tokman` command line: serve, new-key, hash-key. */
 import { createHash, randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
-import { createLogger } from "@bottle/log";
+import type { CommonFlags, SidecarProcess } from "@bottle/sidecar";
 import {
-  type CommonFlags,
   commonOptions,
   DEFAULT_PORTS,
   intOption,
-  listenTargetFrom,
-  type OnSignal,
   reportFailure,
-  serveUntilStopped,
+  serveSidecar,
   withOutput,
 } from "@bottle/sidecar";
 import { Command, Option } from "commander";
@@ -19,20 +16,13 @@ import { TokmanError } from "./errors.ts";
 import { createTokman } from "./server.ts";
 
 /** What the process gives the program; `cli.ts` passes the real ones. */
-export interface TokmanProcess {
-  readonly argv: readonly string[];
-  readonly env: Readonly<Record<string, string | undefined>>;
-  /** This process's id: a socket passed by systemd (LISTEN_PID) is taken only when it matches. */
-  readonly pid?: number;
+export interface TokmanProcess extends SidecarProcess {
   readonly stdin: NodeJS.ReadableStream;
-  readonly stdout: { write(text: string): unknown };
-  readonly stderr: NodeJS.WritableStream;
-  onSignal: OnSignal;
 }
 
 interface ServeFlags extends CommonFlags {
   config?: string;
-  /** The former spellings of `--bind` and `--max-concurrent`. */
+  /** The former names of `--bind` and `--max-concurrent`. */
   host?: string;
   maxInFlight?: number;
 }
@@ -61,29 +51,47 @@ export async function runTokman(proc: TokmanProcess): Promise<number> {
     .version(VERSION, "-V, --version")
     .addHelpText("after", HELP_AFTER);
 
-  const serveCommand = program
+  const serve = program
     .command("serve")
     .description("serve GET /api/<namespace>/<repository> until SIGTERM")
     .option("--config <file>", "the configuration (YAML or JSON)");
-  commonOptions(serveCommand, {
+  commonOptions(serve, {
     port: DEFAULT_PORTS.tokman,
     maxConcurrent: 64,
     idleTimeout: 60,
     help: { maxConcurrent: "requests handled at once; beyond that 503 with Retry-After" },
   })
+    // The former names of --bind and --max-concurrent, kept working.
+    .addOption(new Option("--host <addr>", "the same as --bind").conflicts(["bind", "socket"]))
     .addOption(
-      new Option("--host <addr>", "the same as --bind (its former name)").conflicts([
-        "bind",
-        "socket",
-      ]),
-    )
-    .addOption(
-      new Option("--max-in-flight <n>", "the same as --max-concurrent (its former name)")
+      new Option("--max-in-flight <n>", "the same as --max-concurrent")
         .argParser(intOption(1, 65_536))
         .conflicts("maxConcurrent"),
     )
-    .action(async (flags: ServeFlags) => {
-      exitCode = await serve(proc, flags);
+    .action(async ({ host, maxInFlight, ...rest }: ServeFlags) => {
+      const flags = {
+        ...rest,
+        bind: host ?? rest.bind,
+        maxConcurrent: maxInFlight ?? rest.maxConcurrent,
+      };
+      exitCode = await serveSidecar(proc, flags, {
+        name: "bottle-tokman",
+        start: (_flags, log) => {
+          const file = flags.config ?? proc.env.BOTTLE_TOKMAN_CONFIG;
+          if (!file)
+            throw new TokmanError(
+              "BTL_TOKMAN_CONFIG",
+              "--config or BOTTLE_TOKMAN_CONFIG is required",
+            );
+          return createTokman({
+            config: loadConfig(file),
+            logger: log,
+            maxInFlight: flags.maxConcurrent,
+            maxConnections: flags.maxConnections,
+            idleTimeoutMs: flags.idleTimeout * 1000,
+          });
+        },
+      });
     });
 
   program
@@ -114,37 +122,4 @@ export async function runTokman(proc: TokmanProcess): Promise<number> {
     return reportFailure(error, proc);
   }
   return exitCode;
-}
-
-/** `serve`: tokman until a signal stops it; resolves to the exit code. */
-async function serve(proc: TokmanProcess, flags: ServeFlags): Promise<number> {
-  const file = flags.config ?? proc.env.BOTTLE_TOKMAN_CONFIG;
-  if (!file)
-    throw new TokmanError("BTL_TOKMAN_CONFIG", "--config or BOTTLE_TOKMAN_CONFIG is required");
-  const log = createLogger({
-    name: "bottle-tokman",
-    level: flags.logLevel,
-    destination: proc.stderr,
-  });
-  try {
-    const tokman = createTokman({
-      config: loadConfig(file),
-      logger: log,
-      maxInFlight: flags.maxInFlight ?? flags.maxConcurrent,
-      maxConnections: flags.maxConnections,
-      idleTimeoutMs: flags.idleTimeout * 1000,
-    });
-    return await serveUntilStopped(tokman, {
-      target: listenTargetFrom(
-        { ...flags, bind: flags.host ?? flags.bind },
-        proc.env,
-        proc.pid ?? -1,
-      ),
-      env: proc.env,
-      onSignal: proc.onSignal,
-      logger: log,
-    });
-  } catch (error) {
-    return reportFailure(error, { stderr: proc.stderr, logger: log });
-  }
 }
