@@ -4,20 +4,9 @@
  * route's credential is set. Toward the client: hop-by-hop headers go and `Location` is mapped
  * back onto the route prefix when it points into the route's own upstream.
  */
-import type { ProxyAuth, ProxyRoute } from "./routes.ts";
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1, plus the non-standard ones proxies still meet). */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
+import { HOP_BY_HOP_HEADERS } from "@bottle/manifest/policy";
+import type { ProxyAuth, ProxyRoute } from "./routes.ts";
 
 /** Client credentials, compared after lowercasing and removing `-`, `_` and `.`. */
 const CREDENTIAL_NAMES: ReadonlySet<string> = new Set([
@@ -115,7 +104,7 @@ export function upstreamHeaders(
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] ?? "";
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || listed.has(lower)) continue;
+    if (HOP_BY_HOP_HEADERS.has(lower) || listed.has(lower)) continue;
     if (DROPPED_TOWARD_UPSTREAM.has(lower) || lower.startsWith("x-forwarded-")) continue;
     if (isClientCredential(lower, route.auth)) continue;
     out.push(name, rawHeaders[i + 1] ?? "");
@@ -146,7 +135,7 @@ export function clientHeaders(
   const out: ResponseHeaders = Object.create(null);
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
-    if (value === undefined || HOP_BY_HOP.has(lower) || listed.has(lower)) continue;
+    if (value === undefined || HOP_BY_HOP_HEADERS.has(lower) || listed.has(lower)) continue;
     // SECURITY: the proxy never forwards the client's cookies, so a cookie set by the upstream
     // (a session bound to the injected credential) has no use on the agent's side.
     if (lower === "set-cookie") continue;

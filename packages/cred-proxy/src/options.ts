@@ -1,14 +1,12 @@
 /** Checks of the proxy's options: token slots, the CA bundle and numeric limits. */
 import { X509Certificate } from "node:crypto";
+import { isCredentialValue, MAX_CREDENTIAL_CHARS } from "@bottle/manifest/policy";
 import { ProxyError } from "./errors.ts";
 import type { ProxyRoute } from "./routes.ts";
 
-/** Printable ASCII without whitespace, 1 to 16 KiB (srt-proxy bounds credentials likewise). */
-const TOKEN_VALUE = /^[\x21-\x7e]{1,16384}$/;
-
 /**
  * The tokens of the routes' slots, checked. SECURITY (items 7, 14): every slot set, non-empty,
- * printable ASCII without whitespace, 1 to 16 KiB, so a bad value fails at start-up and never
+ * printable ASCII without whitespace, 1 to 8 KiB (`@bottle/manifest/policy`), so a bad value fails at start-up and never
  * reaches a header. Routes taking their token from tokman have no slot and are skipped.
  * Throws ProxyError BTL_PROXY_TOKEN naming the slots, never a value.
  */
@@ -24,10 +22,10 @@ export function checkTokens(
     const value = Object.hasOwn(given, slot) ? given[slot] : undefined;
     if (value === undefined || value === "")
       problems.set(slot, `${slot} (route ${route.path}) is unset or empty`);
-    else if (typeof value !== "string" || !TOKEN_VALUE.test(value))
+    else if (!isCredentialValue(value))
       problems.set(
         slot,
-        `${slot} (route ${route.path}) is not 1 to 16384 printable ASCII characters without whitespace`,
+        `${slot} (route ${route.path}) is not 1 to ${MAX_CREDENTIAL_CHARS} printable ASCII characters without whitespace`,
       );
     else tokens.set(slot, value);
   }

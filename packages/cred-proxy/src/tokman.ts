@@ -8,10 +8,11 @@
  */
 import { rootCertificates } from "node:tls";
 import { fingerprint, type Logger, silentLogger } from "@bottle/log";
+import { checkHttpUrl, isCredentialValue, MAX_CREDENTIAL_CHARS } from "@bottle/manifest/policy";
 import { Agent, request } from "undici";
 import { ProxyError } from "./errors.ts";
 import { errorName } from "./respond.ts";
-import { checkUpstream, type ProxyRoute, type ProxyTokman } from "./routes.ts";
+import type { ProxyRoute, ProxyTokman } from "./routes.ts";
 
 /** The proxy's variable holding tokman's base URL. */
 export const TOKMAN_URL_ENV = "BOTTLE_PROXY_TOKMAN_URL";
@@ -68,10 +69,6 @@ const UNRENEWED_PAUSE_MS = 30_000;
 const FORCE_COOLDOWN_MS = 30_000;
 /** Largest tokman answer read. */
 const MAX_ANSWER_CHARS = 64 * 1024;
-/** Printable ASCII without whitespace, 1 to 16 KiB: anything else would corrupt a header. */
-const TOKEN_VALUE = /^[\x21-\x7e]{1,16384}$/;
-/** tokman's caller keys: what its `Authorization` parser accepts. */
-const KEY_VALUE = /^[\x21-\x7e]{1,4096}$/;
 const TIMER_MAX_MS = 2 ** 31 - 1;
 
 /**
@@ -160,7 +157,7 @@ export function createTokmanSource(options: TokmanSourceOptions): TokmanSource {
     }
     const token = body.access_token;
     const expiresAt = typeof body.expires_at === "string" ? Date.parse(body.expires_at) : NaN;
-    if (typeof token !== "string" || !TOKEN_VALUE.test(token) || Number.isNaN(expiresAt))
+    if (!isCredentialValue(token) || Number.isNaN(expiresAt))
       throw fail(`tokman's answer for ${repository} holds no usable token`);
     if (expiresAt - clock() <= MIN_USABLE_MS)
       throw fail(
@@ -308,15 +305,17 @@ export function checkTokmanSettings(
     problems.push(`${names.url} is unset or empty (${uses})`);
     badUrl = true;
   } else {
-    const problem = checkUpstream(url);
+    const problem = checkHttpUrl(url);
     if (problem) {
       problems.push(`Expected ${names.url} ${problem}`);
       badUrl = true;
     }
   }
   if (key === undefined || key === "") problems.push(`${names.key} is unset or empty (${uses})`);
-  else if (!KEY_VALUE.test(key))
-    problems.push(`${names.key} is not 1 to 4096 printable ASCII characters without whitespace`);
+  else if (!isCredentialValue(key))
+    problems.push(
+      `${names.key} is not 1 to ${MAX_CREDENTIAL_CHARS} printable ASCII characters without whitespace`,
+    );
   if (problems.length > 0)
     throw new ProxyError(badUrl ? "BTL_PROXY_CONFIG" : "BTL_PROXY_TOKEN", problems.join("; "));
   return { url: url as string, key: key as string };

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { Logger } from "@bottle/log";
 import { loadManifest, type Manifest } from "@bottle/manifest";
+import { isCredentialValue } from "@bottle/manifest/policy";
 import {
   type DeployKeyRequest,
   deployKeyTitle,
@@ -78,7 +79,7 @@ function storeTokens(plan: GitGatePlan, io: StageIo): void {
   if (broker) {
     if (
       !/^https?:\/\/[A-Za-z0-9.[\]:-]+(?:\/[A-Za-z0-9._~-]*)*$/.test(tokmanUrl) ||
-      !/^[\x21-\x7e]{1,4096}$/.test(tokmanKey)
+      !isCredentialValue(tokmanKey)
     ) {
       throw new GitGateError(
         "BTL_GITGATE_CONFIG",

@@ -5,14 +5,13 @@
  */
 import { closeSync, existsSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { isCredentialValue } from "@bottle/manifest/policy";
 import { gitEnv } from "@bottle/secret-scan/git";
 import lockfile from "proper-lockfile";
 import { GitGateError } from "./errors.ts";
 import type { GateConfig, PlannedRepo } from "./plan.ts";
 import { shellQuote } from "./render.ts";
 import { readPrivateFile } from "./state.ts";
-
-const TOKEN = /^[\x21-\x7e]{1,8192}$/;
 
 /**
  * The environment of a git command that talks to `repo`'s upstream: `base` (see `gitEnv`) plus
@@ -75,7 +74,7 @@ export async function upstreamEnv(
       `the token of ${repo.name}`,
       "BTL_GITGATE_CREDENTIAL",
     ).trim();
-  if (!TOKEN.test(token)) {
+  if (!isCredentialValue(token)) {
     throw new GitGateError(
       "BTL_GITGATE_CREDENTIAL",
       `the token of ${repo.name} is empty or holds spaces or control characters`,

@@ -5,9 +5,9 @@
  */
 import type { PathKey, RawIssue } from "./issues.ts";
 import { dottedPath } from "./issues.ts";
+import { type GitUrl, parseGitUrl } from "./policy.ts";
 import { expandWithSources } from "./routes.ts";
 import type { Manifest, RepoSpec } from "./schema.ts";
-import { type GitUrl, parseGitUrl } from "./urls.ts";
 
 /** A gated repository, as the proxy could reach it. */
 interface Gated {

@@ -1,29 +1,13 @@
 /** Cross-field rules: what a per-field schema cannot see. Each returns raw issues. */
 import ssh2 from "ssh2";
 import type { PathKey, RawIssue } from "./issues.ts";
+import { isCredentialHeader, parseGitUrl } from "./policy.ts";
 import { checkPushReach } from "./push.ts";
 import { expandWithSources } from "./routes.ts";
 import { EXCLUSIVE_ROLES, type Manifest } from "./schema.ts";
-import { parseGitUrl } from "./urls.ts";
 
 /** Names that look like credentials (case-insensitive). */
 const CREDENTIAL_NAME = /TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL/i;
-
-/** SECURITY: headers whose injection would change framing, routing or hop semantics. */
-const FORBIDDEN_AUTH_HEADERS = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-  "host",
-  "content-length",
-  "content-type",
-  "expect",
-]);
 
 /** Runs every cross-field rule on a schema-valid manifest. */
 export function checkRules(m: Manifest): RawIssue[] {
@@ -236,11 +220,11 @@ function checkRoutes(m: Manifest): RawIssue[] {
       }
       roleHolder.set(role, route.source);
     }
-    if ("header" in route.auth && FORBIDDEN_AUTH_HEADERS.has(route.auth.header.toLowerCase())) {
+    if ("header" in route.auth && !isCredentialHeader(route.auth.header)) {
       issues.push({
         code: "BTL_MANIFEST_INVALID",
         path: [...at, "auth", "header"],
-        message: `Expected a credential header, got the protocol header \`${route.auth.header}\``,
+        message: `Expected a header that can carry a credential, got \`${route.auth.header}\` (a protocol, forwarding or cookie header)`,
       });
     }
   });

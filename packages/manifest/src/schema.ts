@@ -4,7 +4,7 @@
  * field (references, conflicts, host keys, files) live in `rules.ts`.
  */
 import * as v from "valibot";
-import { checkHttpUrl } from "./urls.ts";
+import { checkHttpUrl } from "./policy.ts";
 
 /** Environment variable names: what `token_ref` and `agent.env` keys look like. */
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;

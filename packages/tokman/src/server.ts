@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { isBottleError } from "@bottle/errors";
 import { type Logger, silentLogger } from "@bottle/log";
+import { isCredentialValue } from "@bottle/manifest/policy";
 import {
   answerMalformedRequests,
   capConnections,
@@ -117,9 +118,9 @@ export function createTokman(options: TokmanOptions): Tokman {
   }
 
   function authenticate(req: IncomingMessage): CallerConfig {
-    const match = /^(?:Bearer|token) ([\x21-\x7e]{1,4096})$/.exec(req.headers.authorization ?? "");
-    if (match?.[1] !== undefined) {
-      const digest = createHash("sha256").update(match[1]).digest();
+    const key = /^(?:Bearer|token) (\S+)$/.exec(req.headers.authorization ?? "")?.[1];
+    if (isCredentialValue(key)) {
+      const digest = createHash("sha256").update(key).digest();
       const caller = callers.get(digest.toString("hex"));
       // SECURITY: the map finds the candidate; the digests are still compared in constant time.
       if (caller && timingSafeEqual(digest, Buffer.from(caller.keySha256, "hex"))) return caller;

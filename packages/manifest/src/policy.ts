@@ -1,4 +1,10 @@
-/** URL rules shared by routes, APIs and git upstreams. */
+/**
+ * The rules every part of bottle applies the same way, in one place (`@bottle/manifest/policy`):
+ * upstream URLs, loopback hosts, git upstream URLs, which headers may carry a credential, the
+ * hop-by-hop headers, and the shape of a credential value. The manifest validates with them
+ * and the sidecars check with them, so a manifest that validates never makes a sidecar refuse
+ * to start. Light on purpose: Node builtins only (the proxy loads it on its request path).
+ */
 import { isIP } from "node:net";
 
 /** True for hosts that can only mean this machine: 127.0.0.0/8, ::1 and `localhost`. */
@@ -13,11 +19,12 @@ const SAFE_PATH = /^(?:\/[A-Za-z0-9._~-]+)*\/?$/;
 /**
  * Checks an http(s) base URL; returns what is wrong (to follow "Expected X …") or undefined.
  * SECURITY: https, or http to loopback only; no user info (a credential pasted into a URL),
- * query, fragment, control characters or dot segments. Never echoes the value.
+ * query, fragment, control or non-ASCII characters (a look-alike host), escapes or dot
+ * segments. Never echoes the value.
  */
 export function checkHttpUrl(value: string): string | undefined {
-  if (/[\s\u0000-\u001f\u007f-\u009f\\]/.test(value))
-    return "to have no spaces, backslashes or control characters";
+  if (/[^\x21-\x7e]|\\/.test(value))
+    return "to have no spaces, backslashes, control or non-ASCII characters";
   let url: URL;
   try {
     url = new URL(value);
@@ -40,6 +47,54 @@ export function checkHttpUrl(value: string): string | undefined {
     return "to have a plain path (letters, digits, `._~-`, no dot segments or escapes)";
   }
   return undefined;
+}
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1, plus the non-standard ones proxies still meet). */
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/**
+ * SECURITY: headers that cannot carry a route's credential: hop-by-hop ones (a downstream hop
+ * drops them), framing and routing ones, `cookie`, and the forwarding headers.
+ */
+const NOT_FOR_CREDENTIALS: ReadonlySet<string> = new Set([
+  ...HOP_BY_HOP_HEADERS,
+  "host",
+  "content-length",
+  "content-type",
+  "content-encoding",
+  "expect",
+  "cookie",
+  "forwarded",
+]);
+
+/** True when `name` (any case) may carry a route's credential (`auth: { header: name }`). */
+export function isCredentialHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  return !NOT_FOR_CREDENTIALS.has(lower) && !lower.startsWith("x-forwarded-");
+}
+
+/**
+ * The longest credential value a sidecar sends (8 KiB): any token bottle handles fits, and
+ * with the rest of a request it stays within Node's 16 KiB header limit.
+ */
+export const MAX_CREDENTIAL_CHARS = 8192;
+
+/**
+ * True for a credential value a sidecar can send in a header: 1 to {@link MAX_CREDENTIAL_CHARS}
+ * printable ASCII characters, no whitespace (a CR or LF would inject headers).
+ */
+export function isCredentialValue(value: unknown): value is string {
+  return typeof value === "string" && /^[\x21-\x7e]{1,8192}$/.test(value);
 }
 
 /** A git upstream, parsed. */
