@@ -317,14 +317,18 @@ describe("proxying", { tags: ["slow"] }, () => {
     const upstream = await startUpstream();
     const dir = await testdir();
     const socketPath = join(dir, "proxy.sock");
-    const proxy = createCredProxy({
-      routes: parseRoutes({
-        version: 1,
-        routes: [route("/u/", upstream.url, { scheme: "Bearer" })],
-      }),
-      tokens: TOKENS,
-    });
-    onTestFinished(() => proxy.close(0));
+    const unixProxy = () => {
+      const created = createCredProxy({
+        routes: parseRoutes({
+          version: 1,
+          routes: [route("/u/", upstream.url, { scheme: "Bearer" })],
+        }),
+        tokens: TOKENS,
+      });
+      onTestFinished(() => created.close(0));
+      return created;
+    };
+    const proxy = unixProxy();
     expect(await proxy.listen({ path: socketPath })).toBe(`unix:${socketPath}`);
     expect((await stat(socketPath)).mode & 0o777).toBe(0o600);
     const status = await new Promise<number>((resolve, reject) => {
@@ -340,14 +344,7 @@ describe("proxying", { tags: ["slow"] }, () => {
       `127.0.0.1:${upstream.port}`,
     ]);
     // A second proxy on the same live socket path is refused.
-    const second = createCredProxy({
-      routes: parseRoutes({
-        version: 1,
-        routes: [route("/u/", upstream.url, { scheme: "Bearer" })],
-      }),
-      tokens: TOKENS,
-    });
-    onTestFinished(() => second.close(0));
+    const second = unixProxy();
     await expect(second.listen({ path: socketPath })).rejects.toMatchObject({
       code: "BTL_PROXY_LISTEN",
     });

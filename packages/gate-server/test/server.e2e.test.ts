@@ -7,7 +7,7 @@ import { createGateServer } from "@bottle/gate-server";
 import { createTokenStore } from "@bottle/gate-tokens";
 import { createBaseEnv, git, runProcess, startProcess, testdir } from "@bottle/test-utils";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { BIN, basic, rawRequest, startGate } from "./fixture.ts";
+import { BIN, basic, type Gate, rawRequest, startGate } from "./fixture.ts";
 
 const HOOK = join(import.meta.dirname, "fixtures/access-hook.mjs");
 const REFS = "/alpha.git/info/refs?service=git-upload-pack";
@@ -339,18 +339,20 @@ describe("listeners", { tags: ["slow"] }, () => {
     return gate;
   }
 
+  /** The gate's command line over `gate`'s repositories and token file, then `more`. */
+  const gateArgs = (gate: Gate, ...more: string[]) => [
+    BIN,
+    "--base-path",
+    gate.base,
+    "--token-file",
+    gate.tokenFile,
+    ...more,
+  ];
+
   it("listens on a unix socket with mode 0600", async () => {
     const gate = await setup();
     const socket = join(await testdir(), "gate.sock");
-    const proc = await startProcess(process.execPath, [
-      BIN,
-      "--base-path",
-      gate.base,
-      "--token-file",
-      gate.tokenFile,
-      "--socket",
-      socket,
-    ]);
+    const proc = await startProcess(process.execPath, gateArgs(gate, "--socket", socket));
     expect(proc.url).toBe(`unix:${socket}`);
     expect((await stat(socket)).mode & 0o777).toBe(0o600);
     const status = await new Promise<number>((resolve, reject) => {
@@ -364,16 +366,7 @@ describe("listeners", { tags: ["slow"] }, () => {
   it("serves a socket passed by systemd socket activation (LISTEN_FDS)", async () => {
     const gate = await setup();
     const port = await freePort();
-    await activate([
-      "-l",
-      `127.0.0.1:${port}`,
-      process.execPath,
-      BIN,
-      "--base-path",
-      gate.base,
-      "--token-file",
-      gate.tokenFile,
-    ]);
+    await activate(["-l", `127.0.0.1:${port}`, process.execPath, ...gateArgs(gate)]);
     const token = await gate.token("alpha");
     const ls = await git(["ls-remote", `http://${token}:x@127.0.0.1:${port}/alpha.git`], {
       cwd: gate.base,
@@ -391,12 +384,7 @@ describe("listeners", { tags: ["slow"] }, () => {
       "-l",
       `127.0.0.1:${port}`,
       process.execPath,
-      BIN,
-      "--inetd",
-      "--base-path",
-      gate.base,
-      "--token-file",
-      gate.tokenFile,
+      ...gateArgs(gate, "--inetd"),
     ]);
     const token = await gate.token("alpha");
     const dir = await testdir();
@@ -415,18 +403,7 @@ describe("listeners", { tags: ["slow"] }, () => {
     const pidFile = join(dir, "gate.pid");
     const result = await runProcess(
       process.execPath,
-      [
-        BIN,
-        "--base-path",
-        gate.base,
-        "--token-file",
-        gate.tokenFile,
-        "--port",
-        "0",
-        "--detach",
-        "--pid-file",
-        pidFile,
-      ],
+      gateArgs(gate, "--port", "0", "--detach", "--pid-file", pidFile),
       { env: createBaseEnv() },
     );
     expect(result.code).toBe(0);
