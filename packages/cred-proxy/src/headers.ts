@@ -4,20 +4,8 @@
  * route's credential is set. Toward the client: hop-by-hop headers go and `Location` is mapped
  * back onto the route prefix when it points into the route's own upstream.
  */
+import { HOP_BY_HOP } from "@bottle/manifest/policy";
 import type { ProxyAuth, ProxyRoute } from "./routes.ts";
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1, plus the non-standard ones proxies still meet). */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
 
 /** Client credentials, compared after lowercasing and removing `-`, `_` and `.`. */
 const CREDENTIAL_NAMES: ReadonlySet<string> = new Set([

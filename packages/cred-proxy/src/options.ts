@@ -1,10 +1,8 @@
 /** Checks of the proxy's options: token slots, the CA bundle and numeric limits. */
 import { X509Certificate } from "node:crypto";
+import { CREDENTIAL_SHAPE, isCredentialValue } from "@bottle/manifest/policy";
 import { ProxyError } from "./errors.ts";
 import type { ProxyRoute } from "./routes.ts";
-
-/** Printable ASCII without whitespace, 1 to 16 KiB (srt-proxy bounds credentials likewise). */
-const TOKEN_VALUE = /^[\x21-\x7e]{1,16384}$/;
 
 /**
  * The tokens of the routes' slots, checked. SECURITY (items 7, 14): every slot set, non-empty,
@@ -24,11 +22,8 @@ export function checkTokens(
     const value = Object.hasOwn(given, slot) ? given[slot] : undefined;
     if (value === undefined || value === "")
       problems.set(slot, `${slot} (route ${route.path}) is unset or empty`);
-    else if (typeof value !== "string" || !TOKEN_VALUE.test(value))
-      problems.set(
-        slot,
-        `${slot} (route ${route.path}) is not 1 to 16384 printable ASCII characters without whitespace`,
-      );
+    else if (!isCredentialValue(value))
+      problems.set(slot, `${slot} (route ${route.path}) is not ${CREDENTIAL_SHAPE}`);
     else tokens.set(slot, value);
   }
   if (problems.size > 0)

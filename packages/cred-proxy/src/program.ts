@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { isBottleError } from "@bottle/errors";
 import { createLogger, fingerprint, type Logger } from "@bottle/log";
-import { isLoopbackHost } from "@bottle/manifest/urls";
+import { isLoopbackHost } from "@bottle/manifest/policy";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { PROXY_ERRORS, ProxyError } from "./errors.ts";
 import type { ListenTarget } from "./listen.ts";

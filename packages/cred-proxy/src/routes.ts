@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { RouteAllow } from "@bottle/manifest";
-import { isLoopbackHost } from "@bottle/manifest/urls";
+import { checkCredentialHeader, checkHttpUrl, formatIssues } from "@bottle/manifest/policy";
 import * as v from "valibot";
 import { ProxyError } from "./errors.ts";
 
@@ -15,8 +15,6 @@ export const MAX_ROUTES_FILE_BYTES = 1024 * 1024;
 
 /** Route prefixes: `/segment/` … `/a/b/c/d/`; a segment never starts with a dot. */
 const ROUTE_PATH = /^\/(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}\/){1,4}$/;
-/** An HTTP header name (RFC 9110 token). */
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
 /** Token slots: the proxy's own variables, never a host variable name. */
 const TOKEN_SLOT = /^BOTTLE_PROXY_TOKEN_\d+$/;
 /** A GitHub repository `owner/name`, as tokman accepts it. */
@@ -30,34 +28,12 @@ const PERMISSION = /^[a-z][a-z_]{0,63}$/;
 const PATH_GLOB = /^(?:\/(?:\*\*?|(?:[A-Za-z0-9._~!$&'()+,;=:@-]|%[0-9A-Fa-f]{2})+))+$/;
 /** The methods an allow rule may name. */
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
-/** A base path under the origin: plain segments, no escapes. */
-const BASE_PATH = /^(?:\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*$/;
-
-/** SECURITY: headers that change framing, routing or hop semantics cannot carry the credential. */
-const FORBIDDEN_AUTH_HEADERS = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-  "host",
-  "content-length",
-  "content-type",
-  "content-encoding",
-  "expect",
-  "cookie",
-  "forwarded",
-]);
 
 const upstreamUrl = v.pipe(
   v.string(),
   v.rawCheck(({ dataset, addIssue }) => {
     if (!dataset.typed) return;
-    const problem = checkUpstream(dataset.value);
+    const problem = checkHttpUrl(dataset.value);
     if (problem) addIssue({ message: `Expected \`upstream\` ${problem}` });
   }),
 );
@@ -78,11 +54,10 @@ const Auth = v.union(
     v.strictObject({
       header: v.pipe(
         v.string(),
-        v.regex(HEADER_NAME, "Expected `header` to be an HTTP header name"),
-        v.check(
-          (name) => !FORBIDDEN_AUTH_HEADERS.has(name.toLowerCase()) && !/^x-forwarded-/i.test(name),
-          "Expected `header` to be a header that does not change framing or routing",
-        ),
+        v.rawCheck(({ dataset, addIssue }) => {
+          const problem = dataset.typed ? checkCredentialHeader(dataset.value) : undefined;
+          if (problem) addIssue({ message: `Expected \`header\` ${problem}` });
+        }),
       ),
     }),
   ],
@@ -212,8 +187,7 @@ interface ProxyRouteBase {
 export function parseRoutes(value: unknown, source = "routes.json"): readonly ProxyRoute[] {
   const result = v.safeParse(RoutesFileSchema, value);
   if (!result.success) {
-    const lines = result.issues.map((issue) => `${dotted(issue)}: ${describe(issue)}`);
-    throw new ProxyError("BTL_PROXY_CONFIG", `${source}: ${lines.join("; ")}`);
+    throw new ProxyError("BTL_PROXY_CONFIG", `${source}: ${formatIssues(result.issues)}`);
   }
   const seen = new Map<string, number>();
   const routes = result.output.routes.map((spec, index) => {
@@ -310,47 +284,4 @@ export function matchRoute(routes: readonly ProxyRoute[], rawPath: string): Prox
       best = route;
   }
   return best;
-}
-
-/**
- * What is wrong with an upstream (or tokman) URL, or undefined. SECURITY: https, or http to
- * loopback only; no user info, query, fragment, escapes or dot segments. Checked on the raw
- * text, because URL parsing would silently collapse dot segments.
- */
-export function checkUpstream(value: string): string | undefined {
-  if (/[^\x21-\x7e]|\\/.test(value))
-    return "to have no spaces, backslashes, control or non-ASCII characters";
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return "to be an absolute URL (https://host[:port][/path])";
-  }
-  if (url.protocol !== "https:" && url.protocol !== "http:") return "to use https://";
-  if (url.protocol === "http:" && !isLoopbackHost(url.hostname))
-    return "to use https:// (http:// only for loopback hosts)";
-  const authority = value.slice(value.indexOf("//") + 2).split("/")[0] ?? "";
-  if (authority.includes("@") || url.username !== "" || url.password !== "")
-    return "to carry no user name or password (the token belongs in the token slot)";
-  if (value.includes("?") || value.includes("#")) return "to have no query or fragment";
-  const slash = value.indexOf("/", value.indexOf("//") + 2);
-  const path = slash === -1 ? "" : value.slice(slash).replace(/\/+$/, "");
-  if (!BASE_PATH.test(path) || /(?:^|\/)\.{1,2}(?:\/|$)/.test(path))
-    return "to have a plain base path (letters, digits, `._~-`, no dot segments or escapes)";
-  return undefined;
-}
-
-function describe(issue: v.BaseIssue<unknown>): string {
-  if (issue.type === "strict_object" && issue.expected === "never") return "is not a known key";
-  if (issue.received === "undefined") return "is required";
-  return issue.message;
-}
-
-function dotted(issue: v.BaseIssue<unknown>): string {
-  let out = "";
-  for (const item of issue.path ?? []) {
-    const key = item.key as string | number;
-    out += typeof key === "number" ? `[${key}]` : out === "" ? key : `.${key}`;
-  }
-  return out === "" ? "(root)" : out;
 }

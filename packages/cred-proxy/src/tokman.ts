@@ -8,10 +8,11 @@
  */
 import { rootCertificates } from "node:tls";
 import { fingerprint, type Logger, silentLogger } from "@bottle/log";
+import { checkHttpUrl } from "@bottle/manifest/policy";
 import { Agent, request } from "undici";
 import { ProxyError } from "./errors.ts";
 import { errorName } from "./respond.ts";
-import { checkUpstream, type ProxyRoute, type ProxyTokman } from "./routes.ts";
+import type { ProxyRoute, ProxyTokman } from "./routes.ts";
 
 /** The proxy's variable holding tokman's base URL. */
 export const TOKMAN_URL_ENV = "BOTTLE_PROXY_TOKMAN_URL";
@@ -308,7 +309,7 @@ export function checkTokmanSettings(
     problems.push(`${names.url} is unset or empty (${uses})`);
     badUrl = true;
   } else {
-    const problem = checkUpstream(url);
+    const problem = checkHttpUrl(url);
     if (problem) {
       problems.push(`Expected ${names.url} ${problem}`);
       badUrl = true;

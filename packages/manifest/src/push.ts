@@ -3,8 +3,9 @@
  * the proxy. Pushes go through the git gate, where they are scanned; a token, an installation
  * token or a push-enabled route that reaches the same repository would bypass the scan.
  */
+
+import { dottedPath } from "./format-issues.ts";
 import type { PathKey, RawIssue } from "./issues.ts";
-import { dottedPath } from "./issues.ts";
 import { expandWithSources } from "./routes.ts";
 import type { Manifest, RepoSpec } from "./schema.ts";
 import { type GitUrl, parseGitUrl } from "./urls.ts";

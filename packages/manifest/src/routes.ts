@@ -1,7 +1,7 @@
 /** Route expansion (token kinds → routes), token slots, and resolution of token values. */
+import { CREDENTIAL_SHAPE, isCredentialValue } from "./credentials.ts";
 import { ManifestError, type ManifestIssue } from "./errors.ts";
-import type { PathKey } from "./issues.ts";
-import { dottedPath } from "./issues.ts";
+import { dottedPath, type PathKey } from "./format-issues.ts";
 import {
   type Manifest,
   READ_ONLY_ALLOW,
@@ -206,9 +206,6 @@ export function tokenSlots(routes: readonly Route[]): readonly TokenSlot[] {
   );
 }
 
-/** Printable ASCII without spaces, 1 to 16 KiB: anything else would corrupt a header. */
-const TOKEN_VALUE = /^[\x21-\x7e]{1,16384}$/;
-
 /**
  * Reads each slot's host variable from `env` and returns `{ slot: value }` (null prototype).
  * Throws one `ManifestError` listing every problem: BTL_MANIFEST_TOKEN_UNSET,
@@ -235,11 +232,11 @@ export function resolveTokenValues(
         path: "",
         message: `environment variable ${token_ref} is empty ${uses}`,
       });
-    } else if (!TOKEN_VALUE.test(value)) {
+    } else if (!isCredentialValue(value)) {
       issues.push({
         code: "BTL_MANIFEST_TOKEN_INVALID",
         path: "",
-        message: `environment variable ${token_ref} must be 1 to 16384 printable ASCII characters without spaces ${uses}`,
+        message: `environment variable ${token_ref} must be ${CREDENTIAL_SHAPE} ${uses}`,
       });
     } else {
       values[slot] = value;

@@ -1,5 +1,6 @@
 /** Cross-field rules: what a per-field schema cannot see. Each returns raw issues. */
 import ssh2 from "ssh2";
+import { checkCredentialHeader } from "./headers.ts";
 import type { PathKey, RawIssue } from "./issues.ts";
 import { checkPushReach } from "./push.ts";
 import { expandWithSources } from "./routes.ts";
@@ -8,22 +9,6 @@ import { parseGitUrl } from "./urls.ts";
 
 /** Names that look like credentials (case-insensitive). */
 const CREDENTIAL_NAME = /TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL/i;
-
-/** SECURITY: headers whose injection would change framing, routing or hop semantics. */
-const FORBIDDEN_AUTH_HEADERS = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-  "host",
-  "content-length",
-  "content-type",
-  "expect",
-]);
 
 /** Runs every cross-field rule on a schema-valid manifest. */
 export function checkRules(m: Manifest): RawIssue[] {
@@ -236,11 +221,12 @@ function checkRoutes(m: Manifest): RawIssue[] {
       }
       roleHolder.set(role, route.source);
     }
-    if ("header" in route.auth && FORBIDDEN_AUTH_HEADERS.has(route.auth.header.toLowerCase())) {
+    const header = "header" in route.auth ? checkCredentialHeader(route.auth.header) : undefined;
+    if (header !== undefined) {
       issues.push({
         code: "BTL_MANIFEST_INVALID",
         path: [...at, "auth", "header"],
-        message: `Expected a credential header, got the protocol header \`${route.auth.header}\``,
+        message: `Expected \`header\` ${header}`,
       });
     }
   });

@@ -1,4 +1,4 @@
-/** URL rules shared by routes, APIs and git upstreams. */
+/** URL rules shared by routes, APIs, tokman and git upstreams. */
 import { isIP } from "node:net";
 
 /** True for hosts that can only mean this machine: 127.0.0.0/8, ::1 and `localhost`. */
@@ -8,16 +8,34 @@ export function isLoopbackHost(hostname: string): boolean {
   return isIP(host) === 4 && host.startsWith("127.");
 }
 
-const SAFE_PATH = /^(?:\/[A-Za-z0-9._~-]+)*\/?$/;
+/** Options of {@link checkHttpUrl}. */
+export interface HttpUrlOptions {
+  /**
+   * Where `http://` is accepted: on loopback hosts only (the default: a credential or a caller
+   * key travels to this URL), or anywhere (a URL the agent uses, such as the gate's).
+   */
+  readonly plainHttp?: "loopback" | "anywhere";
+}
+
+const HTTP_LOOPBACK_ONLY = "to use https:// (http:// only for loopback hosts)";
+const NO_USER_INFO =
+  "to carry no user name or password (a secret belongs in an environment variable, never in a URL)";
+
+/** A host name or address, and an optional port: nothing else in the authority. */
+const AUTHORITY = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
+/** A base path: plain segments (never starting with a dot), at most one trailing slash. */
+const BASE_PATH = /^(?:\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*\/?$/;
 
 /**
  * Checks an http(s) base URL; returns what is wrong (to follow "Expected X …") or undefined.
- * SECURITY: https, or http to loopback only; no user info (a credential pasted into a URL),
- * query, fragment, control characters or dot segments. Never echoes the value.
+ * SECURITY: https, or http to loopback only (unless `plainHttp: "anywhere"`); printable ASCII;
+ * no user info (a credential pasted into a URL), query, fragment, escapes or dot segments,
+ * checked on the raw text because URL parsing would silently collapse them. Never echoes the
+ * value.
  */
-export function checkHttpUrl(value: string): string | undefined {
-  if (/[\s\u0000-\u001f\u007f-\u009f\\]/.test(value))
-    return "to have no spaces, backslashes or control characters";
+export function checkHttpUrl(value: string, options: HttpUrlOptions = {}): string | undefined {
+  if (/[^\x21-\x7e]|\\/.test(value))
+    return "to have no spaces, backslashes, control or non-ASCII characters";
   let url: URL;
   try {
     url = new URL(value);
@@ -25,20 +43,15 @@ export function checkHttpUrl(value: string): string | undefined {
     return "to be an absolute URL (https://host[:port][/path])";
   }
   if (url.protocol !== "https:" && url.protocol !== "http:") return "to use https://";
-  if (url.protocol === "http:" && !isLoopbackHost(url.hostname)) {
-    return "to use https:// (http:// is accepted for loopback hosts only)";
-  }
-  if (url.username !== "" || url.password !== "" || /@/.test(value.split("/")[2] ?? "")) {
-    return "to carry no user name or password (put the secret in an environment variable and name it in token_ref)";
-  }
-  if (url.search !== "" || value.includes("?")) return "to have no query string";
-  if (url.hash !== "" || value.includes("#")) return "to have no fragment";
-  // The raw path, before URL normalisation collapses dot segments or decodes escapes.
-  const slash = value.indexOf("/", value.indexOf("//") + 2);
-  const path = slash === -1 ? "" : value.slice(slash);
-  if (!SAFE_PATH.test(path) || /(?:^|\/)\.{1,2}(?:\/|$)/.test(path)) {
-    return "to have a plain path (letters, digits, `._~-`, no dot segments or escapes)";
-  }
+  if (url.protocol === "http:" && options.plainHttp !== "anywhere" && !isLoopbackHost(url.hostname))
+    return HTTP_LOOPBACK_ONLY;
+  const rest = /^https?:\/\/(.*)$/i.exec(value)?.[1] ?? "";
+  const authority = /^[^/?#]*/.exec(rest)?.[0] ?? "";
+  if (authority.includes("@") || url.username !== "" || url.password !== "") return NO_USER_INFO;
+  if (!AUTHORITY.test(authority)) return "to be an absolute URL (https://host[:port][/path])";
+  if (value.includes("?") || value.includes("#")) return "to have no query or fragment";
+  if (!BASE_PATH.test(rest.slice(authority.length)))
+    return "to have a plain base path (letters, digits, `._~-`, no dot segments or escapes)";
   return undefined;
 }
 
@@ -85,10 +98,10 @@ export function parseGitUrl(value: string): GitUrl | string {
       return "to use ssh://, user@host:path or https://";
     }
     if (transport === "http" && !isLoopbackHost(url.hostname)) {
-      return "to use https:// (http:// is accepted for loopback hosts only)";
+      return HTTP_LOOPBACK_ONLY;
     }
     if (transport !== "ssh" && (url.username !== "" || url.password !== "")) {
-      return "to carry no user name or password (put the secret in an environment variable and name it in token_ref)";
+      return NO_USER_INFO;
     }
     if (url.password !== "") return "to carry no password";
     if (url.search !== "" || url.hash !== "" || /[?#]/.test(value))

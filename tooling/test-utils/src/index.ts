@@ -22,6 +22,7 @@ export type {
 } from "./github-fake.ts";
 export { serveGitHubFake, startGitHubFake } from "./github-fake.ts";
 export { startHttpGitUpstream } from "./http-git-upstream.ts";
+export { importedModules } from "./imported-modules.ts";
 export type {
   LogRecord,
   RunProcessOptions,

@@ -14,6 +14,7 @@ describe("@bottle/test-utils", () => {
       "generateSshKey",
       "git",
       "gitSshCommand",
+      "importedModules",
       "makeCanary",
       "readErrorTable",
       "runProcess",
