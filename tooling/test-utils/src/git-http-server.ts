@@ -2,12 +2,11 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { mkdtemp, realpath, rm } from "node:fs/promises";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, relative, sep } from "node:path";
 import { promisify } from "node:util";
-import { createDeferred } from "./deferred.ts";
+import { listenLoopback } from "./loopback-server.ts";
 
 /** A CGI child is killed (with its process group) after this long. */
 const REQUEST_TIMEOUT_MS = 60_000;
@@ -213,25 +212,10 @@ export async function serveGitHttp(options: HttpGitUpstreamOptions): Promise<Htt
     runBackend(backend, env, req, res);
   };
 
-  const server = createServer(
-    { requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 1_000 },
-    handle,
-  );
-  const { promise: listening, resolve, reject } = createDeferred<void>();
-  server.once("error", reject);
-  server.listen({ host: "127.0.0.1", port: 0 }, () => resolve());
-  await listening;
-  server.off("error", reject);
-  const { port } = server.address() as AddressInfo;
-
-  let closed: Promise<void> | undefined;
-  const close = (): Promise<void> => {
-    closed ??= new Promise<void>((resolveClose, rejectClose) => {
-      server.closeAllConnections();
-      server.close((error) => (error ? rejectClose(error) : resolveClose()));
-    }).finally(() => rm(home, { recursive: true, force: true }));
-    return closed;
-  };
+  const { port, close } = await listenLoopback(handle, {
+    requestTimeoutMs: 60_000,
+    onClose: () => rm(home, { recursive: true, force: true }),
+  });
   return {
     url(path) {
       const rel = isAbsolute(path) ? relative(root, path) : path;

@@ -1,9 +1,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import ssh2 from "ssh2";
 import { onTestFinished } from "vitest";
-import { createDeferred } from "./deferred.ts";
+import { listenLoopback } from "./loopback-server.ts";
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const JSON_TYPE = "application/json;charset=utf-8";
@@ -317,25 +316,8 @@ export async function startGiteaFake(options: GiteaFakeOptions): Promise<GiteaFa
     }
   };
 
-  const server = createServer(
-    { requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 1_000 },
-    (req, res) => void handle(req, res),
-  );
-  const { promise: listening, resolve, reject } = createDeferred<void>();
-  server.once("error", reject);
-  server.listen({ host: "127.0.0.1", port: 0 }, () => resolve());
-  await listening;
-  server.off("error", reject);
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-
-  let closed: Promise<void> | undefined;
-  const close = (): Promise<void> => {
-    closed ??= new Promise<void>((resolveClose, rejectClose) => {
-      server.closeAllConnections();
-      server.close((error) => (error ? rejectClose(error) : resolveClose()));
-    });
-    return closed;
-  };
+  const { url, close } = await listenLoopback((req, res) => void handle(req, res));
+  base = url;
   onTestFinished(() => close());
 
   const findRepo = (owner: string, name: string): Repo => {

@@ -1,13 +1,6 @@
-import {
-  createServer,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from "node:http";
 import { onTestFinished } from "vitest";
-import { createDeferred } from "./deferred.ts";
+import { listenLoopback } from "./loopback-server.ts";
 
 /** The per-request body cap of an upstream: a test sending more has a bug. */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -60,48 +53,38 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 export async function startUpstream(handler: UpstreamHandler = answerOk): Promise<Upstream> {
   const requests: RecordedRequest[] = [];
   const handlerErrors: unknown[] = [];
-  const server = createServer(
-    { requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 1_000 },
-    (req, res) => {
-      void (async () => {
-        try {
-          const recorded: RecordedRequest = {
-            method: req.method ?? "",
-            url: req.url ?? "",
-            headers: req.headers,
-            rawHeaders: req.rawHeaders,
-            body: await readBody(req),
-            httpVersion: req.httpVersion,
-          };
-          requests.push(recorded);
-          await handler(recorded, res);
-        } catch (error) {
-          handlerErrors.push(error);
-          if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
-          if (!res.writableEnded) res.end("upstream handler failed");
-        }
-      })();
-    },
-  );
-  const { promise: listening, resolve, reject } = createDeferred<void>();
-  server.once("error", reject);
-  server.listen({ host: "127.0.0.1", port: 0 }, () => resolve());
-  await listening;
-  server.off("error", reject);
-  const { port } = server.address() as AddressInfo;
-
-  let closed: Promise<void> | undefined;
+  const {
+    server,
+    url,
+    port,
+    close: stop,
+  } = await listenLoopback((req, res) => {
+    void (async () => {
+      try {
+        const recorded: RecordedRequest = {
+          method: req.method ?? "",
+          url: req.url ?? "",
+          headers: req.headers,
+          rawHeaders: req.rawHeaders,
+          body: await readBody(req),
+          httpVersion: req.httpVersion,
+        };
+        requests.push(recorded);
+        await handler(recorded, res);
+      } catch (error) {
+        handlerErrors.push(error);
+        if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+        if (!res.writableEnded) res.end("upstream handler failed");
+      }
+    })();
+  });
   const close = async (): Promise<void> => {
-    closed ??= new Promise<void>((resolve, reject) => {
-      server.closeAllConnections();
-      server.close((error) => (error ? reject(error) : resolve()));
-    });
-    await closed;
+    await stop();
     // Reported once: an explicit close() that surfaced the error leaves the cleanup quiet.
     if (handlerErrors.length > 0) {
       throw new Error("an upstream handler threw", { cause: handlerErrors.splice(0)[0] });
     }
   };
   onTestFinished(() => close());
-  return { url: `http://127.0.0.1:${port}`, port, requests, server, close };
+  return { url, port, requests, server, close };
 }
