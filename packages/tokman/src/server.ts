@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { isBottleError } from "@bottle/errors";
 import { type Logger, silentLogger } from "@bottle/log";
+import { isCredentialValue } from "@bottle/manifest/policy";
 import { type Broker, createBroker } from "./broker.ts";
 import {
   type CallerConfig,
@@ -104,8 +105,8 @@ export function createTokman(options: TokmanOptions): Tokman {
   }
 
   function authenticate(req: IncomingMessage): CallerConfig {
-    const match = /^(?:Bearer|token) ([\x21-\x7e]{1,4096})$/.exec(req.headers.authorization ?? "");
-    if (match?.[1] !== undefined) {
+    const match = /^(?:Bearer|token) (\S+)$/.exec(req.headers.authorization ?? "");
+    if (isCredentialValue(match?.[1])) {
       const digest = createHash("sha256").update(match[1]).digest();
       const caller = callers.get(digest.toString("hex"));
       // SECURITY: the map finds the candidate; the digests are still compared in constant time.

@@ -42,5 +42,18 @@ export type {
 export { generateSshKey, gitSshCommand, startSshGitServer } from "./ssh-git-server.ts";
 export type { TestdirFile } from "./temp-dir.ts";
 export { testdir, writeFiles } from "./temp-dir.ts";
+export type {
+  FixtureCaller,
+  GitHubAppFixture,
+  GitHubAppFixtureOptions,
+  TokmanFactory,
+  TokmanLike,
+  TokmanWithGitHubFake,
+} from "./tokman-fixture.ts";
+export {
+  FIXTURE_APP_ID,
+  serveGitHubAppFixture,
+  startTokmanWithGitHubFake,
+} from "./tokman-fixture.ts";
 export type { RecordedRequest, Upstream, UpstreamHandler } from "./upstream.ts";
 export { startUpstream } from "./upstream.ts";

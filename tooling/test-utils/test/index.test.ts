@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 describe("@bottle/test-utils", () => {
   it("exports the public API by its package name", () => {
     expect(Object.keys(testUtils).sort()).toEqual([
+      "FIXTURE_APP_ID",
       "commitFiles",
       "createBareRepo",
       "createBaseEnv",
@@ -19,12 +20,14 @@ describe("@bottle/test-utils", () => {
       "readErrorTable",
       "runProcess",
       "serveGitHttp",
+      "serveGitHubAppFixture",
       "serveGitHubFake",
       "startGitHubFake",
       "startGiteaFake",
       "startHttpGitUpstream",
       "startProcess",
       "startSshGitServer",
+      "startTokmanWithGitHubFake",
       "startUpstream",
       "testdir",
       "writeFiles",
