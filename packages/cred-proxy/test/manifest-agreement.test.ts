@@ -105,26 +105,44 @@ describe("the manifest and the proxy agree", () => {
       const text = await readFile(join(EXAMPLES, file), "utf8");
       await startsProxy(parseManifest(text, { checkFiles: false }));
     }
-    const every = `version: 1
-name: acme
-agent: { command: [agent] }
-cred_proxy:
-  tokens:
-    - { kind: anthropic, token_ref: ANTHROPIC_API_KEY, auth: api-key }
-    - { kind: github, token_ref: GH_TOKEN }
-    - { kind: gitea, token_ref: GITEA_TOKEN, url: "https://gitea.example/" }
-    - { kind: npm, token_ref: NPM_TOKEN }
-  routes:
-    - { path: /sentry/, upstream: "https://sentry.example/api/0/", auth: { header: X-Sentry-Token }, token_ref: S }
-    - { path: /basic/, upstream: "http://127.0.0.1:9", auth: { scheme: Basic, username: u }, token_ref: S, git_push: true }
-    - { path: /ro/, upstream: "https://ro.example", auth: { scheme: token }, token_ref: S, read_only: true }
-    - path: /app/
-      upstream: https://api.github.com
-      auth: { scheme: Bearer }
-      github_app: { app: acme, repository: acme/api, permissions: { contents: read } }
-github_apps:
-  acme: { app_id: 1, private_key: /k }
-`;
+    // Every route form at once, as a JSON manifest.
+    const route = (path: string, upstream: string, auth: object, more: object = {}) => ({
+      path,
+      upstream,
+      auth,
+      token_ref: "S",
+      ...more,
+    });
+    const every = JSON.stringify({
+      version: 1,
+      name: "acme",
+      agent: { command: ["agent"] },
+      cred_proxy: {
+        tokens: [
+          { kind: "anthropic", token_ref: "ANTHROPIC_API_KEY", auth: "api-key" },
+          { kind: "github", token_ref: "GH_TOKEN" },
+          { kind: "gitea", token_ref: "GITEA_TOKEN", url: "https://gitea.example/" },
+          { kind: "npm", token_ref: "NPM_TOKEN" },
+        ],
+        routes: [
+          route("/sentry/", "https://sentry.example/api/0/", { header: "X-Sentry-Token" }),
+          route(
+            "/basic/",
+            "http://127.0.0.1:9",
+            { scheme: "Basic", username: "u" },
+            { git_push: true },
+          ),
+          route("/ro/", "https://ro.example", { scheme: "token" }, { read_only: true }),
+          {
+            path: "/app/",
+            upstream: "https://api.github.com",
+            auth: { scheme: "Bearer" },
+            github_app: { app: "acme", repository: "acme/api", permissions: { contents: "read" } },
+          },
+        ],
+      },
+      github_apps: { acme: { app_id: 1, private_key: "/k" } },
+    });
     await startsProxy(parseManifest(every, { checkFiles: false }));
   });
 });

@@ -2,8 +2,6 @@
 // minting installation tokens at the GitHub fake, the proxy injecting them. One clock is shared by
 // the fake, tokman and the proxy, and only `advance` moves it.
 import { randomBytes } from "node:crypto";
-import { createServer, request } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/cred-proxy";
 import {
@@ -13,11 +11,12 @@ import {
   runProcess,
   startProcess,
   startTokmanWithGitHubFake,
+  startUpstream,
   type TokmanWithGitHubFake,
   testdir,
 } from "@bottle/test-utils";
 import { createTokman, parseConfig, type Tokman } from "@bottle/tokman";
-import { describe, expect, it, onTestFinished } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseRoutes } from "../src/routes.ts";
 import { type CredProxyOptions, createCredProxy } from "../src/server.ts";
 import { BIN, type Reply, type RouteSpec, send, startProxy, type TestProxy } from "./fixture.ts";
@@ -46,31 +45,19 @@ function startBroker(options: { realTime?: boolean } = {}): Promise<Broker> {
 /** A loopback hop in front of the fake that records the credential of each request and when. */
 async function startRecorder(fake: GitHubFake, clock: () => Date) {
   const seen: Array<{ authorization: string | undefined; at: number; status: number }> = [];
-  const target = new URL(fake.url);
-  const server = createServer((req, res) => {
-    const record = { authorization: req.headers.authorization, at: clock().getTime(), status: 0 };
+  const hop = await startUpstream(async (req, res) => {
+    const { authorization } = req.headers;
+    const record = { authorization, at: clock().getTime(), status: 0 };
     seen.push(record);
-    const headers = { ...req.headers, host: target.host };
-    const out = request(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers },
-      (answer) => {
-        record.status = answer.statusCode ?? 0;
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    out.on("error", () => res.destroy());
-    req.pipe(out);
+    const answer = await fetch(`${fake.url}${req.url}`, {
+      method: req.method,
+      headers: authorization === undefined ? {} : { authorization },
+    });
+    record.status = answer.status;
+    res.writeHead(answer.status, { "content-type": "application/json" });
+    res.end(Buffer.from(await answer.arrayBuffer()));
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  onTestFinished(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+  return { url: hop.url, seen };
 }
 
 const gh = (upstream: string, repository = "acme/api"): RouteSpec => ({

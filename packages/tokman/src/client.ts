@@ -20,7 +20,6 @@ import {
 } from "./scope.ts";
 
 export type { TokmanFetch } from "./client-answer.ts";
-export { MAX_ANSWER_BYTES } from "./client-answer.ts";
 export type { TokenSource } from "./client-source.ts";
 export type { TokmanErrorCode } from "./errors.ts";
 export { codes, TokmanError } from "./errors.ts";

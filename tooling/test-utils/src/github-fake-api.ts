@@ -12,16 +12,21 @@ import {
   type Installation,
   isoSeconds,
   LEVELS,
-  MAX_TOKEN_REPOSITORIES,
-  NOT_GRANTED,
-  NOT_IN_INSTALLATION,
   notFound,
   randomToken,
   SUSPENDED,
-  TOKEN_TTL_MS,
   type TokenRecord,
 } from "./github-fake-model.ts";
 import type { GitHubPermissionLevel } from "./github-fake-types.ts";
+import { jsonObject } from "./loopback-server.ts";
+
+const NOT_IN_INSTALLATION =
+  "There is at least one repository that does not exist or is not accessible to the parent installation.";
+const NOT_GRANTED = "The permissions requested are not granted to this installation.";
+/** A token request may list at most 500 repositories (names and ids together). */
+const MAX_TOKEN_REPOSITORIES = 500;
+/** Installation access tokens live one hour. */
+const TOKEN_TTL_MS = 60 * 60 * 1000;
 
 function invalid(property: string, value: unknown, expected: string): ApiError {
   return new ApiError(
@@ -33,18 +38,14 @@ function invalid(property: string, value: unknown, expected: string): ApiError {
 
 /** Reads the optional body of `POST /app/installations/{id}/access_tokens`. */
 function parseTokenRequest(body: Buffer) {
-  let value: unknown = {};
-  if (body.length > 0) {
-    try {
-      value = JSON.parse(body.toString("utf8"));
-    } catch {
-      throw new ApiError(400, "Problems parsing JSON");
-    }
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ApiError(400, "Problems parsing JSON");
-  }
-  const { repositories, repository_ids: ids, permissions } = value as Record<string, unknown>;
+  const {
+    repositories,
+    repository_ids: ids,
+    permissions,
+  } = jsonObject(
+    body.length > 0 ? body.toString("utf8") : undefined,
+    () => new ApiError(400, "Problems parsing JSON"),
+  );
   if (
     repositories !== undefined &&
     !(Array.isArray(repositories) && repositories.every((r) => typeof r === "string"))

@@ -1,26 +1,32 @@
 /** How the fake authenticates a request: app JWTs (RS256 only) and installation tokens. */
-
 import { verify } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import {
   ApiError,
   type App,
-  BAD_CREDENTIALS,
-  BASE64URL,
-  CLOCK_ALLOWANCE_S,
   digest,
-  EXP_INVALID,
-  EXP_TOO_FAR,
   type FakeState,
-  IAT_INVALID,
   type Identity,
-  ISS_MISSING,
-  ISS_NOT_INTEGER,
-  JWT_MAX_LIFETIME_S,
   SUSPENDED,
   type TokenRecord,
-  undecodable,
 } from "./github-fake-model.ts";
+
+// GitHub's messages, as its API answers them.
+const UNDECODABLE = "A JSON web token could not be decoded";
+const EXP_INVALID =
+  "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires";
+const EXP_TOO_FAR = "'Expiration time' claim ('exp') is too far in the future";
+const IAT_INVALID =
+  "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued";
+const ISS_MISSING = "Missing 'issuer' claim ('iss') in assertion";
+const ISS_NOT_INTEGER = "'Issuer' claim ('iss') must be an Integer";
+const BAD_CREDENTIALS = "Bad credentials";
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+/** Tolerated drift between the signer's clock and the fake's (GitHub does not publish its own). */
+const CLOCK_ALLOWANCE_S = 60;
+/** `exp` may be at most ten minutes after `iat`, and after the server's now. */
+const JWT_MAX_LIFETIME_S = 10 * 60;
+const undecodable = () => new ApiError(401, UNDECODABLE);
 
 function parseJsonObject(segment: string): Record<string, unknown> | undefined {
   try {

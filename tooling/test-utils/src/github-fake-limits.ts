@@ -1,16 +1,18 @@
 /** The fake's primary rate limits (per app, installation, and anonymous) and injected failures. */
 import { STATUS_CODES } from "node:http";
 import {
-  ANONYMOUS_RATE_LIMIT,
   type Answer,
   DOCS,
   type Failure,
   type FakeState,
   type Identity,
-  RATE_WINDOW_S,
-  SECONDARY_RATE_LIMIT,
 } from "./github-fake-model.ts";
 import type { GitHubFailureOptions, GitHubRateLimitScope } from "./github-fake-types.ts";
+
+const SECONDARY_RATE_LIMIT =
+  "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.";
+const ANONYMOUS_RATE_LIMIT = 60;
+const RATE_WINDOW_S = 60 * 60;
 
 export interface Bucket {
   limit: number;

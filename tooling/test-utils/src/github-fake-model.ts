@@ -15,38 +15,12 @@ export const DOCS_RATE_LIMITS =
 export const DOCS_CREATE_TOKEN =
   "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app";
 export const MAX_BODY_BYTES = 1024 * 1024;
-/** Installation access tokens live one hour. */
-export const TOKEN_TTL_MS = 60 * 60 * 1000;
-/** `exp` may be at most ten minutes after `iat`, and after the server's now. */
-export const JWT_MAX_LIFETIME_S = 10 * 60;
-/** Tolerated drift between the signer's clock and the fake's (GitHub does not publish its own). */
-export const CLOCK_ALLOWANCE_S = 60;
-/** A token request may list at most 500 repositories (names and ids together). */
-export const MAX_TOKEN_REPOSITORIES = 500;
-export const RATE_WINDOW_S = 60 * 60;
 export const INSTALLATION_RATE_LIMIT = 5000;
-export const ANONYMOUS_RATE_LIMIT = 60;
 export const MIN_TOKEN_LENGTH = 40;
 export const TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-export const BASE64URL = /^[A-Za-z0-9_-]+$/;
 export const LEVELS = { read: 1, write: 2, admin: 3 } as const;
 
-// GitHub's messages, as its API answers them.
-export const UNDECODABLE = "A JSON web token could not be decoded";
-export const EXP_INVALID =
-  "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires";
-export const EXP_TOO_FAR = "'Expiration time' claim ('exp') is too far in the future";
-export const IAT_INVALID =
-  "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued";
-export const ISS_MISSING = "Missing 'issuer' claim ('iss') in assertion";
-export const ISS_NOT_INTEGER = "'Issuer' claim ('iss') must be an Integer";
-export const BAD_CREDENTIALS = "Bad credentials";
 export const SUSPENDED = "This installation has been suspended";
-export const NOT_IN_INSTALLATION =
-  "There is at least one repository that does not exist or is not accessible to the parent installation.";
-export const NOT_GRANTED = "The permissions requested are not granted to this installation.";
-export const SECONDARY_RATE_LIMIT =
-  "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.";
 
 export interface App {
   id: number;
@@ -96,7 +70,6 @@ export class ApiError extends Error {
 }
 
 export const notFound = () => new ApiError(404, "Not Found");
-export const undecodable = () => new ApiError(401, UNDECODABLE);
 
 export function digest(value: string): string {
   return createHash("sha256").update(value).digest("hex");

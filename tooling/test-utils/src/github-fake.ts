@@ -25,30 +25,7 @@ import {
   requestId,
 } from "./github-fake-model.ts";
 import type { GitHubFake, GitHubFakeOptions, GitHubFakeRequest } from "./github-fake-types.ts";
-import { listenLoopback } from "./loopback-server.ts";
-
-export type {
-  GitHubFailureOptions,
-  GitHubFake,
-  GitHubFakeApp,
-  GitHubFakeInstallation,
-  GitHubFakeOptions,
-  GitHubFakeRequest,
-  GitHubIssuedToken,
-  GitHubPermissionLevel,
-  GitHubRateLimitScope,
-} from "./github-fake-types.ts";
-
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of req) {
-    bytes += (chunk as Buffer).length;
-    if (bytes > MAX_BODY_BYTES) throw new ApiError(413, "Payload Too Large");
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
+import { listenLoopback, readBody } from "./loopback-server.ts";
 
 /**
  * Starts the fake on `127.0.0.1:0`, closed when the current test finishes (see
@@ -180,7 +157,12 @@ export async function serveGitHubFake(options: GitHubFakeOptions): Promise<GitHu
     requests.push(entry);
     let answer: Answer;
     try {
-      answer = answerFor(req, url.pathname, await readBody(req));
+      const body = await readBody(
+        req,
+        MAX_BODY_BYTES,
+        () => new ApiError(413, "Payload Too Large"),
+      );
+      answer = answerFor(req, url.pathname, body);
     } catch (error) {
       req.resume();
       answer = errorAnswer(error);

@@ -9,6 +9,7 @@ export type { HttpGitUpstream, HttpGitUpstreamOptions } from "./git-http-server.
 export { serveGitHttp } from "./git-http-server.ts";
 export type { GiteaDeployKey, GiteaEvent, GiteaFake, GiteaFakeOptions } from "./gitea-fake.ts";
 export { startGiteaFake } from "./gitea-fake.ts";
+export { serveGitHubFake, startGitHubFake } from "./github-fake.ts";
 export type {
   GitHubFailureOptions,
   GitHubFake,
@@ -19,8 +20,7 @@ export type {
   GitHubIssuedToken,
   GitHubPermissionLevel,
   GitHubRateLimitScope,
-} from "./github-fake.ts";
-export { serveGitHubFake, startGitHubFake } from "./github-fake.ts";
+} from "./github-fake-types.ts";
 export { startHttpGitUpstream } from "./http-git-upstream.ts";
 export { importedModules } from "./imported-modules.ts";
 export type {
