@@ -33,8 +33,9 @@ export function issuePath(issue: IssueLike): string {
 
 /**
  * `path: message` for each issue (at most `max`, default 10), joined with `; `. An unknown key
- * reads "is not a known key", a missing one "is required". SECURITY: issue messages name what
- * was expected; schemas must not put the received value in them.
+ * reads "is not a known key", a missing one "is required". SECURITY: a default valibot message
+ * ("Invalid format: Expected … but received "<the value>"") loses its received part, so a
+ * secret in the wrong field is never echoed.
  */
 export function formatIssues(issues: readonly IssueLike[], options: { max?: number } = {}): string {
   const max = options.max ?? 10;
@@ -46,5 +47,6 @@ export function formatIssues(issues: readonly IssueLike[], options: { max?: numb
 function describe(issue: IssueLike): string {
   if (issue.type === "strict_object" && issue.expected === "never") return "is not a known key";
   if (issue.received === "undefined") return "is required";
-  return issue.message;
+  const builtIn = /^Invalid [\w ]+: (Expected .*) but received .*$/s.exec(issue.message);
+  return builtIn?.[1] ?? issue.message;
 }

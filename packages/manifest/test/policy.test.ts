@@ -126,7 +126,11 @@ describe("@bottle/manifest/policy", () => {
     expect(formatIssues(result.issues ?? [], { max: 1 })).toBe(
       "routes[1].path: too short; and 2 more",
     );
-    expect(formatIssues(v.safeParse(v.string(), 1).issues ?? [])).toMatch(/^\(root\): /);
+    expect(formatIssues(v.safeParse(v.string(), 1).issues ?? [])).toBe("(root): Expected string");
+    const pasted = v.safeParse(v.object({ key: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) }), {
+      key: "btk_hunter2hunter2",
+    });
+    expect(formatIssues(pasted.issues ?? [])).toBe("key: Expected /^[0-9a-f]{64}$/");
     expect(dottedPath(["git_gate", "repos", "api", "url"])).toBe("git_gate.repos.api.url");
   });
 
