@@ -13,7 +13,7 @@ const PUSH = { commits: 200, textMiB: 20 };
 const TARGETS = { scanMs: 1000 };
 
 const USAGE = "usage: node bench/scan/run.mjs [--runs N] [--json] [--from dist|src]\n";
-const BUILT = existsSync(join(ROOT, "packages/git-gate/dist/scan.js"));
+const BUILT = existsSync(join(ROOT, "packages/secret-scan/dist/scan.js"));
 const { flags, runs: RUNS } = parseBenchArgs(USAGE, {
   options: {
     from: { type: "string", default: BUILT ? "dist" : "src" },
@@ -26,9 +26,9 @@ if (flags.from !== "src" && flags.from !== "dist") {
   process.exit(2);
 }
 
-/** The git-gate modules the hook uses, from the sources or the build. */
+/** The @bottle/secret-scan modules the gate's hook uses, from the sources or the build. */
 async function loadGitGate(from) {
-  const dir = join(ROOT, "packages/git-gate", from);
+  const dir = join(ROOT, "packages/secret-scan", from);
   const ext = from === "src" ? "ts" : "js";
   const load = (name) => import(pathToFileURL(join(dir, `${name}.${ext}`)).href);
   const [commits, scan, run] = await Promise.all([load("commits"), load("scan"), load("run")]);

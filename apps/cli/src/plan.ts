@@ -1,18 +1,14 @@
 /**
- * The plan of a bottle: what `bottle up` would do, computed from the manifest and the names of
- * host environment variables. Pure: no files written, no processes, and never a secret value.
+ * The plan of a bottle: what `bottle up` would do, shown from the sidecars' own plans
+ * (`prepareGitGate`, `prepareCredProxy`: the contract, never derived again here) and the names
+ * of host environment variables. Pure: no files written, no processes, and never a secret value.
  */
 import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
-import {
-  expandRoutes,
-  type Manifest,
-  parseGitUrl,
-  type RouteAllow,
-  type RouteAuth,
-  tokenSlots,
-} from "@bottle/manifest";
-
+import { join } from "node:path";
+import { prepareCredProxy } from "@bottle/cred-proxy";
+import { type PlannedCredential, prepareGitGate } from "@bottle/git-gate";
+import type { Manifest, RouteAllow, RouteAuth } from "@bottle/manifest";
 /** How a host environment variable stands: never its value. */
 export type EnvState = "set" | "empty" | "unset";
 
@@ -88,7 +84,19 @@ export function describeAuth(auth: RouteAuth): string {
   return auth.scheme === "Basic" ? `Basic ${auth.username}:<token>` : `${auth.scheme} <token>`;
 }
 
-/** Builds the plan. `env` is only asked whether a variable is set, never for its value. */
+/**
+ * Where a bottle's files live: `$XDG_STATE_HOME/bottle/<name>` (default
+ * `~/.local/state/bottle/<name>`).
+ */
+export function stageDir(name: string, env: Readonly<Record<string, string | undefined>>): string {
+  const state = env.XDG_STATE_HOME || join(env.HOME ?? "/", ".local", "state");
+  return join(state, "bottle", name);
+}
+
+/**
+ * Builds the plan. `env` is only asked whether a variable is set, never for its value. Throws
+ * what `prepareGitGate` and `prepareCredProxy` throw for a manifest they cannot plan.
+ */
 export function planBottle(
   manifest: Manifest,
   env: Readonly<Record<string, string | undefined>>,
@@ -106,46 +114,45 @@ export function planBottle(
     });
   };
 
-  const repos = Object.entries(manifest.git_gate?.repos ?? {}).map(([name, repo]) => {
-    const url = parseGitUrl(repo.url);
-    const key = repo.key;
-    let credential: string;
-    if (key.provider === "static") {
-      credential = `static SSH key ${key.identity}`;
-      file(key.identity, `git_gate.repos.${name}`);
-    } else if (key.provider === "gitea") {
-      credential = `deploy key provisioned through ${key.api}`;
-      use(key.token_ref, `deploy-key provisioner for repo ${name}`);
-    } else if (key.provider === "github-app") {
-      credential = `GitHub App ${key.app} installation token`;
-    } else {
-      credential = `token as ${key.username}`;
-      use(key.token_ref, `push and fetch token for repo ${name}`);
-    }
+  const hasRepos = Object.keys(manifest.git_gate?.repos ?? {}).length > 0;
+  const gate = hasRepos ? prepareGitGate(manifest, stageDir(manifest.name, env)) : undefined;
+  const repos = (gate?.repos ?? []).map((repo) => {
+    const credential = describeCredential(repo.credential);
+    const { credential: planned, name } = repo;
+    if (planned.kind === "ssh-key" && planned.source === "static")
+      file(planned.identity, `git_gate.repos.${name}`);
+    else if (planned.source === "gitea-deploy-key")
+      use(planned.tokenEnv, `deploy-key provisioner for repo ${name}`);
+    else if (planned.source === "env")
+      use(planned.tokenEnv, `push and fetch token for repo ${name}`);
+    const pinned = repo.knownHosts?.lines[0]?.split(" ").slice(1).join(" ");
     return {
       name,
       served_as: `${manifest.name}/${name}.git`,
-      upstream: repo.url,
-      transport: typeof url === "string" ? "?" : url.transport,
-      host: typeof url === "string" ? "?" : url.host,
+      upstream: repo.upstream,
+      transport: repo.transport,
+      host: repo.host,
       credential,
-      host_key: repo.host_key === undefined ? null : hostKeyFingerprint(repo.host_key),
+      host_key: pinned === undefined ? null : hostKeyFingerprint(pinned),
       push: { force_push: repo.push.force_push, deletes: repo.push.deletes },
     };
   });
   for (const [name, app] of Object.entries(manifest.github_apps))
     file(app.private_key, `github_apps.${name}`);
 
-  const routes = expandRoutes(manifest);
-  const slots = tokenSlots(routes);
-  const slotOf = new Map(slots.map((s) => [s.token_ref, s.slot]));
-  for (const slot of slots) use(slot.token_ref, `proxy ${slot.slot} (${slot.routes.join(", ")})`);
+  const proxy = prepareCredProxy(manifest);
+  for (const slot of proxy.slots)
+    use(slot.token_ref, `proxy ${slot.slot} (${slot.routes.join(", ")})`);
+  const rolesOf = (path: string) =>
+    Object.entries(proxy.roles)
+      .filter(([, paths]) => paths.includes(path))
+      .map(([role]) => role);
+  const appOf = new Map((proxy.tokman?.routes ?? []).map((route) => [route.path, route.app]));
 
   const state = (name: string): EnvState => {
     const value = Object.hasOwn(env, name) ? env[name] : undefined;
     return value === undefined ? "unset" : value === "" ? "empty" : "set";
   };
-  const scan = manifest.git_gate?.scan;
   return {
     project: manifest.name,
     agent: {
@@ -155,39 +162,50 @@ export function planBottle(
       env: Object.keys(manifest.agent.env),
     },
     repos,
-    scan: scan
-      ? {
-          scanner: scan.scanner,
-          extra_rules: scan.rules.length,
-          allowlisted: scan.allowlist.length,
-          max_blob_bytes: scan.max_blob_bytes,
-        }
-      : null,
-    routes: routes.map((r) => {
-      const limits = {
-        ...(r.git_push ? { git_push: true as const } : {}),
-        ...(r.allow === undefined ? {} : { allow: r.allow }),
-      };
-      return r.tokman === undefined
-        ? {
-            path: r.path,
-            upstream: r.upstream,
-            auth: describeAuth(r.auth),
-            slot: slotOf.get(r.token_ref) ?? "",
-            roles: r.roles,
-            ...limits,
-          }
+    scan:
+      gate === undefined
+        ? null
         : {
-            path: r.path,
-            upstream: r.upstream,
-            auth: describeAuth(r.auth),
-            slot: `github-app ${r.tokman.app} ${r.tokman.repository}`,
-            github_app: { ...r.tokman },
-            roles: r.roles,
-            ...limits,
-          };
+            scanner: gate.scan.scanner,
+            extra_rules: gate.scan.rules.length,
+            allowlisted: gate.scan.allowlist.length,
+            max_blob_bytes: gate.scan.maxBlobBytes,
+          },
+    routes: proxy.routesFile.routes.map((route) => {
+      const common = {
+        path: route.path,
+        upstream: route.upstream,
+        auth: describeAuth(route.auth),
+      };
+      const limits = {
+        roles: rolesOf(route.path),
+        ...(route.git_push ? { git_push: true as const } : {}),
+        ...(route.allow === undefined ? {} : { allow: route.allow }),
+      };
+      if ("token_env" in route) return { ...common, slot: route.token_env, ...limits };
+      const app = appOf.get(route.path) ?? "";
+      return {
+        ...common,
+        slot: `github-app ${app} ${route.tokman.repository}`,
+        github_app: { app, ...route.tokman },
+        ...limits,
+      };
     }),
     host_env: [...hostEnv].map(([name, usedBy]) => ({ name, state: state(name), used_by: usedBy })),
     files,
   };
+}
+
+/** A short, secret-free description of how the gate reaches an upstream. */
+function describeCredential(credential: PlannedCredential): string {
+  switch (credential.source) {
+    case "static":
+      return `static SSH key ${credential.identity}`;
+    case "gitea-deploy-key":
+      return `deploy key provisioned through ${credential.api}`;
+    case "github-app":
+      return `GitHub App ${credential.app} installation token`;
+    default:
+      return `token as ${credential.username}`;
+  }
 }

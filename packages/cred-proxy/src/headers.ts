@@ -4,7 +4,8 @@
  * route's credential is set. Toward the client: hop-by-hop headers go and `Location` is mapped
  * back onto the route prefix when it points into the route's own upstream.
  */
-import { HOP_BY_HOP } from "@bottle/manifest/policy";
+
+import { HOP_BY_HOP_HEADERS } from "@bottle/manifest/policy";
 import type { ProxyAuth, ProxyRoute } from "./routes.ts";
 
 /** Client credentials, compared after lowercasing and removing `-`, `_` and `.`. */
@@ -103,7 +104,7 @@ export function upstreamHeaders(
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] ?? "";
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || listed.has(lower)) continue;
+    if (HOP_BY_HOP_HEADERS.has(lower) || listed.has(lower)) continue;
     if (DROPPED_TOWARD_UPSTREAM.has(lower) || lower.startsWith("x-forwarded-")) continue;
     if (isClientCredential(lower, route.auth)) continue;
     out.push(name, rawHeaders[i + 1] ?? "");
@@ -134,7 +135,7 @@ export function clientHeaders(
   const out: ResponseHeaders = Object.create(null);
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
-    if (value === undefined || HOP_BY_HOP.has(lower) || listed.has(lower)) continue;
+    if (value === undefined || HOP_BY_HOP_HEADERS.has(lower) || listed.has(lower)) continue;
     // SECURITY: the proxy never forwards the client's cookies, so a cookie set by the upstream
     // (a session bound to the injected credential) has no use on the agent's side.
     if (lower === "set-cookie") continue;

@@ -1,6 +1,6 @@
+export type { ListenTarget } from "@bottle/sidecar";
 export type { ProxyErrorCode } from "./errors.ts";
 export { codes, PROXY_ERRORS, ProxyError } from "./errors.ts";
-export type { ListenTarget } from "./listen.ts";
 export type { CredProxyPlan, RouteEntry, RoutesFile, TokmanEntry, TokmanPlan } from "./plan.ts";
 export { prepareCredProxy, proxyTokenEnv } from "./plan.ts";
 export type { ProxyAuth, ProxyRoute, ProxyTokman } from "./routes.ts";

@@ -6,8 +6,8 @@ import type { ProxyRoute } from "./routes.ts";
 
 /**
  * The tokens of the routes' slots, checked. SECURITY (items 7, 14): every slot set, non-empty,
- * printable ASCII without whitespace, 1 to 16 KiB, so a bad value fails at start-up and never
- * reaches a header. Routes taking their token from tokman have no slot and are skipped.
+ * printable ASCII without whitespace, 1 to 8 KiB (`@bottle/manifest/policy`), so a bad value
+ * fails at start-up and never reaches a header. Routes taking their token from tokman have no slot and are skipped.
  * Throws ProxyError BTL_PROXY_TOKEN naming the slots, never a value.
  */
 export function checkTokens(

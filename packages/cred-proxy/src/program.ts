@@ -4,9 +4,15 @@ import { createRequire } from "node:module";
 import { isBottleError } from "@bottle/errors";
 import { createLogger, fingerprint, type Logger } from "@bottle/log";
 import { isLoopbackHost } from "@bottle/manifest/policy";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import {
+  commanderExit,
+  DEFAULT_PORTS,
+  intOption,
+  type ListenTarget,
+  withOutput,
+} from "@bottle/sidecar";
+import { Command, Option } from "commander";
 import { PROXY_ERRORS, ProxyError } from "./errors.ts";
-import type { ListenTarget } from "./listen.ts";
 import { loadRoutes } from "./routes.ts";
 import { createCredProxy } from "./server.ts";
 import { checkTokmanSettings, TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "./tokman.ts";
@@ -56,13 +62,6 @@ Exit codes:
   2  invalid options, routes.json or token slots
   3  cannot listen (address in use, socket path taken)`;
 
-const int = (min: number, max: number) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
-  return n;
-};
-
 /**
  * Runs the proxy until it is stopped; returns the exit code (see `--help`). Errors are written
  * to stderr as `CODE: message`: BTL_PROXY_CONFIG and BTL_PROXY_TOKEN exit 2, BTL_PROXY_LISTEN 3.
@@ -82,7 +81,7 @@ export async function runCredProxy(proc: ProxyProcess): Promise<number> {
       "address to listen on (anything but loopback must be asked for)",
       "127.0.0.1",
     )
-    .option("--port <n>", "TCP port (0: any free port)", int(0, 65535), 9420)
+    .option("--port <n>", "TCP port (0: any free port)", intOption(0, 65535), DEFAULT_PORTS.proxy)
     .addOption(
       new Option("--socket <path>", "listen on a unix socket (mode 0600) instead of TCP").conflicts(
         ["bind", "port"],
@@ -92,19 +91,19 @@ export async function runCredProxy(proc: ProxyProcess): Promise<number> {
     .option(
       "--idle-timeout <seconds>",
       "close exchanges silent this long on either side (no total limit)",
-      int(1, 86_400),
+      intOption(1, 86_400),
       300,
     )
     .option(
       "--max-concurrent <n>",
       "requests proxied at once; beyond that 503",
-      int(1, 65_536),
+      intOption(1, 65_536),
       128,
     )
     .option(
       "--max-connections <n>",
       "open client connections; beyond that a new one is closed at once (and counted in the log)",
-      int(1, 1_048_576),
+      intOption(1, 1_048_576),
       1024,
     )
     .addOption(
@@ -112,20 +111,15 @@ export async function runCredProxy(proc: ProxyProcess): Promise<number> {
         .choices(["debug", "info", "warn", "error"])
         .default("info"),
     )
-    .addHelpText("after", HELP_AFTER)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => proc.stdout.write(text),
-      writeErr: (text) => proc.stderr.write(text),
-      outputError: (text, write) => write(`BTL_PROXY_CONFIG: ${text.replace(/^error: /, "")}`),
-    });
+    .addHelpText("after", HELP_AFTER);
+  withOutput(program, proc, "BTL_PROXY_CONFIG");
   let flags: Flags;
   try {
     program.parse([...proc.argv], { from: "user" });
     flags = program.opts<Flags>();
   } catch (error) {
-    if (error instanceof CommanderError)
-      return error.exitCode === 0 ? 0 : PROXY_ERRORS.BTL_PROXY_CONFIG.exit;
+    const exit = commanderExit(error, PROXY_ERRORS.BTL_PROXY_CONFIG.exit);
+    if (exit !== undefined) return exit;
     throw error;
   }
   const log = createLogger({

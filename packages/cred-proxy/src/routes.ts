@@ -6,7 +6,12 @@
  */
 import { readFileSync } from "node:fs";
 import type { RouteAllow } from "@bottle/manifest";
-import { checkCredentialHeader, checkHttpUrl, formatIssues } from "@bottle/manifest/policy";
+import {
+  checkHttpUrl,
+  formatIssues,
+  HEADER_NAME,
+  isCredentialHeader,
+} from "@bottle/manifest/policy";
 import * as v from "valibot";
 import { ProxyError } from "./errors.ts";
 
@@ -54,10 +59,11 @@ const Auth = v.union(
     v.strictObject({
       header: v.pipe(
         v.string(),
-        v.rawCheck(({ dataset, addIssue }) => {
-          const problem = dataset.typed ? checkCredentialHeader(dataset.value) : undefined;
-          if (problem) addIssue({ message: `Expected \`header\` ${problem}` });
-        }),
+        v.regex(HEADER_NAME, "Expected `header` to be an HTTP header name"),
+        v.check(
+          (name) => isCredentialHeader(name),
+          "Expected `header` to be a header that does not change framing or routing",
+        ),
       ),
     }),
   ],

@@ -16,11 +16,11 @@ import {
 import type { Duplex } from "node:stream";
 import { rootCertificates } from "node:tls";
 import { type Logger, silentLogger } from "@bottle/log";
+import { capConnections, type ListenTarget, listenOn } from "@bottle/sidecar";
 import { type Dispatcher, Pool } from "undici";
 import { isAllowed, isGitPush } from "./access.ts";
 import { PROXY_ERRORS, ProxyError, type ProxyErrorCode } from "./errors.ts";
 import { clientHeaders, overridesMethod, upstreamHeaders } from "./headers.ts";
-import { type ListenTarget, listenOn } from "./listen.ts";
 import { checkCa, checkInteger, checkTokens } from "./options.ts";
 import { checkTarget, staysOnOrigin, upstreamPath } from "./path.ts";
 import { type Entry, errorName, MESSAGES, refuse, unfinishedBody } from "./respond.ts";
@@ -64,8 +64,6 @@ export interface CredProxy {
 
 const REFUSED_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
 const KEEP_ALIVE_MS = 60_000;
-/** At most one log line per this long about dropped connections, however many are dropped. */
-const DROP_LOG_INTERVAL_MS = 1_000;
 
 /**
  * Creates the proxy (not yet listening). Throws ProxyError BTL_PROXY_CONFIG (bad routes or
@@ -150,27 +148,11 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
   // A client waits silently while the proxy connects and the upstream thinks: its socket may
   // stay quiet for connect + idle before the proxy answers 502/504, so it gets that much.
   server.timeout = idleTimeoutMs + connectTimeoutMs + 1_000;
-  // SECURITY: a cap on open connections (idle keep-alive ones included). Node closes a new
-  // connection beyond it before any byte is read and emits `drop` (net.Server, Node >= 18.6).
-  server.maxConnections = maxConnections;
-  let dropped = 0;
-  let dropsLoggedAt = Number.NEGATIVE_INFINITY;
-  let dropTimer: ReturnType<typeof setTimeout> | undefined;
-  const logDrops = (): void => {
-    dropTimer = undefined;
-    dropsLoggedAt = performance.now();
-    log.warn(
-      { code: "BTL_PROXY_TOO_MANY_CONNECTIONS", dropped, maxConnections },
-      "connection dropped: too many open connections",
-    );
-  };
-  // A flood of drops gives one line per interval, each with the running count.
-  server.on("drop", () => {
-    dropped++;
-    if (dropTimer !== undefined) return;
-    const wait = dropsLoggedAt + DROP_LOG_INTERVAL_MS - performance.now();
-    if (wait <= 0) logDrops();
-    else dropTimer = setTimeout(logDrops, wait).unref();
+  // SECURITY: a cap on open connections (idle keep-alive ones included).
+  const connections = capConnections(server, {
+    max: maxConnections,
+    log,
+    code: "BTL_PROXY_TOO_MANY_CONNECTIONS",
   });
 
   let closing: Promise<void> | undefined;
@@ -445,7 +427,12 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
 
   return {
     server,
-    listen: (target = { port: 0 }) => listenOn(server, target),
+    listen: (target = { port: 0 }) =>
+      listenOn(
+        server,
+        target,
+        (message, options) => new ProxyError("BTL_PROXY_LISTEN", message, options),
+      ),
     address: () => server.address(),
     close(graceMs = 30_000) {
       closing ??= new Promise<void>((resolve) => {
@@ -454,10 +441,7 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
         const timer = setTimeout(() => server.closeAllConnections(), graceMs);
         const finish = () => {
           clearTimeout(timer);
-          if (dropTimer !== undefined) {
-            clearTimeout(dropTimer);
-            logDrops();
-          }
+          connections.flush();
           sources.close();
           // Nothing is in flight: what is left are idle keep-alive connections.
           server.closeAllConnections();

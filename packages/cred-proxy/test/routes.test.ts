@@ -100,7 +100,7 @@ describe("parseRoutes", () => {
   it.each([
     [
       { upstream: "http://api.anthropic.com" },
-      "routes[0].upstream: Expected `upstream` to use https:// (http:// only for loopback hosts)",
+      "routes[0].upstream: Expected `upstream` to use https:// (http:// is accepted for loopback hosts only)",
     ],
     [{ upstream: "http://10.0.0.1" }, "routes[0].upstream"],
     [{ upstream: "ftp://x.test" }, "routes[0].upstream"],
@@ -110,7 +110,7 @@ describe("parseRoutes", () => {
     ],
     [
       { upstream: "https://x.test/a/../b" },
-      "routes[0].upstream: Expected `upstream` to have a plain base path",
+      "routes[0].upstream: Expected `upstream` to have a plain path",
     ],
     [{ upstream: "https://x.test/%2e%2e" }, "routes[0].upstream"],
     [
@@ -252,5 +252,43 @@ describe("matchRoute", () => {
     expect(matchRoute(routes, "/gh/apix/user")?.path).toBe("/gh/");
     expect(matchRoute(routes, "/gh")).toBeUndefined();
     expect(matchRoute(routes, "/ghx/")).toBeUndefined();
+  });
+});
+
+describe("the credential header rule", () => {
+  it("is the manifest's: a header the proxy refuses never validates, one it takes does", async () => {
+    const { parseManifest } = await import("@bottle/manifest");
+    const manifest = (header: string) =>
+      `version: 1\nname: p\nagent: { command: [a] }\ncred_proxy:\n  routes:\n    - { path: /x/, upstream: 'https://x.example', auth: { header: '${header}' }, token_ref: T }\n`;
+    const refused = ["Cookie", "Proxy-Authorization", "X-Forwarded-For", "forwarded", "Host"];
+    const names = [
+      ...refused,
+      "content-encoding",
+      "Transfer-Encoding",
+      "x-api-key",
+      "private-token",
+    ];
+    for (const header of names) {
+      const inProxy = (() => {
+        try {
+          parseRoutes(withRoute({ auth: { header } }));
+          return true;
+        } catch {
+          return false;
+        }
+      })();
+      const inManifest = (() => {
+        try {
+          parseManifest(manifest(header), { checkFiles: false });
+          return true;
+        } catch {
+          return false;
+        }
+      })();
+      expect(inManifest, header).toBe(inProxy);
+    }
+    for (const header of refused)
+      expect(() => parseRoutes(withRoute({ auth: { header } }))).toThrow();
+    expect(() => parseRoutes(withRoute({ auth: { header: "x-api-key" } }))).not.toThrow();
   });
 });

@@ -5,10 +5,17 @@ import { createRequire } from "node:module";
 import { Socket } from "node:net";
 import { isBottleError } from "@bottle/errors";
 import { createLogger, type Logger } from "@bottle/log";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import {
+  commanderExit,
+  DEFAULT_PORTS,
+  intOption,
+  type ListenTarget,
+  systemdListenFd,
+  withOutput,
+} from "@bottle/sidecar";
+import { Command, Option } from "commander";
 import { splitCommand } from "./access-hook.ts";
 import { GATE_ERRORS, GateError } from "./errors.ts";
-import { type ListenTarget, systemdListenFd } from "./listen.ts";
 import { createGateServer } from "./server.ts";
 
 /** What the process gives the program; `cli.ts` passes the real ones. */
@@ -59,13 +66,6 @@ Exit codes:
   2  invalid options
   3  cannot listen (address in use, socket path taken)`;
 
-const int = (min: number, max: number) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
-  return n;
-};
-
 /** Runs the gate until it is stopped; returns the exit code. */
 export async function runGate(proc: GateProcess): Promise<number> {
   const program = new Command("bottle-gate")
@@ -80,7 +80,7 @@ export async function runGate(proc: GateProcess): Promise<number> {
       "gate token file (bottle-gate-tokens); re-read when it changes",
     )
     .option("--bind <addr>", "address to listen on", "127.0.0.1")
-    .option("--port <n>", "TCP port (0: any free port)", int(0, 65535), 9419)
+    .option("--port <n>", "TCP port (0: any free port)", intOption(0, 65535), DEFAULT_PORTS.gate)
     .option("--socket <path>", "listen on a unix socket (mode 0600) instead of TCP")
     .option(
       "--admin-token <token>",
@@ -103,35 +103,30 @@ export async function runGate(proc: GateProcess): Promise<number> {
     .option(
       "--max-concurrent <n>",
       "requests served at once; up to 8x more wait, beyond that 503",
-      int(1, 4096),
+      intOption(1, 4096),
       32,
     )
     .option(
       "--max-connections <n>",
       "open connections at once; beyond that new ones are closed unanswered",
-      int(1, 1_048_576),
+      intOption(1, 1_048_576),
       1024,
     )
     .option(
       "--idle-timeout <seconds>",
       "close connections silent this long (no total limit)",
-      int(1, 86_400),
+      intOption(1, 86_400),
       300,
     )
-    .addHelpText("after", HELP_AFTER)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => proc.stdout.write(text),
-      writeErr: (text) => proc.stderr.write(text),
-      outputError: (text, write) => write(`BTL_GATE_CONFIG: ${text.replace(/^error: /, "")}`),
-    });
+    .addHelpText("after", HELP_AFTER);
+  withOutput(program, proc, "BTL_GATE_CONFIG");
   let flags: Flags;
   try {
     program.parse([...proc.argv], { from: "user" });
     flags = program.opts<Flags>();
   } catch (error) {
-    if (error instanceof CommanderError)
-      return error.exitCode === 0 ? 0 : GATE_ERRORS.BTL_GATE_CONFIG.exit;
+    const exit = commanderExit(error, GATE_ERRORS.BTL_GATE_CONFIG.exit);
+    if (exit !== undefined) return exit;
     throw error;
   }
   const log = createLogger({

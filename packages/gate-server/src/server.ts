@@ -13,13 +13,12 @@ import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { createTokenVerifier, type TokenVerifier } from "@bottle/gate-tokens";
 import { type Logger, silentLogger } from "@bottle/log";
+import { capConnections, type ListenTarget, listenOn } from "@bottle/sidecar";
 import { createAccessHook } from "./access-hook.ts";
 import { createAdminCheck, readCredential } from "./auth.ts";
 import { runHttpBackend } from "./cgi.ts";
-import { capConnections } from "./connections.ts";
 import { GATE_ERRORS, GateError } from "./errors.ts";
 import { createLimiter } from "./limiter.ts";
-import { type ListenTarget, listenOn } from "./listen.ts";
 import { type GitRoute, parseGitRoute } from "./routes.ts";
 
 /** Options of `createGateServer`; validated once, then frozen. */
@@ -143,7 +142,11 @@ export function createGateServer(options: GateServerOptions): GateServer {
     connectionsCheckingInterval: 5_000,
   });
   server.timeout = options.idleTimeoutMs ?? 300_000;
-  const connections = capConnections(server, maxConnections, log);
+  const connections = capConnections(server, {
+    max: maxConnections,
+    log,
+    code: "BTL_GATE_TOO_MANY_CONNECTIONS",
+  });
   server.on("request", (req, res) => void serve(req, res, false));
   // Answer auth before telling the client to send a large body.
   server.on("checkContinue", (req, res) => void serve(req, res, true));
@@ -295,7 +298,12 @@ export function createGateServer(options: GateServerOptions): GateServer {
 
   return {
     server,
-    listen: (target) => listenOn(server, target),
+    listen: (target) =>
+      listenOn(
+        server,
+        target,
+        (message, options) => new GateError("BTL_GATE_LISTEN", message, options),
+      ),
     handleConnection(socket) {
       server.emit("connection", socket);
     },

@@ -1,7 +1,8 @@
 /** The `bottle-gate-tokens` command line. Tokens go to stdout only; everything else to stderr. */
 import { createRequire } from "node:module";
 import { isBottleError } from "@bottle/errors";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { commanderExit, withOutput } from "@bottle/sidecar";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { TOKEN_ERRORS, TokenStoreError } from "./errors.ts";
 import type { Scope, TokenRecord } from "./format.ts";
 import { MAX_EXPIRES_IN_SECONDS } from "./options.ts";
@@ -58,15 +59,9 @@ export async function runTokensCli(argv: readonly string[], io: TokensIo): Promi
     .version(VERSION, "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
     .helpCommand("help [command]", "show help for a command")
-    .addHelpText("after", EXIT_CODES)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => io.stdout.write(text),
-      writeErr: (text) => io.stderr.write(text),
-      // SECURITY: commander quotes stray arguments; a token pasted there is not echoed back.
-      outputError: (text, write) =>
-        write(`BTL_TOKENS_INVALID_INPUT: ${redact(text.replace(/^error: /, ""))}`),
-    });
+    .addHelpText("after", EXIT_CODES);
+  // SECURITY: commander quotes stray arguments; a token pasted there is not echoed back.
+  withOutput(program, io, "BTL_TOKENS_INVALID_INPUT", redact);
 
   program
     .command("create")
@@ -194,10 +189,9 @@ function revokeSelector(o: { id?: string; task?: string; project?: string }): Re
 
 /** Prints an error as `CODE: message` and returns the exit code. */
 function report(error: unknown, io: TokensIo): number {
-  if (error instanceof CommanderError) {
-    // Help and version "errors" are successes; everything else was already printed.
-    return error.exitCode === 0 ? 0 : TOKEN_ERRORS.BTL_TOKENS_INVALID_INPUT.exit;
-  }
+  // Help and version "errors" are successes; usage errors were already printed.
+  const exit = commanderExit(error, TOKEN_ERRORS.BTL_TOKENS_INVALID_INPUT.exit);
+  if (exit !== undefined) return exit;
   if (isBottleError(error)) {
     io.stderr.write(`${error.code}: ${error.message}\n`);
     return error.exitCode;

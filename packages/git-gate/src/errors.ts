@@ -1,5 +1,5 @@
 /** The error table of @bottle/git-gate. */
-import { BottleError, COMMON_ERRORS, defineErrors } from "@bottle/errors";
+import { BottleError, COMMON_ERRORS, defineErrors, isBottleError } from "@bottle/errors";
 
 export const { table: GIT_GATE_ERRORS, codes } = defineErrors({
   BTL_GITGATE_CONFIG: {
@@ -117,4 +117,22 @@ export class GitGateError extends BottleError {
     super(code, message, GIT_GATE_ERRORS[code], options);
     this.name = "GitGateError";
   }
+}
+
+/**
+ * The scanner's and the git runner's errors (`@bottle/secret-scan`, `BTL_SCAN_*`) as the gate's
+ * published codes, so hooks and commands say what they always said; anything else unchanged.
+ */
+const FROM_SCAN: Readonly<Record<string, GitGateErrorCode>> = {
+  BTL_SCAN_CONFIG: "BTL_GITGATE_CONFIG",
+  BTL_SCAN_FAILED: "BTL_GITGATE_SCANNER_FAILED",
+  BTL_SCAN_OBJECT_TOO_LARGE: "BTL_GITGATE_OBJECT_TOO_LARGE",
+  BTL_SCAN_GIT: "BTL_GITGATE_GIT",
+  BTL_SCAN_SECRETS_FOUND: "BTL_GITGATE_SECRETS_FOUND",
+};
+
+export function asGitGateError(error: unknown): unknown {
+  if (!isBottleError(error)) return error;
+  const code = FROM_SCAN[error.code];
+  return code === undefined ? error : new GitGateError(code, error.message, { cause: error });
 }

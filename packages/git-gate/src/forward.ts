@@ -5,11 +5,11 @@
  * never clobbered. The mirror's refs move only after this succeeds (receive-pack updates them
  * once the hook exits 0).
  */
-import type { RefUpdate } from "./commits.ts";
+import type { RefUpdate } from "@bottle/secret-scan";
+import { git, oneLine } from "@bottle/secret-scan/git";
 import { GitGateError } from "./errors.ts";
 import { defaultBranch } from "./mirror.ts";
 import type { GateConfig, PlannedRepo, PushAccess } from "./plan.ts";
-import { git, oneLine } from "./run.ts";
 import { upstreamEnv, withMirrorLock } from "./upstream.ts";
 
 type Env = Readonly<Record<string, string>>;

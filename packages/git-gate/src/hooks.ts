@@ -6,8 +6,9 @@
 import { resolve } from "node:path";
 import { isBottleError } from "@bottle/errors";
 import { type Logger, silentLogger } from "@bottle/log";
+import { gitEnv } from "@bottle/secret-scan/git";
+import { asGitGateError } from "./errors.ts";
 import { refreshMirror } from "./mirror.ts";
-import { gitEnv } from "./run.ts";
 import { findRepo, readGateConfig } from "./state.ts";
 
 /** What a hook gets from its process. */
@@ -45,14 +46,12 @@ export async function runPreReceive(
   try {
     // Loaded here, not at the top: the access hook (every fetch) never needs the scanner.
     const [
-      { checkRefs, newCommits, newTagObjects, parseRefUpdates },
-      { scanCommits },
-      { formatFindings },
+      { formatFindings, newCommits, newTagObjects, parseRefUpdates, scanCommits },
+      { checkRefs },
       { forwardPush },
     ] = await Promise.all([
-      import("./commits.ts"),
-      import("./scan.ts"),
-      import("./findings.ts"),
+      import("@bottle/secret-scan"),
+      import("./refs.ts"),
       import("./forward.ts"),
     ]);
     const config = readGateConfig(ctx.stateDir);
@@ -117,7 +116,8 @@ export async function runPreReceive(
   }
 }
 
-function fail(ctx: HookContext, log: Logger, error: unknown, what: string): number {
+function fail(ctx: HookContext, log: Logger, raw: unknown, what: string): number {
+  const error = asGitGateError(raw);
   if (isBottleError(error)) {
     ctx.out(`${PREFIX} ${what}: ${error.message} [${error.code}]`);
     log.warn({ code: error.code, reason: error.message }, what);

@@ -1,5 +1,19 @@
-export type { RefUpdate } from "./commits.ts";
-export { commitsInRange, newCommits, newTagObjects, parseRefUpdates } from "./commits.ts";
+export type {
+  Finding,
+  RefUpdate,
+  ScanOptions,
+  ScanResult,
+  ScanRuleSpec,
+} from "@bottle/secret-scan";
+export {
+  commitsInRange,
+  formatFindings,
+  newCommits,
+  newTagObjects,
+  parseRefUpdates,
+  redact,
+  scanCommits,
+} from "@bottle/secret-scan";
 export type { DeployKeyRecord, DeployKeyRequest } from "./deploy-keys.ts";
 export {
   deployKeyTitle,
@@ -9,9 +23,7 @@ export {
   revokeDeployKeys,
 } from "./deploy-keys.ts";
 export type { GitGateErrorCode } from "./errors.ts";
-export { codes, GIT_GATE_ERRORS, GitGateError } from "./errors.ts";
-export type { Finding } from "./findings.ts";
-export { formatFindings, redact } from "./findings.ts";
+export { asGitGateError, codes, GIT_GATE_ERRORS, GitGateError } from "./errors.ts";
 export type { ClassifiedUpdate } from "./forward.ts";
 export { forwardPush } from "./forward.ts";
 export type { HookContext } from "./hooks.ts";
@@ -30,6 +42,5 @@ export type {
   PushAccess,
 } from "./plan.ts";
 export { prepareGitGate, upstreamSpellings } from "./plan.ts";
-export type { ScanOptions, ScanResult, ScanRuleSpec } from "./scan.ts";
-export { scanCommits } from "./scan.ts";
+export { checkRefs } from "./refs.ts";
 export { readGateConfig, writePlan } from "./state.ts";

@@ -3,9 +3,9 @@
  * every fetch the agent makes (the access hook), failing closed when the upstream is away.
  */
 import { existsSync } from "node:fs";
+import { git, oneLine } from "@bottle/secret-scan/git";
 import { GitGateError } from "./errors.ts";
 import type { GateConfig, PlannedRepo } from "./plan.ts";
-import { git, oneLine } from "./run.ts";
 import { upstreamEnv, withMirrorLock } from "./upstream.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;

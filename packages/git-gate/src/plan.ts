@@ -47,6 +47,8 @@ export interface PlannedRepo {
   readonly mirror: string;
   readonly upstream: string;
   readonly transport: GitUrl["transport"];
+  /** The upstream's host (what its pinned key, if any, belongs to). */
+  readonly host: string;
   readonly credential: PlannedCredential;
   /** The pinned host key as a known_hosts line (SSH upstreams), and the file that holds it. */
   readonly knownHosts?: { readonly file: string; readonly lines: readonly string[] };
@@ -174,6 +176,7 @@ export function prepareGitGate(
       mirror: join(basePath, project, `${name}.git`),
       upstream: assertRenderable(spec.url, `repository ${name}'s url`),
       transport: url.transport,
+      host: url.host,
       credential: planCredential(name, spec.key, url, stateDir),
       ...(knownHosts ? { knownHosts } : {}),
       push: { force_push: spec.push.force_push, deletes: spec.push.deletes },

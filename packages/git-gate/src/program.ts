@@ -4,9 +4,10 @@ import { createRequire } from "node:module";
 import { isBottleError } from "@bottle/errors";
 import type { GateProcess } from "@bottle/gate-server";
 import { createLogger, type Logger } from "@bottle/log";
-import { Command, CommanderError, Option } from "commander";
-import { GIT_GATE_ERRORS, GitGateError } from "./errors.ts";
-import { gitEnv } from "./run.ts";
+import { gitEnv } from "@bottle/secret-scan/git";
+import { commanderExit, withOutput } from "@bottle/sidecar";
+import { Command, Option } from "commander";
+import { asGitGateError, GIT_GATE_ERRORS, GitGateError } from "./errors.ts";
 import type { StageFlags, StageIo } from "./stage.ts";
 
 // Each command loads what it needs when it runs: the access hook runs before every fetch and
@@ -46,13 +47,8 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
       "The git gate: fetch-through mirrors, a secret-scanning pre-receive hook, and forwarding of clean pushes with a credential the agent never sees.",
     )
     .version(VERSION, "-V, --version")
-    .addHelpText("after", EXIT_CODES)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => proc.stdout.write(text),
-      writeErr: (text) => proc.stderr.write(text),
-      outputError: (text, write) => write(`BTL_GITGATE_CONFIG: ${text.replace(/^error: /, "")}`),
-    });
+    .addHelpText("after", EXIT_CODES);
+  withOutput(program, proc, "BTL_GITGATE_CONFIG");
 
   const stageCommand = (name: string, description: string) =>
     program
@@ -175,22 +171,14 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
         scanner?: "auto" | "builtin" | "gitleaks";
         json?: boolean;
       }) => {
-        const [{ commitsInRange }, { scanCommits }, { formatFindings }, { readGateConfig }] =
-          await Promise.all([
-            import("./commits.ts"),
-            import("./scan.ts"),
-            import("./findings.ts"),
-            import("./state.ts"),
-          ]);
-        const cwd = flags.repo ?? proc.cwd;
-        const env = gitEnv(proc.env);
+        const [{ describeScan, formatFindings, scanRange }, { readGateConfig }] = await Promise.all(
+          [import("@bottle/secret-scan"), import("./state.ts")],
+        );
         const config = flags.state ? readGateConfig(flags.state) : undefined;
-        const commits = await commitsInRange({ env, cwd, range: flags.range });
-        const result = await scanCommits({
-          env,
-          cwd,
-          commits,
-          since: "parents",
+        const result = await scanRange({
+          env: gitEnv(proc.env),
+          cwd: flags.repo ?? proc.cwd,
+          range: flags.range,
           scanner: flags.scanner ?? config?.scan.scanner ?? "auto",
           rules: config?.scan.rules ?? [],
           allowlist: config?.scan.allowlist ?? [],
@@ -199,9 +187,7 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
         if (flags.json) proc.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         else if (result.findings.length > 0)
           proc.stdout.write(`${formatFindings(result.findings).join("\n")}\n`);
-        say(
-          `scanned ${result.commits} commit(s), ${result.bytes} bytes with ${result.scanner} in ${result.durationMs} ms: ${result.findings.length} finding(s)${result.allowed.length ? `, ${result.allowed.length} allowlisted` : ""}`,
-        );
+        say(describeScan(result));
         exitCode = result.findings.length > 0 ? GIT_GATE_ERRORS.BTL_GITGATE_SECRETS_FOUND.exit : 0;
       },
     );
@@ -235,10 +221,10 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
 
   try {
     await program.parseAsync([...proc.argv], { from: "user" });
-  } catch (error) {
-    if (error instanceof CommanderError) {
-      return error.exitCode === 0 ? 0 : GIT_GATE_ERRORS.BTL_GITGATE_CONFIG.exit;
-    }
+  } catch (raw) {
+    const error = asGitGateError(raw);
+    const exit = commanderExit(error, GIT_GATE_ERRORS.BTL_GITGATE_CONFIG.exit);
+    if (exit !== undefined) return exit;
     if (isBottleError(error)) {
       proc.stderr.write(`${error.code}: ${error.message}\n`);
       return error.exitCode;

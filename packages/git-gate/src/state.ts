@@ -42,6 +42,7 @@ const GateConfigSchema = v.object({
       mirror: text,
       upstream: text,
       transport: v.picklist(["ssh", "https", "http"]),
+      host: text,
       credential: Credential,
       knownHosts: v.optional(v.object({ file: text, lines: v.array(text) })),
       push: v.object({ force_push: access, deletes: access }),

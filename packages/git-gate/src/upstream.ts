@@ -6,12 +6,12 @@
 import { closeSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { CREDENTIAL_SHAPE, isCredentialValue } from "@bottle/manifest/policy";
+import { gitEnv } from "@bottle/secret-scan/git";
 import { createTokmanClient } from "@bottle/tokman/client";
 import lockfile from "proper-lockfile";
 import { GitGateError } from "./errors.ts";
 import type { GateConfig, PlannedRepo } from "./plan.ts";
 import { shellQuote } from "./render.ts";
-import { gitEnv } from "./run.ts";
 import { readPrivateFile, readTokmanSettings } from "./state.ts";
 
 /**

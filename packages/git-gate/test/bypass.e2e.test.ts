@@ -3,14 +3,15 @@
  * agent's clone with a write token. Each test judges by the effect: the secret must be in no
  * object of the upstream's object store, reachable or not, not only refused by exit code.
  */
+import { randomBytes } from "node:crypto";
 import { mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { commitFiles, git } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
 import { type BottleGate, hookLog, startBottleGate } from "./fixture.ts";
-import { ALNUM, random } from "./helpers.ts";
 
-const secret = () => `ghp_${random(ALNUM, 36)}`;
+/** A GitHub-token-shaped canary: `ghp_` and 36 characters (hex is alphanumeric). */
+const secret = () => `ghp_${randomBytes(18).toString("hex")}`;
 
 function tryGit(bottle: BottleGate, cwd: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   return git(args, { cwd, env: { ...bottle.gitEnv.env, ...env }, allowFailure: true });

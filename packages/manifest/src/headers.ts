@@ -4,7 +4,7 @@
 export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1, plus the non-standard ones proxies still meet). */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",
@@ -17,11 +17,11 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * SECURITY: headers that change framing, routing, hop semantics or the client's session cannot
- * carry a route's credential (besides every hop-by-hop header and `x-forwarded-*`).
+ * SECURITY: headers that cannot carry a route's credential: hop-by-hop ones (a downstream hop
+ * drops them), framing and routing ones, `cookie`, and the forwarding headers.
  */
 const NOT_FOR_CREDENTIALS: ReadonlySet<string> = new Set([
-  ...HOP_BY_HOP,
+  ...HOP_BY_HOP_HEADERS,
   "host",
   "content-length",
   "content-type",
@@ -31,17 +31,11 @@ const NOT_FOR_CREDENTIALS: ReadonlySet<string> = new Set([
   "forwarded",
 ]);
 
-/** The names (lowercase) a credential header may never have; `x-forwarded-*` too. */
+/** The names (lowercase) a credential header may never have; `x-forwarded-*` neither. */
 export const FORBIDDEN_CREDENTIAL_HEADERS: readonly string[] = [...NOT_FOR_CREDENTIALS].sort();
 
-/**
- * What is wrong with `name` as the header a route sends its credential in (to follow
- * "Expected `header` …"), or undefined. Case-insensitive.
- */
-export function checkCredentialHeader(name: string): string | undefined {
-  if (!HEADER_NAME.test(name)) return "to be an HTTP header name";
+/** True when `name` (any case) may carry a route's credential (`auth: { header: name }`). */
+export function isCredentialHeader(name: string): boolean {
   const lower = name.toLowerCase();
-  if (NOT_FOR_CREDENTIALS.has(lower) || lower.startsWith("x-forwarded-"))
-    return "to be a header that does not change framing, routing or hop semantics";
-  return undefined;
+  return !NOT_FOR_CREDENTIALS.has(lower) && !lower.startsWith("x-forwarded-");
 }

@@ -2,6 +2,16 @@ export type { ManifestErrorCode, ManifestIssue } from "./errors.ts";
 export { codes, formatIssue, MANIFEST_ERRORS, ManifestError } from "./errors.ts";
 export type { ParseOptions } from "./parse.ts";
 export { loadManifest, MAX_MANIFEST_BYTES, parseManifest } from "./parse.ts";
+export type { GitUrl } from "./policy.ts";
+export {
+  checkHttpUrl,
+  HOP_BY_HOP_HEADERS,
+  isCredentialHeader,
+  isCredentialValue,
+  isLoopbackHost,
+  MAX_CREDENTIAL_CHARS,
+  parseGitUrl,
+} from "./policy.ts";
 export type {
   GithubAppRoute,
   Route,
@@ -21,5 +31,3 @@ export type {
   TokenSpec,
 } from "./schema.ts";
 export { EXCLUSIVE_ROLES, ManifestSchema, ROLES } from "./schema.ts";
-export type { GitUrl } from "./urls.ts";
-export { isLoopbackHost, parseGitUrl } from "./urls.ts";

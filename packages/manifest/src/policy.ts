@@ -7,10 +7,10 @@ export { CREDENTIAL_SHAPE, isCredentialValue, MAX_CREDENTIAL_CHARS } from "./cre
 export type { IssueLike, PathKey } from "./format-issues.ts";
 export { dottedPath, formatIssues, issuePath } from "./format-issues.ts";
 export {
-  checkCredentialHeader,
   FORBIDDEN_CREDENTIAL_HEADERS,
   HEADER_NAME,
-  HOP_BY_HOP,
+  HOP_BY_HOP_HEADERS,
+  isCredentialHeader,
 } from "./headers.ts";
 export type { GitUrl, HttpUrlOptions } from "./urls.ts";
 export { checkHttpUrl, isLoopbackHost, parseGitUrl } from "./urls.ts";

@@ -1,6 +1,6 @@
 /** Cross-field rules: what a per-field schema cannot see. Each returns raw issues. */
 import ssh2 from "ssh2";
-import { checkCredentialHeader } from "./headers.ts";
+import { isCredentialHeader } from "./headers.ts";
 import type { PathKey, RawIssue } from "./issues.ts";
 import { checkPushReach } from "./push.ts";
 import { expandWithSources } from "./routes.ts";
@@ -221,12 +221,11 @@ function checkRoutes(m: Manifest): RawIssue[] {
       }
       roleHolder.set(role, route.source);
     }
-    const header = "header" in route.auth ? checkCredentialHeader(route.auth.header) : undefined;
-    if (header !== undefined) {
+    if ("header" in route.auth && !isCredentialHeader(route.auth.header)) {
       issues.push({
         code: "BTL_MANIFEST_INVALID",
         path: [...at, "auth", "header"],
-        message: `Expected \`header\` ${header}`,
+        message: `Expected a header that can carry a credential, got \`${route.auth.header}\` (a protocol, forwarding or cookie header)`,
       });
     }
   });

@@ -17,9 +17,9 @@ export interface HttpUrlOptions {
   readonly plainHttp?: "loopback" | "anywhere";
 }
 
-const HTTP_LOOPBACK_ONLY = "to use https:// (http:// only for loopback hosts)";
+const HTTP_LOOPBACK_ONLY = "to use https:// (http:// is accepted for loopback hosts only)";
 const NO_USER_INFO =
-  "to carry no user name or password (a secret belongs in an environment variable, never in a URL)";
+  "to carry no user name or password (put the secret in an environment variable and name it in token_ref)";
 
 /** A host name or address, and an optional port: nothing else in the authority. */
 const AUTHORITY = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
@@ -49,9 +49,10 @@ export function checkHttpUrl(value: string, options: HttpUrlOptions = {}): strin
   const authority = /^[^/?#]*/.exec(rest)?.[0] ?? "";
   if (authority.includes("@") || url.username !== "" || url.password !== "") return NO_USER_INFO;
   if (!AUTHORITY.test(authority)) return "to be an absolute URL (https://host[:port][/path])";
-  if (value.includes("?") || value.includes("#")) return "to have no query or fragment";
+  if (value.includes("?")) return "to have no query string";
+  if (value.includes("#")) return "to have no fragment";
   if (!BASE_PATH.test(rest.slice(authority.length)))
-    return "to have a plain base path (letters, digits, `._~-`, no dot segments or escapes)";
+    return "to have a plain path (letters, digits, `._~-`, no dot segments or escapes)";
   return undefined;
 }
 

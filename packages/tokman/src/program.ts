@@ -3,7 +3,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import { isBottleError } from "@bottle/errors";
 import { createLogger } from "@bottle/log";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { DEFAULT_PORTS, intOption, withOutput } from "@bottle/sidecar";
+import { Command, CommanderError, Option } from "commander";
 import { loadConfig } from "./config.ts";
 import { TOKMAN_ERRORS } from "./errors.ts";
 import { createTokman } from "./server.ts";
@@ -32,20 +33,6 @@ Exit codes:
   3  the token store cannot be opened
   4  cannot listen (address in use, socket path taken)`;
 
-const port = (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new InvalidArgumentError("expected a port from 0 to 65535");
-  return n;
-};
-
-const count = (min: number, max: number) => (value: string) => {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max)
-    throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
-  return n;
-};
-
 /** Runs the command line; resolves to the exit code. */
 export async function runTokman(proc: TokmanProcess): Promise<number> {
   const exitCode = 0;
@@ -54,25 +41,20 @@ export async function runTokman(proc: TokmanProcess): Promise<number> {
       "Broker of GitHub App installation tokens: minted once, down-scoped, renewed, audited.",
     )
     .version(VERSION, "-V, --version")
-    .addHelpText("after", HELP_AFTER)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => proc.stdout.write(text),
-      writeErr: (text) => proc.stderr.write(text),
-      outputError: (text, write) => write(`BTL_TOKMAN_CONFIG: ${text.replace(/^error: /, "")}`),
-    });
+    .addHelpText("after", HELP_AFTER);
+  withOutput(program, proc, "BTL_TOKMAN_CONFIG");
 
   program
     .command("serve")
     .description("serve GET /api/<namespace>/<repository> until SIGTERM")
     .option("--config <file>", "the configuration (YAML or JSON)")
     .option("--host <addr>", "address to listen on", "127.0.0.1")
-    .option("--port <n>", "TCP port (0: any free port)", port, 9420)
+    .option("--port <n>", "TCP port (0: any free port)", intOption(0, 65535), DEFAULT_PORTS.tokman)
     .option("--socket <path>", "listen on a unix socket (mode 0600) instead")
     .option(
       "--max-in-flight <n>",
       "requests handled at once; beyond that 503 with Retry-After",
-      count(1, 65_536),
+      intOption(1, 65_536),
       64,
     )
     .addOption(

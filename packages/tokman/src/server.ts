@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
 import { isBottleError } from "@bottle/errors";
 import { type Logger, silentLogger } from "@bottle/log";
 import { isCredentialValue } from "@bottle/manifest/policy";
+import { DEFAULT_PORTS, type ListenTarget, listenOn } from "@bottle/sidecar";
 import { type Broker, createBroker } from "./broker.ts";
 import {
   type CallerConfig,
@@ -20,7 +21,6 @@ import {
 } from "./config.ts";
 import { TokmanError } from "./errors.ts";
 import { createGitHubApp, type GitHubApp } from "./github.ts";
-import { type ListenTarget, listenOn } from "./listen.ts";
 import { createMemoryStore, createSqliteStore, type TokenStore } from "./store.ts";
 
 /** Options of {@link createTokman}. */
@@ -41,7 +41,7 @@ export interface TokmanOptions {
 /** A running tokman. */
 export interface Tokman {
   /**
-   * Listens on `host:port` (default 127.0.0.1:9420) or a unix socket (mode 0600; a stale one is
+   * Listens on `host:port` (default 127.0.0.1:9421) or a unix socket (mode 0600; a stale one is
    * replaced, a live one refused); resolves to its URL. Throws BTL_TOKMAN_LISTEN.
    */
   listen(target?: ListenTarget): Promise<string>;
@@ -105,9 +105,9 @@ export function createTokman(options: TokmanOptions): Tokman {
   }
 
   function authenticate(req: IncomingMessage): CallerConfig {
-    const match = /^(?:Bearer|token) (\S+)$/.exec(req.headers.authorization ?? "");
-    if (isCredentialValue(match?.[1])) {
-      const digest = createHash("sha256").update(match[1]).digest();
+    const key = /^(?:Bearer|token) (\S+)$/.exec(req.headers.authorization ?? "")?.[1];
+    if (isCredentialValue(key)) {
+      const digest = createHash("sha256").update(key).digest();
       const caller = callers.get(digest.toString("hex"));
       // SECURITY: the map finds the candidate; the digests are still compared in constant time.
       if (caller && timingSafeEqual(digest, Buffer.from(caller.keySha256, "hex"))) return caller;
@@ -220,7 +220,12 @@ export function createTokman(options: TokmanOptions): Tokman {
   return {
     broker,
     server,
-    listen: (target = {}) => listenOn(server, target),
+    listen: (target = { port: DEFAULT_PORTS.tokman }) =>
+      listenOn(
+        server,
+        target,
+        (message, options) => new TokmanError("BTL_TOKMAN_LISTEN", message, options),
+      ),
     close() {
       return new Promise((resolve) => {
         server.close(() => {

@@ -242,7 +242,7 @@ describe("the client's settings", () => {
     [
       "a key with a space",
       { url: "https://tokman.example", key: `${key} x` },
-      /^`key` is not 1 to 16384 printable/,
+      /^`key` is not 1 to 8192 printable/,
     ],
     [
       "no time to answer",

@@ -2,12 +2,12 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { mkdtemp, realpath, rm } from "node:fs/promises";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, relative, sep } from "node:path";
 import { promisify } from "node:util";
 import { gitServerEnv } from "./env.ts";
-import { listenLoopback } from "./loopback-server.ts";
+import { closerOf, listenLoopback } from "./listen.ts";
 
 /** A CGI child is killed (with its process group) after this long. */
 const REQUEST_TIMEOUT_MS = 60_000;
@@ -208,10 +208,17 @@ export async function serveGitHttp(options: HttpGitUpstreamOptions): Promise<Htt
     runBackend(backend, env, req, res);
   };
 
-  const { port, close } = await listenLoopback(handle, {
-    requestTimeoutMs: 60_000,
-    onClose: () => rm(home, { recursive: true, force: true }),
-  });
+  const server = createServer(
+    { requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 1_000 },
+    handle,
+  );
+  const port = await listenLoopback(server);
+  const closeServer = closerOf(server);
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= closeServer().finally(() => rm(home, { recursive: true, force: true }));
+    return closed;
+  };
   return {
     url(path) {
       const rel = isAbsolute(path) ? relative(root, path) : path;

@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import ssh2 from "ssh2";
 import { onTestFinished } from "vitest";
-import { jsonObject, listenLoopback, readBody } from "./loopback-server.ts";
+import { jsonObject, readBody } from "./http-body.ts";
+import { closerOf, listenLoopback } from "./listen.ts";
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const JSON_TYPE = "application/json;charset=utf-8";
@@ -306,8 +307,12 @@ export async function startGiteaFake(options: GiteaFakeOptions): Promise<GiteaFa
     }
   };
 
-  const { url, close } = await listenLoopback((req, res) => void handle(req, res));
-  base = url;
+  const server = createServer(
+    { requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 1_000 },
+    (req, res) => void handle(req, res),
+  );
+  base = `http://127.0.0.1:${await listenLoopback(server)}`;
+  const close = closerOf(server);
   onTestFinished(() => close());
 
   const findRepo = (owner: string, name: string): Repo => {

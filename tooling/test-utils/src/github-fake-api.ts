@@ -18,7 +18,7 @@ import {
   type TokenRecord,
 } from "./github-fake-model.ts";
 import type { GitHubPermissionLevel } from "./github-fake-types.ts";
-import { jsonObject } from "./loopback-server.ts";
+import { jsonObject } from "./http-body.ts";
 
 const NOT_IN_INSTALLATION =
   "There is at least one repository that does not exist or is not accessible to the parent installation.";

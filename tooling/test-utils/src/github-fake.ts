@@ -4,7 +4,7 @@
  * fault injection, with GitHub's status codes and messages. The concerns live beside it:
  * authentication (`-auth`), routes (`-api`), limits and failures (`-limits`), the model.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { onTestFinished } from "vitest";
 import { createApi } from "./github-fake-api.ts";
@@ -25,7 +25,8 @@ import {
   requestId,
 } from "./github-fake-model.ts";
 import type { GitHubFake, GitHubFakeOptions, GitHubFakeRequest } from "./github-fake-types.ts";
-import { listenLoopback, readBody } from "./loopback-server.ts";
+import { readBody } from "./http-body.ts";
+import { closerOf, listenLoopback } from "./listen.ts";
 
 /**
  * Starts the fake on `127.0.0.1:0`, closed when the current test finishes (see
@@ -175,10 +176,12 @@ export async function serveGitHubFake(options: GitHubFakeOptions): Promise<GitHu
     write(res, answer);
   };
 
-  const listening = await listenLoopback((req, res) => void handle(req, res), {
-    onClose: () => aborted.abort(),
-  });
-  state.base = listening.url;
+  const server = createServer(
+    { requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 1_000 },
+    (req, res) => void handle(req, res),
+  );
+  state.base = `http://127.0.0.1:${await listenLoopback(server)}`;
+  const closeServer = closerOf(server);
 
   return {
     url: state.base,
@@ -213,6 +216,9 @@ export async function serveGitHubFake(options: GitHubFakeOptions): Promise<GitHu
       }
       inst.suspendedAt = suspended ? isoSeconds(clock()) : null;
     },
-    close: listening.close,
+    close: () => {
+      aborted.abort();
+      return closeServer();
+    },
   };
 }

@@ -1,6 +1,12 @@
-import type { IncomingHttpHeaders, Server, ServerResponse } from "node:http";
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import { onTestFinished } from "vitest";
-import { listenLoopback, readBody } from "./loopback-server.ts";
+import { readBody } from "./http-body.ts";
+import { closerOf, listenLoopback } from "./listen.ts";
 
 /** The per-request body cap of an upstream: a test sending more has a bug. */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -43,38 +49,38 @@ function answerOk(_req: RecordedRequest, res: ServerResponse): void {
 export async function startUpstream(handler: UpstreamHandler = answerOk): Promise<Upstream> {
   const requests: RecordedRequest[] = [];
   const handlerErrors: unknown[] = [];
-  const {
-    server,
-    url,
-    port,
-    close: stop,
-  } = await listenLoopback((req, res) => {
-    void (async () => {
-      try {
-        const recorded: RecordedRequest = {
-          method: req.method ?? "",
-          url: req.url ?? "",
-          headers: req.headers,
-          rawHeaders: req.rawHeaders,
-          body: await readBody(req, MAX_BODY_BYTES, bodyTooLarge),
-          httpVersion: req.httpVersion,
-        };
-        requests.push(recorded);
-        await handler(recorded, res);
-      } catch (error) {
-        handlerErrors.push(error);
-        if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
-        if (!res.writableEnded) res.end("upstream handler failed");
-      }
-    })();
-  });
+  const server = createServer(
+    { requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 1_000 },
+    (req, res) => {
+      void (async () => {
+        try {
+          const recorded: RecordedRequest = {
+            method: req.method ?? "",
+            url: req.url ?? "",
+            headers: req.headers,
+            rawHeaders: req.rawHeaders,
+            body: await readBody(req, MAX_BODY_BYTES, bodyTooLarge),
+            httpVersion: req.httpVersion,
+          };
+          requests.push(recorded);
+          await handler(recorded, res);
+        } catch (error) {
+          handlerErrors.push(error);
+          if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+          if (!res.writableEnded) res.end("upstream handler failed");
+        }
+      })();
+    },
+  );
+  const port = await listenLoopback(server);
+  const closeServer = closerOf(server);
   const close = async (): Promise<void> => {
-    await stop();
+    await closeServer();
     // Reported once: an explicit close() that surfaced the error leaves the cleanup quiet.
     if (handlerErrors.length > 0) {
       throw new Error("an upstream handler threw", { cause: handlerErrors.splice(0)[0] });
     }
   };
   onTestFinished(() => close());
-  return { url, port, requests, server, close };
+  return { url: `http://127.0.0.1:${port}`, port, requests, server, close };
 }

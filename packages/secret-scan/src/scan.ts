@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { isBottleError } from "@bottle/errors";
 import type { AddedLineSink } from "./diff.ts";
-import { GitGateError } from "./errors.ts";
+import { ScanError } from "./errors.ts";
 import { feedPush, MAX_OBJECT_BYTES } from "./feed.ts";
 import { type Finding, fingerprintOf, redact } from "./findings.ts";
 import { findGitleaks, GitleaksWorkspace } from "./gitleaks.ts";
@@ -66,48 +66,36 @@ export interface ScanResult {
   readonly mask: (text: string) => string;
 }
 
-export {
-  COMMIT_HEADER,
-  COMMIT_MESSAGE,
-  PUSHED_BLOB,
-  REF_NAME,
-  TAG_HEADER,
-  TAG_MESSAGE,
-} from "./feed.ts";
-
 const DEFAULT_TIMEOUT_MS = 60_000;
 const OID = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 
 /**
- * Scans what `commits` (and `tags`, and `refs`) add. Throws `GitGateError` BTL_GITGATE_CONFIG
+ * Scans what `commits` (and `tags`, and `refs`) add. Throws `ScanError` BTL_SCAN_CONFIG
  * for invalid options (a bad operator regex, a malformed commit id, gitleaks required but not
- * found), BTL_GITGATE_OBJECT_TOO_LARGE for an object above `maxObjectBytes`, and
- * BTL_GITGATE_SCANNER_FAILED when the scanner crashes, times out, or its output cannot be
+ * found), BTL_SCAN_OBJECT_TOO_LARGE for an object above `maxObjectBytes`, and
+ * BTL_SCAN_FAILED when the scanner crashes, times out, or its output cannot be
  * read (fail closed).
  */
 export async function scanCommits(options: ScanOptions): Promise<ScanResult> {
   const started = performance.now();
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-    throw new GitGateError(
-      "BTL_GITGATE_CONFIG",
+    throw new ScanError(
+      "BTL_SCAN_CONFIG",
       `Expected \`timeoutMs\` to be a positive number, got ${timeoutMs}`,
     );
   }
   const maxObjectBytes = options.maxObjectBytes ?? MAX_OBJECT_BYTES;
   if (!Number.isSafeInteger(maxObjectBytes) || maxObjectBytes < 1) {
-    throw new GitGateError(
-      "BTL_GITGATE_CONFIG",
+    throw new ScanError(
+      "BTL_SCAN_CONFIG",
       `Expected \`maxObjectBytes\` to be a positive whole number, got ${maxObjectBytes}`,
     );
   }
   const rules = options.rules ?? [];
   compileRules(rules); // invalid rules fail here, before anything runs
   if (![...options.commits, ...(options.tags ?? [])].every((oid) => OID.test(oid))) {
-    throw new GitGateError(
-      "BTL_GITGATE_CONFIG",
-      "Expected commit and tag ids to be full hex object ids",
-    );
+    throw new ScanError("BTL_SCAN_CONFIG", "Expected commit and tag ids to be full hex object ids");
   }
   const gitleaks = await selectGitleaks(options);
   const scanner = gitleaks === undefined ? "builtin" : "gitleaks";
@@ -134,9 +122,9 @@ export async function scanCommits(options: ScanOptions): Promise<ScanResult> {
     outcome = await Promise.race([work, timeout]);
   } catch (error) {
     const code = isBottleError(error) ? error.code : undefined;
-    throw code === "BTL_GITGATE_CONFIG" ||
-      code === "BTL_GITGATE_SCANNER_FAILED" ||
-      code === "BTL_GITGATE_OBJECT_TOO_LARGE"
+    throw code === "BTL_SCAN_CONFIG" ||
+      code === "BTL_SCAN_FAILED" ||
+      code === "BTL_SCAN_OBJECT_TOO_LARGE"
       ? error
       : failed("the secret scan failed", error);
   } finally {
@@ -164,8 +152,8 @@ async function selectGitleaks(options: ScanOptions): Promise<string | undefined>
   if (scanner === "builtin") return undefined;
   const found = options.gitleaksPath ?? (await findGitleaks(options.env.PATH));
   if (found === undefined && scanner === "gitleaks") {
-    throw new GitGateError(
-      "BTL_GITGATE_CONFIG",
+    throw new ScanError(
+      "BTL_SCAN_CONFIG",
       "the gitleaks scanner is required, but no `gitleaks` is on PATH",
     );
   }
@@ -285,7 +273,7 @@ class WorkerPool {
   #outstanding = 0;
   #closing = false;
   #failed = false;
-  #fail!: (error: GitGateError) => void;
+  #fail!: (error: ScanError) => void;
   #drained: (() => void) | undefined;
   /** Rejects when a worker crashes or fails a batch; never resolves. */
   readonly failure: Promise<never>;
@@ -400,10 +388,6 @@ function order(findings: Finding[], options: ScanOptions): Finding[] {
   );
 }
 
-function failed(message: string, cause?: unknown): GitGateError {
-  return new GitGateError(
-    "BTL_GITGATE_SCANNER_FAILED",
-    message,
-    cause === undefined ? {} : { cause },
-  );
+function failed(message: string, cause?: unknown): ScanError {
+  return new ScanError("BTL_SCAN_FAILED", message, cause === undefined ? {} : { cause });
 }

@@ -66,9 +66,9 @@ describe("parseRefUpdates", () => {
     ["a control character", `${A} ${B} refs/heads/a\u0007`],
     ["mixed hash lengths", `${A} ${"c".repeat(64)} refs/heads/main`],
     ["a CRLF line", `${A} ${B} refs/heads/main\r`],
-  ])("refuses %s with BTL_GITGATE_CONFIG", (_name, line) => {
+  ])("refuses %s with BTL_SCAN_CONFIG", (_name, line) => {
     expect(() => parseRefUpdates(`${line}\n`)).toThrow(
-      expect.objectContaining({ code: "BTL_GITGATE_CONFIG" }),
+      expect.objectContaining({ code: "BTL_SCAN_CONFIG" }),
     );
   });
 
@@ -131,7 +131,7 @@ describe("newCommits", () => {
     const repo = await setup();
     await expect(
       newCommits({ env: repo.env, cwd: repo.dir, updates: [create("--all")] }),
-    ).rejects.toMatchObject({ code: "BTL_GITGATE_CONFIG" });
+    ).rejects.toMatchObject({ code: "BTL_SCAN_CONFIG" });
   });
 });
 
@@ -200,11 +200,11 @@ describe("commitsInRange", () => {
   });
 
   test.each([["--all"], ["-n1"], ["a b"], [""], ["HEAD\n"], ["x\u0000"]])(
-    "refuses %j with BTL_GITGATE_CONFIG",
+    "refuses %j with BTL_SCAN_CONFIG",
     async (range) => {
       const repo = await setup();
       await expect(commitsInRange({ env: repo.env, cwd: repo.dir, range })).rejects.toMatchObject({
-        code: "BTL_GITGATE_CONFIG",
+        code: "BTL_SCAN_CONFIG",
       });
     },
   );
@@ -213,7 +213,7 @@ describe("commitsInRange", () => {
     const repo = await setup();
     await expect(
       commitsInRange({ env: repo.env, cwd: repo.dir, range: "no-such-branch..HEAD" }),
-    ).rejects.toMatchObject({ code: "BTL_GITGATE_GIT" });
+    ).rejects.toMatchObject({ code: "BTL_SCAN_GIT" });
   });
 });
 

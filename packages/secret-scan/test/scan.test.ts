@@ -274,7 +274,7 @@ describe("scanCommits with the built-in scanner", () => {
     expect(second.findings.map((f) => f.file)).toEqual(["b.txt"]);
   });
 
-  test("fails closed with BTL_GITGATE_SCANNER_FAILED on a timeout", async () => {
+  test("fails closed with BTL_SCAN_FAILED on a timeout", async () => {
     const repo = await setup();
     const big = Array.from(
       { length: 20_000 },
@@ -284,7 +284,7 @@ describe("scanCommits with the built-in scanner", () => {
       commitFiles(repo.dir, repo.testEnv, { "big.ts": big }, "big"),
     );
     await expect(scanPush(repo, tip, { timeoutMs: 1 })).rejects.toMatchObject({
-      code: "BTL_GITGATE_SCANNER_FAILED",
+      code: "BTL_SCAN_FAILED",
     });
   });
 
@@ -296,12 +296,12 @@ describe("scanCommits with the built-in scanner", () => {
     const rules = [{ id: "redos", regex: "(a+)+$" }];
     const started = Date.now();
     await expect(scanPush(repo, tip, { rules, timeoutMs: 1500 })).rejects.toMatchObject({
-      code: "BTL_GITGATE_SCANNER_FAILED",
+      code: "BTL_SCAN_FAILED",
     });
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
-  test("refuses an invalid operator regex with BTL_GITGATE_CONFIG", async () => {
+  test("refuses an invalid operator regex with BTL_SCAN_CONFIG", async () => {
     const repo = await setup();
     await expect(
       scanCommits({
@@ -310,10 +310,10 @@ describe("scanCommits with the built-in scanner", () => {
         commits: [],
         rules: [{ id: "bad", regex: "(" }],
       }),
-    ).rejects.toMatchObject({ code: "BTL_GITGATE_CONFIG" });
+    ).rejects.toMatchObject({ code: "BTL_SCAN_CONFIG" });
     await expect(
       scanCommits({ env: repo.env, cwd: repo.dir, commits: ["--all"] }),
-    ).rejects.toMatchObject({ code: "BTL_GITGATE_CONFIG" });
+    ).rejects.toMatchObject({ code: "BTL_SCAN_CONFIG" });
   });
 });
 
@@ -410,13 +410,13 @@ describe("scanCommits with gitleaks", { tags: ["slow"] }, () => {
     });
     expect(byPath.scanner).toBe("gitleaks");
     await expect(scanPush(repo, tip, { scanner: "gitleaks" })).rejects.toMatchObject({
-      code: "BTL_GITGATE_CONFIG",
+      code: "BTL_SCAN_CONFIG",
     });
     expect((await scanPush(repo, tip, { env, scanner: "builtin" })).scanner).toBe("builtin");
   });
 
   test.each(["crash", "garbage", "bad-entry", "no-report"])(
-    "fails closed with BTL_GITGATE_SCANNER_FAILED when gitleaks does %s",
+    "fails closed with BTL_SCAN_FAILED when gitleaks does %s",
     async (mode) => {
       const repo = await setup();
       const tip = await offBranch(repo, () =>
@@ -424,7 +424,7 @@ describe("scanCommits with gitleaks", { tags: ["slow"] }, () => {
       );
       const { env } = await withFakeGitleaks(repo, mode);
       await expect(scanPush(repo, tip, { env, scanner: "gitleaks" })).rejects.toMatchObject({
-        code: "BTL_GITGATE_SCANNER_FAILED",
+        code: "BTL_SCAN_FAILED",
       });
     },
   );
@@ -439,7 +439,7 @@ describe("scanCommits with gitleaks", { tags: ["slow"] }, () => {
     await expect(
       scanPush(repo, tip, { env, scanner: "gitleaks", timeoutMs: 1500 }),
     ).rejects.toMatchObject({
-      code: "BTL_GITGATE_SCANNER_FAILED",
+      code: "BTL_SCAN_FAILED",
     });
     expect(Date.now() - started).toBeLessThan(5000);
   });

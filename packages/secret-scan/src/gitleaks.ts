@@ -12,7 +12,7 @@ import { constants } from "node:fs";
 import { access, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, delimiter, isAbsolute, join } from "node:path";
-import { GitGateError } from "./errors.ts";
+import { ScanError } from "./errors.ts";
 import { oneLine, run } from "./run.ts";
 
 /** A finding of gitleaks in one of the files of a {@link GitleaksWorkspace}. */
@@ -64,7 +64,7 @@ export class GitleaksWorkspace {
   /**
    * Runs gitleaks over every file written. SECURITY: `--ignore-gitleaks-allow` (a
    * `gitleaks:allow` comment is an in-band bypass), an empty `--gitleaks-ignore-path`, our own
-   * `--config`. Throws `GitGateError` BTL_GITGATE_SCANNER_FAILED when gitleaks cannot start,
+   * `--config`. Throws `ScanError` BTL_SCAN_FAILED when gitleaks cannot start,
    * exits non-zero, times out, or writes a report that cannot be read.
    */
   async run(options: {
@@ -193,10 +193,6 @@ export async function readReport(path: string): Promise<GitleaksFinding[]> {
   });
 }
 
-function failed(message: string, cause?: unknown): GitGateError {
-  return new GitGateError(
-    "BTL_GITGATE_SCANNER_FAILED",
-    message,
-    cause === undefined ? {} : { cause },
-  );
+function failed(message: string, cause?: unknown): ScanError {
+  return new ScanError("BTL_SCAN_FAILED", message, cause === undefined ? {} : { cause });
 }

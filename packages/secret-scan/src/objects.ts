@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import type { AddedLineSink, BinaryChange } from "./diff.ts";
-import { GitGateError } from "./errors.ts";
+import { ScanError } from "./errors.ts";
 import { git } from "./run.ts";
 
 /** An object read whole by {@link readObjects}. */
@@ -32,7 +32,7 @@ export interface ReadObjectsOptions {
 
 /**
  * Streams `oids` through one `git cat-file --batch`, in input order. A missing object is an
- * error (the scan must read everything it forwards). Throws `GitGateError` BTL_GITGATE_GIT.
+ * error (the scan must read everything it forwards). Throws `ScanError` BTL_SCAN_GIT.
  */
 export async function streamObjects(
   oids: readonly string[],
@@ -125,21 +125,18 @@ class BatchReader {
 
   end(): void {
     if (this.#left !== -1 || this.#header.length > 0) {
-      throw new GitGateError(
-        "BTL_GITGATE_GIT",
-        "git cat-file --batch ended in the middle of an object",
-      );
+      throw new ScanError("BTL_SCAN_GIT", "git cat-file --batch ended in the middle of an object");
     }
   }
 
   #startObject(header: string): void {
     const [oid = "", type = "", size = ""] = header.split(" ");
     if (type === "missing" || size === "") {
-      throw new GitGateError("BTL_GITGATE_GIT", `object ${oid.slice(0, 40)} is missing`);
+      throw new ScanError("BTL_SCAN_GIT", `object ${oid.slice(0, 40)} is missing`);
     }
     const bytes = Number(size);
     if (!Number.isSafeInteger(bytes) || bytes < 0) {
-      throw new GitGateError("BTL_GITGATE_GIT", "git cat-file --batch wrote a malformed header");
+      throw new ScanError("BTL_SCAN_GIT", "git cat-file --batch wrote a malformed header");
     }
     this.#handler.start(oid, type, bytes);
     this.#left = bytes + 1;

@@ -1,28 +1,36 @@
-/** Where the gate listens: TCP, a unix socket (mode 0600), or a descriptor it inherited. */
+/**
+ * Where a sidecar listens: TCP (loopback unless told otherwise), a unix socket created mode
+ * 0600, or a descriptor it inherited (systemd socket activation, inetd).
+ */
 import { chmodSync, lstatSync, unlinkSync } from "node:fs";
-import type { Server } from "node:http";
-import { connect } from "node:net";
-import { GateError } from "./errors.ts";
+import { connect, type Server } from "node:net";
 
-/** A TCP address, a unix socket path, or an inherited listening descriptor (systemd: 3). */
+/** A TCP address (host default 127.0.0.1), a unix socket path, or an inherited descriptor. */
 export type ListenTarget =
-  | { readonly host: string; readonly port: number }
+  | { readonly host?: string; readonly port: number }
   | { readonly path: string }
   | { readonly fd: number };
 
-/** Listens and resolves to the URL clients use (`http://127.0.0.1:PORT` or `unix:/path`). */
-export async function listenOn(server: Server, target: ListenTarget): Promise<string> {
-  if ("path" in target) await removeStaleSocket(target.path);
+/** Builds the sidecar's own coded error for a listen failure (`BTL_GATE_LISTEN`, …). */
+export type ListenError = (message: string, options?: { cause?: unknown }) => Error;
+
+/**
+ * Listens and resolves to the URL clients use (`http://127.0.0.1:PORT`, `http://[::1]:PORT`
+ * or `unix:/path`). A socket file left by a dead process is replaced; a live socket, or any
+ * other file at the path, is refused. Throws what `fail` builds (address in use, path taken).
+ */
+export async function listenOn(
+  server: Server,
+  target: ListenTarget,
+  fail: ListenError,
+): Promise<string> {
+  if ("path" in target) await removeStaleSocket(target.path, fail);
   await new Promise<void>((resolve, reject) => {
-    const fail = (error: NodeJS.ErrnoException) =>
-      reject(
-        new GateError("BTL_GATE_LISTEN", `cannot listen: ${error.code ?? error.message}`, {
-          cause: error,
-        }),
-      );
-    server.once("error", fail);
+    const failed = (error: NodeJS.ErrnoException) =>
+      reject(fail(`cannot listen: ${error.code ?? error.message}`, { cause: error }));
+    server.once("error", failed);
     const done = () => {
-      server.off("error", fail);
+      server.off("error", failed);
       resolve();
     };
     if ("path" in target) {
@@ -36,7 +44,7 @@ export async function listenOn(server: Server, target: ListenTarget): Promise<st
     } else if ("fd" in target) {
       server.listen({ fd: target.fd }, done);
     } else {
-      server.listen({ host: target.host, port: target.port }, done);
+      server.listen({ host: target.host ?? "127.0.0.1", port: target.port }, done);
     }
   });
   if ("path" in target) {
@@ -49,15 +57,15 @@ export async function listenOn(server: Server, target: ListenTarget): Promise<st
   return `http://${host}:${address.port}`;
 }
 
-/** A socket file left by a dead gate is removed; a live one, or any other file, is an error. */
-async function removeStaleSocket(path: string): Promise<void> {
+/** A socket file left by a dead process is removed; a live one, or any other file, is refused. */
+async function removeStaleSocket(path: string, fail: ListenError): Promise<void> {
   let isSocket: boolean;
   try {
     isSocket = lstatSync(path).isSocket();
   } catch {
     return; // nothing there
   }
-  if (!isSocket) throw new GateError("BTL_GATE_LISTEN", `${path} exists and is not a socket`);
+  if (!isSocket) throw fail(`${path} exists and is not a socket`);
   const live = await new Promise<boolean>((resolve) => {
     const probe = connect(path);
     probe.once("connect", () => {
@@ -66,7 +74,7 @@ async function removeStaleSocket(path: string): Promise<void> {
     });
     probe.once("error", () => resolve(false));
   });
-  if (live) throw new GateError("BTL_GATE_LISTEN", `another process is listening on ${path}`);
+  if (live) throw fail(`another process is listening on ${path}`);
   unlinkSync(path);
 }
 

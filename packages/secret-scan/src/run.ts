@@ -3,7 +3,7 @@
  * allowlist, a timeout, an output cap, and a kill of the whole process group on timeout.
  */
 import { spawn } from "node:child_process";
-import { GitGateError } from "./errors.ts";
+import { ScanError } from "./errors.ts";
 
 /** Options of {@link run}. */
 export interface RunOptions {
@@ -79,7 +79,7 @@ export function run(
     child.on("error", (error) => {
       clearTimeout(timer);
       reject(
-        new GitGateError("BTL_GITGATE_GIT", `cannot run ${command}: ${error.message}`, {
+        new ScanError("BTL_SCAN_GIT", `cannot run ${command}: ${error.message}`, {
           cause: error,
         }),
       );
@@ -87,9 +87,7 @@ export function run(
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       if (overflow) {
-        reject(
-          new GitGateError("BTL_GITGATE_GIT", `${command} wrote more than ${maxOutput} bytes`),
-        );
+        reject(new ScanError("BTL_SCAN_GIT", `${command} wrote more than ${maxOutput} bytes`));
         return;
       }
       resolve({ code, signal, stdout: Buffer.concat(chunks), stderr, timedOut });
@@ -104,17 +102,17 @@ export interface GitOptions extends RunOptions {
 }
 
 /**
- * Runs `git args`. Throws `GitGateError` BTL_GITGATE_GIT with git's stderr when git fails
+ * Runs `git args`. Throws `ScanError` BTL_SCAN_GIT with git's stderr when git fails
  * (unless `allowFailure`), or when it is killed or times out.
  */
 export async function git(args: readonly string[], options: GitOptions): Promise<RunResult> {
   const result = await run("git", args, options);
   if (result.timedOut) {
-    throw new GitGateError("BTL_GITGATE_GIT", `git ${args[0] ?? ""} timed out`);
+    throw new ScanError("BTL_SCAN_GIT", `git ${args[0] ?? ""} timed out`);
   }
   if (result.code !== 0 && !(options.allowFailure && result.code !== null)) {
-    throw new GitGateError(
-      "BTL_GITGATE_GIT",
+    throw new ScanError(
+      "BTL_SCAN_GIT",
       `git ${args[0] ?? ""} failed (${result.code ?? result.signal}): ${oneLine(result.stderr)}`,
     );
   }

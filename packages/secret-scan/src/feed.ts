@@ -12,7 +12,7 @@
  */
 import { type NewObjectsOptions, newObjects, type ObjectInfo } from "./commits.ts";
 import { type AddedLineSink, type BinaryChange, streamAddedLines } from "./diff.ts";
-import { GitGateError } from "./errors.ts";
+import { ScanError } from "./errors.ts";
 import { printable } from "./findings.ts";
 import { ContentStream, readObjects, scanBlobs } from "./objects.ts";
 
@@ -45,7 +45,7 @@ export interface FeedOptions {
 
 /**
  * Hands every piece of text the push adds to `onLine`; returns how many objects it read.
- * Throws `GitGateError` BTL_GITGATE_OBJECT_TOO_LARGE, BTL_GITGATE_GIT.
+ * Throws `ScanError` BTL_SCAN_OBJECT_TOO_LARGE, BTL_SCAN_GIT.
  */
 export async function feedPush(options: FeedOptions): Promise<{ objects: number }> {
   const base = { env: options.env, ...(options.cwd === undefined ? {} : { cwd: options.cwd }) };
@@ -116,9 +116,9 @@ export async function feedPush(options: FeedOptions): Promise<{ objects: number 
   return { objects: objects.length };
 }
 
-function tooLarge(object: ObjectInfo, what: string, max: number): GitGateError {
-  return new GitGateError(
-    "BTL_GITGATE_OBJECT_TOO_LARGE",
+function tooLarge(object: ObjectInfo, what: string, max: number): ScanError {
+  return new ScanError(
+    "BTL_SCAN_OBJECT_TOO_LARGE",
     `${what} is ${object.size} bytes, more than the gate scans (git_gate.scan.max_blob_bytes: ${max}); the push is refused rather than forwarded unread`,
   );
 }
@@ -151,8 +151,8 @@ const GITLINK = Buffer.from("160000");
  * walking from each commit's root tree in order: a tree is reported at its path in the first
  * commit that reaches it, a tree only a tag or ref reaches at its own id. A name is scanned once
  * per push, where it first appears: the same name in the next commit's version of a directory
- * says nothing new. Returns where each blob of `want` first appears. Throws `GitGateError`
- * BTL_GITGATE_GIT for a malformed tree.
+ * says nothing new. Returns where each blob of `want` first appears. Throws `ScanError`
+ * BTL_SCAN_GIT for a malformed tree.
  */
 function walkTrees(options: {
   readonly commits: readonly string[];
@@ -178,7 +178,7 @@ function walkTrees(options: {
         const space = content.indexOf(0x20, at);
         const nul = content.indexOf(0, space + 1);
         if (space === -1 || nul === -1 || nul + 1 + idBytes > content.length) {
-          throw new GitGateError("BTL_GITGATE_GIT", `tree ${tree} is malformed`);
+          throw new ScanError("BTL_SCAN_GIT", `tree ${tree} is malformed`);
         }
         const mode = content.subarray(at, space);
         // Compared byte for byte (latin1 maps each byte to one character); decoded once.

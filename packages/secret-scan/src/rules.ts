@@ -3,7 +3,7 @@
  * the operator's rules from the manifest (`git_gate.scan.rules`). secretlint's preset runs next
  * to them (see scanner.ts).
  */
-import { GitGateError } from "./errors.ts";
+import { ScanError } from "./errors.ts";
 
 /** An operator rule as the manifest's `git_gate.scan.rules` holds it. */
 export interface ScanRuleSpec {
@@ -125,7 +125,7 @@ export interface RuleSet {
 }
 
 /**
- * Compiles rule specs, bottle's own first. Throws `GitGateError` BTL_GITGATE_CONFIG for an
+ * Compiles rule specs, bottle's own first. Throws `ScanError` BTL_SCAN_CONFIG for an
  * invalid or empty-matching regex, a malformed or duplicate id, or a bad keyword.
  */
 export function compileRules(operatorRules: readonly ScanRuleSpec[] = []): RuleSet {
@@ -138,13 +138,10 @@ export function compileRules(operatorRules: readonly ScanRuleSpec[] = []): RuleS
   for (const [index, spec] of specs.entries()) {
     const where = `git_gate.scan.rules[${index - BUILTIN_RULES.length}]`;
     if (typeof spec.id !== "string" || !RULE_ID.test(spec.id)) {
-      throw new GitGateError(
-        "BTL_GITGATE_CONFIG",
-        `${where}.id: expected a rule id like \`my-token\``,
-      );
+      throw new ScanError("BTL_SCAN_CONFIG", `${where}.id: expected a rule id like \`my-token\``);
     }
     if (seen.has(spec.id)) {
-      throw new GitGateError("BTL_GITGATE_CONFIG", `${where}.id: duplicate rule id \`${spec.id}\``);
+      throw new ScanError("BTL_SCAN_CONFIG", `${where}.id: duplicate rule id \`${spec.id}\``);
     }
     seen.add(spec.id);
     compiled.push(compileRule(spec, where, index < BUILTIN_RULES.length));
@@ -155,7 +152,7 @@ export function compileRules(operatorRules: readonly ScanRuleSpec[] = []): RuleS
 
 function compileRule(spec: ScanRuleSpec, where: string, anchored: boolean): RegexRule {
   if (typeof spec.regex !== "string" || spec.regex === "" || spec.regex.length > MAX_REGEX) {
-    throw new GitGateError("BTL_GITGATE_CONFIG", `${where}.regex: expected a non-empty regex`);
+    throw new ScanError("BTL_SCAN_CONFIG", `${where}.regex: expected a non-empty regex`);
   }
   // Gitleaks-style rules often start with (?i); JavaScript spells that as a flag.
   const insensitive = spec.regex.startsWith("(?i)");
@@ -164,15 +161,15 @@ function compileRule(spec: ScanRuleSpec, where: string, anchored: boolean): Rege
   try {
     probe = new RegExp(source, insensitive ? "i" : "");
   } catch (error) {
-    throw new GitGateError(
-      "BTL_GITGATE_CONFIG",
+    throw new ScanError(
+      "BTL_SCAN_CONFIG",
       `${where}.regex: invalid regular expression for \`${spec.id}\`: ${(error as Error).message}`,
       { cause: error },
     );
   }
   if (probe.test("")) {
-    throw new GitGateError(
-      "BTL_GITGATE_CONFIG",
+    throw new ScanError(
+      "BTL_SCAN_CONFIG",
       `${where}.regex: the regex of \`${spec.id}\` matches the empty string`,
     );
   }
@@ -180,7 +177,7 @@ function compileRule(spec: ScanRuleSpec, where: string, anchored: boolean): Rege
   const group = new RegExp(`${source}|`).exec("")?.length !== 1;
   const keywords = (spec.keywords ?? []).map((keyword) => {
     if (typeof keyword !== "string" || keyword === "") {
-      throw new GitGateError("BTL_GITGATE_CONFIG", `${where}.keywords: expected non-empty strings`);
+      throw new ScanError("BTL_SCAN_CONFIG", `${where}.keywords: expected non-empty strings`);
     }
     return keyword.toLowerCase();
   });

@@ -326,7 +326,7 @@ export interface AddedLinesResult {
 
 /**
  * Streams the added lines of exactly `commits` (in that order) to the sink; returns the binary
- * files they change and the blobs the diff covered. Throws `GitGateError` BTL_GITGATE_GIT when
+ * files they change and the blobs the diff covered. Throws `ScanError` BTL_SCAN_GIT when
  * git fails or times out.
  */
 export async function streamAddedLines(options: StreamOptions): Promise<AddedLinesResult> {

@@ -4,8 +4,7 @@
  * annotated tags, and every object (commit, tag, tree, blob) those bring, with its size.
  */
 
-import { GitGateError } from "./errors.ts";
-import { printable } from "./findings.ts";
+import { ScanError } from "./errors.ts";
 import { git } from "./run.ts";
 
 /** One line of a pre-receive hook's stdin. */
@@ -30,7 +29,7 @@ export function isZeroOid(oid: string): boolean {
 
 /**
  * Parses a pre-receive stdin (`<old> <new> <ref>\n`…; blank lines are skipped). Throws
- * `GitGateError` BTL_GITGATE_CONFIG on a malformed line.
+ * `ScanError` BTL_SCAN_CONFIG on a malformed line.
  */
 export function parseRefUpdates(text: string): RefUpdate[] {
   const updates: RefUpdate[] = [];
@@ -39,8 +38,8 @@ export function parseRefUpdates(text: string): RefUpdate[] {
     const match = UPDATE.exec(line);
     const [, oldOid = "", newOid = "", ref = ""] = match ?? [];
     if (match === null || oldOid.length !== newOid.length) {
-      throw new GitGateError(
-        "BTL_GITGATE_CONFIG",
+      throw new ScanError(
+        "BTL_SCAN_CONFIG",
         `pre-receive input line ${index + 1}: expected "<old-oid> <new-oid> <ref>"`,
       );
     }
@@ -49,24 +48,11 @@ export function parseRefUpdates(text: string): RefUpdate[] {
   return updates;
 }
 
-/** The ref namespaces a push may update: everything else is refused before any scan. */
-export const PUSHABLE_REFS = ["refs/heads/", "refs/tags/"] as const;
-
 /**
- * Throws `GitGateError` BTL_GITGATE_REF_REFUSED when an update names a ref outside
- * `refs/heads/*` and `refs/tags/*` (`refs/replace/*` would change what git reads, `refs/notes/*`
- * and others would reach the upstream unscanned, and are nothing an agent needs).
+ * The ref namespaces that count as history (and that a gate lets a push update): branches and
+ * tags.
  */
-export function checkRefs(updates: readonly RefUpdate[]): void {
-  for (const { ref } of updates) {
-    if (PUSHABLE_REFS.some((prefix) => ref.startsWith(prefix) && ref.length > prefix.length))
-      continue;
-    throw new GitGateError(
-      "BTL_GITGATE_REF_REFUSED",
-      `pushing to ${printable(ref)} is refused: the gate accepts only branches (refs/heads/*) and tags (refs/tags/*)`,
-    );
-  }
-}
+export const PUSHABLE_REFS = ["refs/heads/", "refs/tags/"] as const;
 
 /** Options of {@link newCommits} and {@link newTagObjects}. */
 export interface PushOptions {
@@ -84,10 +70,7 @@ function newTips(updates: readonly RefUpdate[]): string[] {
   const tips = new Set<string>();
   for (const update of updates) {
     if (!OID.test(update.newOid)) {
-      throw new GitGateError(
-        "BTL_GITGATE_CONFIG",
-        `ref update of ${update.ref}: malformed new oid`,
-      );
+      throw new ScanError("BTL_SCAN_CONFIG", `ref update of ${update.ref}: malformed new oid`);
     }
     if (!isZeroOid(update.newOid)) tips.add(update.newOid);
   }
@@ -109,7 +92,7 @@ function parseOids(stdout: Buffer): string[] {
  * existing branch or tag, `git rev-list <tips> --not --branches --tags`. In a pre-receive hook
  * the pushed refs have not moved yet, so these are what the upstream held at the last sync. No
  * other ref counts as history (an old `refs/replace/*` or `refs/pull/*` in the mirror was never
- * upstream). Deletes add nothing. Throws `GitGateError` BTL_GITGATE_GIT when git fails.
+ * upstream). Deletes add nothing. Throws `ScanError` BTL_SCAN_GIT when git fails.
  */
 export async function newCommits(options: PushOptions): Promise<string[]> {
   const tips = newTips(options.updates);
@@ -144,7 +127,7 @@ export async function objectTypes(
  * The new tips of the updates that are not commits: annotated tags, and trees or blobs a ref
  * points at directly (their content is pushed without a commit). Tips an existing branch or
  * tag already points at are left out; what a tag points at is listed by {@link newObjects}.
- * Throws `GitGateError` BTL_GITGATE_GIT when git fails.
+ * Throws `ScanError` BTL_SCAN_GIT when git fails.
  */
 export async function newTagObjects(options: PushOptions): Promise<string[]> {
   const tips = newTips(options.updates);
@@ -187,7 +170,7 @@ const OBJECT_INFO = /^([0-9a-f]{40}|[0-9a-f]{64}) (commit|tag|tree|blob) (\d+)$/
 /**
  * Every object reachable from `commits` and `tips` and not from what is old, with its type and
  * size (`git rev-list --objects`, then `cat-file --batch-check`): what a forwarding push sends.
- * Throws `GitGateError` BTL_GITGATE_GIT when git fails or an object is missing.
+ * Throws `ScanError` BTL_SCAN_GIT when git fails or an object is missing.
  */
 export async function newObjects(options: NewObjectsOptions): Promise<ObjectInfo[]> {
   const positives = [...options.commits, ...options.tips];
@@ -234,7 +217,7 @@ export async function newObjects(options: NewObjectsOptions): Promise<ObjectInfo
   return lines.map((line, index) => {
     const match = OBJECT_INFO.exec(line);
     if (match === null) {
-      throw new GitGateError("BTL_GITGATE_GIT", `object ${oids[index] ?? ""} cannot be read`);
+      throw new ScanError("BTL_SCAN_GIT", `object ${oids[index] ?? ""} cannot be read`);
     }
     const [, oid = "", type = "blob", size = "0"] = match;
     return { oid, type: type as ObjectInfo["type"], size: Number(size) };
@@ -246,8 +229,8 @@ const RANGE = /^[\u0021-\u007e]{1,1000}$/;
 /**
  * The commits of a range spec for `scan --range`: `A..B` and `A...B` (and git's `A^!`, `A^@`,
  * `A^-`) as `git rev-list` reads them; a single revision means that one commit. Throws
- * `GitGateError` BTL_GITGATE_CONFIG for a spec that starts with `-` or holds a space or
- * control character, BTL_GITGATE_GIT when git cannot resolve it.
+ * `ScanError` BTL_SCAN_CONFIG for a spec that starts with `-` or holds a space or
+ * control character, BTL_SCAN_GIT when git cannot resolve it.
  */
 export async function commitsInRange(options: {
   readonly env: Readonly<Record<string, string>>;
@@ -256,8 +239,8 @@ export async function commitsInRange(options: {
 }): Promise<string[]> {
   const { range } = options;
   if (!RANGE.test(range) || range.startsWith("-")) {
-    throw new GitGateError(
-      "BTL_GITGATE_CONFIG",
+    throw new ScanError(
+      "BTL_SCAN_CONFIG",
       "Expected `--range` to be a revision range like `A..B`, without spaces or a leading `-`",
     );
   }

@@ -3,19 +3,26 @@ import type { Server } from "node:net";
 import type { Logger } from "@bottle/log";
 
 /** A flood of dropped connections logs one warning per this interval, with the counts. */
-const DROP_LOG_INTERVAL_MS = 10_000;
+export const DROP_LOG_INTERVAL_MS = 10_000;
+
+/** Options of {@link capConnections}. */
+export interface ConnectionCap {
+  /** Open connections at once (idle keep-alive ones included). */
+  readonly max: number;
+  readonly log: Logger;
+  /** The sidecar's code for a drop (`BTL_GATE_TOO_MANY_CONNECTIONS`, …). */
+  readonly code: string;
+}
 
 /**
- * Caps `server` at `maxConnections` open connections. Beyond it, net.Server closes each new
- * connection at once, without an answer, and emits `'drop'` (Node ≥ 18.6). Drops are logged
- * at warn with BTL_GATE_TOO_MANY_CONNECTIONS: the first at once, later ones counted into at
- * most one record per interval, so a flood does not flood the log. `flush()` logs the rest.
+ * Caps `server` at `max` open connections. Beyond it, net.Server closes each new connection at
+ * once, before any byte is read, and emits `'drop'` (Node ≥ 18.6). Drops are logged at warn
+ * with `code`, `maxConnections`, `dropped` (since the last record) and `droppedTotal`: the
+ * first at once, later ones counted into at most one record per {@link DROP_LOG_INTERVAL_MS},
+ * so a flood does not flood the log. `flush()` (on close) logs what is left.
  */
-export function capConnections(
-  server: Server,
-  maxConnections: number,
-  log: Logger,
-): { flush(): void } {
+export function capConnections(server: Server, cap: ConnectionCap): { flush(): void } {
+  const { max: maxConnections, log, code } = cap;
   server.maxConnections = maxConnections;
   let droppedTotal = 0;
   let unlogged = 0;
@@ -25,7 +32,7 @@ export function capConnections(
     timer = undefined;
     lastLog = performance.now();
     log.warn(
-      { code: "BTL_GATE_TOO_MANY_CONNECTIONS", maxConnections, dropped: unlogged, droppedTotal },
+      { code, maxConnections, dropped: unlogged, droppedTotal },
       "connections dropped: too many open connections",
     );
     unlogged = 0;

@@ -84,9 +84,9 @@ describe("operator rules", () => {
     ["a fingerprint separator in the id", { id: "a:b", regex: "x+" }],
     ["a duplicate of a built-in id", { id: "bottle/npm-token", regex: "x+" }],
     ["an empty keyword", { id: "kw", regex: "x+", keywords: [""] }],
-  ])("refuse %s with BTL_GITGATE_CONFIG", (_name, spec) => {
+  ])("refuse %s with BTL_SCAN_CONFIG", (_name, spec) => {
     expect(() => compileRules([spec])).toThrow(
-      expect.objectContaining({ code: "BTL_GITGATE_CONFIG" }),
+      expect.objectContaining({ code: "BTL_SCAN_CONFIG" }),
     );
   });
 });

@@ -1,0 +1,53 @@
+/** What every command of the `bottle` CLI shares: its I/O, the exit-code help, error reports. */
+import { isBottleError } from "@bottle/errors";
+import { formatIssue, type ManifestError } from "@bottle/manifest";
+import { commanderExit } from "@bottle/sidecar";
+import { CLI_ERRORS } from "../errors.ts";
+
+/** Where the CLI reads and writes; `cli.ts` passes the process's own. */
+export interface CliIo {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: { write(text: string): unknown };
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+/** A command's view of the run: its I/O and the worst exit code seen so far. */
+export interface CommandContext {
+  readonly io: CliIo;
+  /** Records an exit code; the run exits with the worst one. */
+  exit(code: number): void;
+}
+
+export const EXIT_CODES = `
+Exit codes:
+  0  success
+  1  internal error (a bug; rerun with BOTTLE_DEBUG=1 for the stack)
+  2  invalid manifest or command line
+  3  environment: a file or variable the manifest names is missing or unsafe
+
+Errors print as CODE: message (codes are stable; see the README).`;
+
+/** `--no-file-checks`, shared by the commands that load a manifest. */
+export const FILE_CHECKS = {
+  flag: "--no-file-checks",
+  help: "do not check that identity and key files exist with mode 0600",
+} as const;
+
+/** Prints an error as `CODE: message` lines and returns the exit code. */
+export function report(error: unknown, io: CliIo): number {
+  // Help and version "errors" are successes; usage errors were already printed.
+  const exit = commanderExit(error, CLI_ERRORS.BTL_CLI_USAGE.exit);
+  if (exit !== undefined) return exit;
+  if (isBottleError(error) && Array.isArray((error as ManifestError).issues)) {
+    const { issues, filename } = error as ManifestError;
+    for (const issue of issues) io.stderr.write(`${issue.code}: ${formatIssue(issue, filename)}\n`);
+    return error.exitCode;
+  }
+  if (isBottleError(error)) {
+    io.stderr.write(`${error.code}: ${error.message}\n`);
+    return error.exitCode;
+  }
+  io.stderr.write("BTL_INTERNAL: internal error\n");
+  if (io.env.BOTTLE_DEBUG === "1") io.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
+  return CLI_ERRORS.BTL_INTERNAL.exit;
+}

@@ -1,0 +1,3 @@
+import { definePackageConfig } from "@bottle/vitest-config";
+
+export default definePackageConfig();
