@@ -2,6 +2,7 @@
 // (signals stop the children and remove the temp dir; results go to stdout, progress to stderr).
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect, createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -212,4 +213,50 @@ export function createWorkspace(name) {
     for (const child of children) signalTree(child, "SIGKILL");
   };
   return { work, HOME, PATH, GIT_ENV, track, run, must, git, cleanup, killAll, sleep };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures and ports shared by the benchmarks.
+
+/** The median of `xs` (the mean of the two middle values for an even count). */
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+const round1 = (x) => Math.round(x * 10) / 10;
+
+/** Median, min, max and every run of `xs`, to one decimal. */
+export function summarize(xs) {
+  return {
+    median: round1(median(xs)),
+    min: round1(Math.min(...xs)),
+    max: round1(Math.max(...xs)),
+    runs: xs.map(round1),
+  };
+}
+
+/** A TCP port free on `host` right now (for programs that cannot report the one they bound). */
+export function freePort(host) {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Whether something accepts connections on `host:port`. */
+export function canConnect(port, host) {
+  return new Promise((resolve) => {
+    const socket = connect(port, host);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
 }

@@ -9,16 +9,19 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { connect, createServer } from "node:net";
 import { availableParallelism, cpus, release } from "node:os";
 import { join } from "node:path";
 import {
+  canConnect,
   createWorkspace,
   descendants,
+  freePort,
+  median,
   parseBenchArgs,
   progress,
   runBench,
   signalTree,
+  summarize,
 } from "../harness.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -149,28 +152,6 @@ async function startGate(source) {
   };
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const socket = connect(port, HOST);
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
-
 /** lighttpd's config for the floor: git-http-backend as CGI under /git, streaming both ways. */
 function lighttpdConfig({ port, root, dir }) {
   const q = (s) => JSON.stringify(s); // lighttpd strings use the same escapes
@@ -219,7 +200,7 @@ async function startFloor(source) {
   cpSync(source, join(root, "bench.git"), { recursive: true });
   const version = (await must("lighttpd", ["-v"], { env: { PATH } })).stdout.trim();
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = await freePort(HOST);
     const conf = join(dir, "lighttpd.conf");
     writeFileSync(conf, lighttpdConfig({ port, root, dir }));
     await must("lighttpd", ["-tt", "-f", conf], { env: { PATH } });
@@ -236,8 +217,8 @@ async function startFloor(source) {
     child.once("exit", () => {
       exited = true;
     });
-    for (let i = 0; i < 100 && !exited && !(await canConnect(port)); i++) await sleep(50);
-    if (!exited && (await canConnect(port))) {
+    for (let i = 0; i < 100 && !exited && !(await canConnect(port, HOST)); i++) await sleep(50);
+    if (!exited && (await canConnect(port, HOST))) {
       return { child, url: `http://${HOST}:${port}/git/bench.git`, version };
     }
     signalTree(child, "SIGKILL");
@@ -251,19 +232,6 @@ async function startFloor(source) {
 
 // ---------------------------------------------------------------------------------------------
 // Measurements.
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-};
-const round1 = (x) => Math.round(x * 10) / 10;
-const summarize = (xs) => ({
-  median: round1(median(xs)),
-  min: round1(Math.min(...xs)),
-  max: round1(Math.max(...xs)),
-  runs: xs.map(round1),
-});
 
 function checked(what, result) {
   if (result.code !== 0) throw new Error(`${what} exited ${result.code}: ${result.stderr.trim()}`);

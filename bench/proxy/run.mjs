@@ -15,10 +15,19 @@ import {
 } from "node:fs";
 import { request } from "node:http";
 import { createRequire } from "node:module";
-import { connect, createServer } from "node:net";
 import { availableParallelism, cpus, release } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { createWorkspace, descendants, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import {
+  canConnect,
+  createWorkspace,
+  descendants,
+  freePort,
+  median,
+  parseBenchArgs,
+  progress,
+  runBench,
+  summarize,
+} from "../harness.mjs";
 import { summariseProfile } from "../profile.mjs";
 import { machineBusySeconds, rssOf, UPLOAD_BYTES } from "./load.mjs";
 import { DOWNLOAD_BYTES, SMALL_BODY } from "./upstream.mjs";
@@ -150,28 +159,6 @@ function placement(taskset) {
 
 // ---------------------------------------------------------------------------------------------
 // Servers.
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const socket = connect(port, HOST);
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
 
 /** One request on a fresh connection: status and body. */
 function fetchOnce(url, { method = "GET", headers = {} } = {}) {
@@ -536,7 +523,7 @@ async function main() {
     profile = { rps, download };
   }
 
-  return summarise({
+  return resultsSummary({
     machine: {
       nproc: availableParallelism(),
       cpu: cpus()[0]?.model.trim() ?? "?",
@@ -606,7 +593,7 @@ async function startNginx(nginx, upstreamUrl, token, pinnedArgv) {
   const dir = join(work, "nginx");
   mkdirSync(dir, { mode: 0o700 });
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = await freePort(HOST);
     const conf = join(dir, "nginx.conf");
     // The config holds the token: readable by this user only, in the 0700 temp dir.
     writeFileSync(conf, nginxConfig({ dir, port, upstreamUrl, token }), { mode: 0o600 });
@@ -622,8 +609,8 @@ async function startNginx(nginx, upstreamUrl, token, pinnedArgv) {
     child.once("exit", () => {
       exited = true;
     });
-    for (let i = 0; i < 100 && !exited && !(await canConnect(port)); i++) await sleep(50);
-    if (!exited && (await canConnect(port))) {
+    for (let i = 0; i < 100 && !exited && !(await canConnect(port, HOST)); i++) await sleep(50);
+    if (!exited && (await canConnect(port, HOST))) {
       let workers = [];
       for (let i = 0; i < 50 && workers.length === 0; i++) {
         workers = descendants(child.pid);
@@ -671,16 +658,6 @@ function countRequests(file) {
   return { requests, statuses, aborted, maxDurationMs };
 }
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-function summarize(xs) {
-  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), runs: xs };
-}
-
 /**
  * The soak's verdict. After a warm-up (a twelfth of the soak, 5 s of 60), the average RSS of the
  * first third of the soak is compared with that of the last third: flat when it grew by at most
@@ -717,7 +694,7 @@ function soakVerdict(samples, seconds) {
   };
 }
 
-function summarise({ results, soak, ...rest }) {
+function resultsSummary({ results, soak, ...rest }) {
   const s = {};
   for (const name of NAMES) {
     const r = results[name];

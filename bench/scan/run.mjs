@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { createWorkspace, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import { createWorkspace, parseBenchArgs, progress, runBench, summarize } from "../harness.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
 const MiB = 1024 * 1024;
@@ -244,19 +244,6 @@ async function measureCold(repo, tip) {
   );
   return JSON.parse(result.stdout.trim().split("\n").at(-1));
 }
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-};
-const round1 = (x) => Math.round(x * 10) / 10;
-const summarize = (xs) => ({
-  median: round1(median(xs)),
-  min: round1(Math.min(...xs)),
-  max: round1(Math.max(...xs)),
-  runs: xs.map(round1),
-});
 
 async function benchScan() {
   const repo = join(work, "mirror.git");

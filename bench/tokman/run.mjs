@@ -15,7 +15,7 @@ import { Agent, createServer, request } from "node:http";
 import { availableParallelism, cpus, release } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { createWorkspace, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import { createWorkspace, parseBenchArgs, progress, runBench, summarize } from "../harness.mjs";
 import { summariseProfile } from "../profile.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -640,13 +640,3 @@ async function orchestrate() {
 
 // ---------------------------------------------------------------------------------------------
 // Statistics and the CPU profile.
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-function summarize(xs) {
-  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), runs: xs };
-}
