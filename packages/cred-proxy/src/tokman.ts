@@ -12,6 +12,7 @@ import {
   checkTokmanSettings as checkSettings,
   createTokmanClient,
   type TokenSource,
+  type TokmanClientOptions,
   type TokmanFetch,
 } from "@bottle/tokman/client";
 import { Agent, request } from "undici";
@@ -23,13 +24,8 @@ export const TOKMAN_URL_ENV = "BOTTLE_PROXY_TOKMAN_URL";
 /** The proxy's variable holding its caller key at tokman (a secret). */
 export const TOKMAN_KEY_ENV = "BOTTLE_PROXY_TOKMAN_KEY";
 
-/** tokman's address and the proxy's caller key there. */
-export interface TokmanSettings {
-  readonly url: string;
-  readonly key: string;
-  /** The clock tokens' expiry is read against (tests). */
-  readonly now?: () => Date;
-}
+/** tokman's address and the proxy's caller key there (and, in tests, the clock). */
+export type TokmanSettings = Pick<TokmanClientOptions, "url" | "key" | "now">;
 
 /** The tokman sources of a proxy's routes, shared by routes with one repository and scope. */
 export interface TokmanSources {

@@ -19,12 +19,6 @@ import {
   REPOSITORY_PART,
 } from "./scope.ts";
 
-export type { TokmanFetch } from "./client-answer.ts";
-export type { TokenSource } from "./client-source.ts";
-export type { TokmanErrorCode } from "./errors.ts";
-export { codes, TokmanError } from "./errors.ts";
-export type { Level, Permissions } from "./scope.ts";
-
 /** The documented variable holding tokman's base URL, wherever a sidecar reads it. */
 export const TOKMAN_URL_ENV = "BOTTLE_TOKMAN_URL";
 /** The documented variable holding the caller's key at tokman (a secret). */
@@ -232,3 +226,10 @@ export function createTokmanClient(options: TokmanClientOptions): TokmanClient {
     },
   };
 }
+
+// What callers of the client match on and type with, from the files that define them.
+export type { TokmanFetch } from "./client-answer.ts";
+export type { TokenSource } from "./client-source.ts";
+export type { TokmanErrorCode } from "./errors.ts";
+export { codes, TokmanError } from "./errors.ts";
+export type { Level, Permissions } from "./scope.ts";
