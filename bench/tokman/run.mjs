@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import {
   closeSync,
@@ -329,49 +328,33 @@ async function orchestrate() {
     }
     progress(`work dir ${work}`);
 
-    // 1. The fake GitHub, in this process, with the real clock.
-    const { serveGitHubFake } = await import(pathToFileURL(TEST_UTILS).href);
-    const pair = generateKeyPairSync("rsa", { modulusLength: 2048 });
-    const fake = await serveGitHubFake({
-      apps: [{ id: 42, publicKey: pair.publicKey.export({ type: "spki", format: "pem" }) }],
+    // 1. The fake GitHub, in this process, with the real clock; tokman's configuration (app
+    // key, a caller key) for the built CLI.
+    const { serveGitHubAppFixture } = await import(pathToFileURL(TEST_UTILS).href);
+    const dir = join(work, "tokman");
+    mkdirSync(dir, { mode: 0o700 });
+    const app = await serveGitHubAppFixture({
+      dir,
+      realTime: true,
       installations: [
         {
           id: 7,
-          appId: 42,
           account: { login: "acme", type: "Organization" },
           repositories: [{ id: 1, name: "api" }],
           permissions: { contents: "write", metadata: "read" },
         },
       ],
+      callers: {
+        bench: { repositories: ["acme/*"], permissions: { contents: "write", metadata: "read" } },
+      },
     });
-    closers.push(() => fake.close());
+    const { fake } = app;
+    closers.push(() => app.close());
     progress(`fake GitHub at ${fake.url}`);
 
-    // 2. tokman: its configuration, a caller key, the built CLI.
-    const dir = join(work, "tokman");
-    mkdirSync(dir, { mode: 0o700 });
-    writeFileSync(join(dir, "app.pem"), pair.privateKey.export({ type: "pkcs1", format: "pem" }), {
-      mode: 0o600,
-    });
-    const callerKey = `btk_${randomBytes(24).toString("base64url")}`;
-    const authorization = `Bearer ${callerKey}`;
-    const config = join(dir, "tokman.yaml");
-    writeFileSync(
-      config,
-      [
-        "version: 1",
-        "apps:",
-        `  acme: { app_id: 42, private_key: app.pem, api: "${fake.url}" }`,
-        "callers:",
-        "  bench:",
-        `    key_sha256: ${createHash("sha256").update(callerKey).digest("hex")}`,
-        "    app: acme",
-        '    repositories: ["acme/*"]',
-        "    permissions: { contents: write, metadata: read }",
-        "",
-      ].join("\n"),
-      { mode: 0o600 },
-    );
+    // 2. tokman: the built CLI.
+    const authorization = `Bearer ${app.key}`;
+    const config = app.configFile;
     const profiling = flags.profile !== undefined;
     const cpuProf = (name) =>
       profiling ? ["--cpu-prof", "--cpu-prof-dir", join(work, `cpu-profile-${name}`)] : [];
@@ -460,7 +443,7 @@ async function orchestrate() {
         ];
         argv.push("--server-pid", String(servers[name].child.pid), "--clk-tck", String(clkTck));
         const out = await must(process.execPath, argv, {
-          env: { ...env, BENCH_TOKMAN_KEY: callerKey },
+          env: { ...env, BENCH_TOKMAN_KEY: app.key },
           timeoutMs: (SECONDS + WARMUP_S + 60) * 1000,
         });
         const result = JSON.parse(out.stdout.trim().split("\n").at(-1));

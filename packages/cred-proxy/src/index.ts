@@ -7,10 +7,5 @@ export type { ProxyAuth, ProxyRoute, ProxyTokman } from "./routes.ts";
 export { loadRoutes, parseRoutes } from "./routes.ts";
 export type { CredProxy, CredProxyOptions } from "./server.ts";
 export { createCredProxy } from "./server.ts";
-export type {
-  TokmanFetch,
-  TokmanSettings,
-  TokmanSource,
-  TokmanSourceOptions,
-} from "./tokman.ts";
-export { createTokmanSource, TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "./tokman.ts";
+export type { TokmanSettings } from "./tokman.ts";
+export { TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "./tokman.ts";

@@ -1,13 +1,13 @@
 /** Checks of the proxy's options: token slots, the CA bundle and numeric limits. */
 import { X509Certificate } from "node:crypto";
-import { isCredentialValue, MAX_CREDENTIAL_CHARS } from "@bottle/manifest/policy";
+import { CREDENTIAL_SHAPE, isCredentialValue } from "@bottle/manifest/policy";
 import { ProxyError } from "./errors.ts";
 import type { ProxyRoute } from "./routes.ts";
 
 /**
  * The tokens of the routes' slots, checked. SECURITY (items 7, 14): every slot set, non-empty,
- * printable ASCII without whitespace, 1 to 8 KiB (`@bottle/manifest/policy`), so a bad value fails at start-up and never
- * reaches a header. Routes taking their token from tokman have no slot and are skipped.
+ * printable ASCII without whitespace, 1 to 8 KiB (`@bottle/manifest/policy`), so a bad value
+ * fails at start-up and never reaches a header. Routes taking their token from tokman have no slot and are skipped.
  * Throws ProxyError BTL_PROXY_TOKEN naming the slots, never a value.
  */
 export function checkTokens(
@@ -23,10 +23,7 @@ export function checkTokens(
     if (value === undefined || value === "")
       problems.set(slot, `${slot} (route ${route.path}) is unset or empty`);
     else if (!isCredentialValue(value))
-      problems.set(
-        slot,
-        `${slot} (route ${route.path}) is not 1 to ${MAX_CREDENTIAL_CHARS} printable ASCII characters without whitespace`,
-      );
+      problems.set(slot, `${slot} (route ${route.path}) is not ${CREDENTIAL_SHAPE}`);
     else tokens.set(slot, value);
   }
   if (problems.size > 0)

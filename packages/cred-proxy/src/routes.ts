@@ -6,7 +6,12 @@
  */
 import { readFileSync } from "node:fs";
 import type { RouteAllow } from "@bottle/manifest";
-import { checkHttpUrl, isCredentialHeader } from "@bottle/manifest/policy";
+import {
+  checkHttpUrl,
+  formatIssues,
+  HEADER_NAME,
+  isCredentialHeader,
+} from "@bottle/manifest/policy";
 import * as v from "valibot";
 import { ProxyError } from "./errors.ts";
 
@@ -15,8 +20,6 @@ export const MAX_ROUTES_FILE_BYTES = 1024 * 1024;
 
 /** Route prefixes: `/segment/` … `/a/b/c/d/`; a segment never starts with a dot. */
 const ROUTE_PATH = /^\/(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}\/){1,4}$/;
-/** An HTTP header name (RFC 9110 token). */
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
 /** Token slots: the proxy's own variables, never a host variable name. */
 const TOKEN_SLOT = /^BOTTLE_PROXY_TOKEN_\d+$/;
 /** A GitHub repository `owner/name`, as tokman accepts it. */
@@ -190,8 +193,7 @@ interface ProxyRouteBase {
 export function parseRoutes(value: unknown, source = "routes.json"): readonly ProxyRoute[] {
   const result = v.safeParse(RoutesFileSchema, value);
   if (!result.success) {
-    const lines = result.issues.map((issue) => `${dotted(issue)}: ${describe(issue)}`);
-    throw new ProxyError("BTL_PROXY_CONFIG", `${source}: ${lines.join("; ")}`);
+    throw new ProxyError("BTL_PROXY_CONFIG", `${source}: ${formatIssues(result.issues)}`);
   }
   const seen = new Map<string, number>();
   const routes = result.output.routes.map((spec, index) => {
@@ -288,19 +290,4 @@ export function matchRoute(routes: readonly ProxyRoute[], rawPath: string): Prox
       best = route;
   }
   return best;
-}
-
-function describe(issue: v.BaseIssue<unknown>): string {
-  if (issue.type === "strict_object" && issue.expected === "never") return "is not a known key";
-  if (issue.received === "undefined") return "is required";
-  return issue.message;
-}
-
-function dotted(issue: v.BaseIssue<unknown>): string {
-  let out = "";
-  for (const item of issue.path ?? []) {
-    const key = item.key as string | number;
-    out += typeof key === "number" ? `[${key}]` : out === "" ? key : `.${key}`;
-  }
-  return out === "" ? "(root)" : out;
 }

@@ -1,162 +1,63 @@
 // GitHub App routes: a real tokman (createTokman, and the bottle-tokman-compatible HTTP API)
 // minting installation tokens at the GitHub fake, the proxy injecting them. One clock is shared by
 // the fake, tokman and the proxy, and only `advance` moves it.
-import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
-import { createServer, request } from "node:http";
-import type { AddressInfo } from "node:net";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { createTokmanSource, TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/cred-proxy";
+import { TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/cred-proxy";
 import {
   createBaseEnv,
   expectNoCanary,
   type GitHubFake,
   runProcess,
-  startGitHubFake,
   startProcess,
+  startTokmanWithGitHubFake,
   startUpstream,
+  type TokmanWithGitHubFake,
   testdir,
 } from "@bottle/test-utils";
 import { createTokman, parseConfig, type Tokman } from "@bottle/tokman";
-import { describe, expect, it, onTestFinished } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseRoutes } from "../src/routes.ts";
 import { type CredProxyOptions, createCredProxy } from "../src/server.ts";
 import { BIN, type Reply, type RouteSpec, send, startProxy, type TestProxy } from "./fixture.ts";
 
 const MINUTE = 60_000;
 
-interface Broker {
-  fake: GitHubFake;
-  tokman: Tokman;
-  url: string;
-  key: string;
-  /** Query strings of the token requests tokman received, in order. */
-  asked: string[];
-  clock(): Date;
-  advance(ms: number): void;
-  stop(): Promise<void>;
-  /** Starts tokman again on the same port (its cache is gone). */
-  restart(): Promise<void>;
-  /** Minted tokens, oldest first. */
-  tokens(): string[];
-}
+type Broker = TokmanWithGitHubFake<Tokman>;
 
-/** The GitHub fake with app 42 installed on acme/api, and tokman brokering its tokens. */
-async function startBroker(options: { realTime?: boolean } = {}): Promise<Broker> {
-  let offset = 0;
-  const frozen = Date.parse("2026-12-01T10:00:00Z");
-  const clock = options.realTime
-    ? () => new Date(Date.now() + offset)
-    : () => new Date(frozen + offset);
-  const pair = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const fake = await startGitHubFake({
-    apps: [
-      { id: 42, publicKey: pair.publicKey.export({ type: "spki", format: "pem" }).toString() },
-    ],
-    installations: [
-      {
-        id: 7,
-        appId: 42,
-        account: { login: "acme", type: "Organization" },
-        repositories: [
-          { id: 1, name: "api" },
-          { id: 2, name: "docs" },
-        ],
-        permissions: { contents: "write", metadata: "read" },
+/** The GitHub fake with app 42 installed on acme/api and acme/docs, and tokman brokering. */
+function startBroker(options: { realTime?: boolean } = {}): Promise<Broker> {
+  return startTokmanWithGitHubFake(
+    { createTokman, parseConfig },
+    {
+      callers: {
+        proxy: {
+          repositories: ["acme/api", "acme/docs"],
+          permissions: { contents: "read", metadata: "read" },
+        },
       },
-    ],
-    now: clock,
-  });
-  const dir = await testdir();
-  await writeFile(join(dir, "app.pem"), pair.privateKey.export({ type: "pkcs1", format: "pem" }), {
-    mode: 0o600,
-  });
-  const key = `btk_${randomBytes(24).toString("base64url")}`;
-  const config = parseConfig(
-    [
-      "version: 1",
-      "apps:",
-      `  acme: { app_id: 42, private_key: app.pem, api: "${fake.url}" }`,
-      "callers:",
-      "  proxy:",
-      `    key_sha256: ${createHash("sha256").update(key).digest("hex")}`,
-      "    app: acme",
-      '    repositories: ["acme/api", "acme/docs"]',
-      "    permissions: { contents: read, metadata: read }",
-      "",
-    ].join("\n"),
-    dir,
+      ...(options.realTime ? { realTime: true } : {}),
+      tokmanOptions: { attempts: 1, backoffMs: 1 },
+    },
   );
-  const asked: string[] = [];
-  let port = 0;
-  let current: Tokman | undefined;
-  const start = async () => {
-    const tokman = createTokman({ config, now: clock, attempts: 1, backoffMs: 1 });
-    tokman.server.on("request", (req) => {
-      if (req.url?.startsWith("/api/")) asked.push(new URL(req.url, "http://x").search);
-    });
-    const url = await tokman.listen({ host: "127.0.0.1", port });
-    port = Number(new URL(url).port);
-    current = tokman;
-    return url;
-  };
-  const url = await start();
-  const stop = async () => {
-    const tokman = current;
-    current = undefined;
-    if (tokman === undefined) return;
-    tokman.server.closeAllConnections();
-    await tokman.close();
-  };
-  onTestFinished(stop);
-  return {
-    fake,
-    get tokman() {
-      return current as Tokman;
-    },
-    url,
-    key,
-    asked,
-    clock,
-    advance: (ms) => {
-      offset += ms;
-    },
-    stop,
-    restart: async () => {
-      await start();
-    },
-    tokens: () => fake.tokens().map((t) => t.token),
-  };
 }
 
 /** A loopback hop in front of the fake that records the credential of each request and when. */
 async function startRecorder(fake: GitHubFake, clock: () => Date) {
   const seen: Array<{ authorization: string | undefined; at: number; status: number }> = [];
-  const target = new URL(fake.url);
-  const server = createServer((req, res) => {
-    const record = { authorization: req.headers.authorization, at: clock().getTime(), status: 0 };
+  const hop = await startUpstream(async (req, res) => {
+    const { authorization } = req.headers;
+    const record = { authorization, at: clock().getTime(), status: 0 };
     seen.push(record);
-    const headers = { ...req.headers, host: target.host };
-    const out = request(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers },
-      (answer) => {
-        record.status = answer.statusCode ?? 0;
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    out.on("error", () => res.destroy());
-    req.pipe(out);
+    const answer = await fetch(`${fake.url}${req.url}`, {
+      method: req.method,
+      headers: authorization === undefined ? {} : { authorization },
+    });
+    record.status = answer.status;
+    res.writeHead(answer.status, { "content-type": "application/json" });
+    res.end(Buffer.from(await answer.arrayBuffer()));
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  onTestFinished(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+  return { url: hop.url, seen };
 }
 
 const gh = (upstream: string, repository = "acme/api"): RouteSpec => ({
@@ -366,110 +267,6 @@ describe("createCredProxy with a GitHub App route", () => {
       expect((error as Error).message).toMatch(message);
       expectNoCanary(key, (error as Error).message);
     }
-  });
-});
-
-describe("createTokmanSource", { tags: ["slow"] }, () => {
-  it("hands out the cached token synchronously and never one past its expiry", async () => {
-    const broker = await startBroker();
-    const source = createTokmanSource({
-      url: broker.url,
-      key: broker.key,
-      repository: "acme/api",
-      now: broker.clock,
-    });
-    onTestFinished(() => source.close());
-    const first = source.get();
-    expect(first).toBeInstanceOf(Promise);
-    const token = await first;
-    expect(source.get()).toBe(token);
-    broker.advance(61 * MINUTE); // expired at the fake and for the source alike
-    const next = source.get();
-    expect(next).toBeInstanceOf(Promise);
-    expect(await next).not.toBe(token);
-    source.invalidate("not-the-current-token");
-    expect(typeof source.get()).toBe("string");
-  });
-
-  it("follows no redirect with the key, and remembers a failure for a second only", async () => {
-    const elsewhere = await startUpstream();
-    const redirecting = await startUpstream((_req, res) => {
-      res.writeHead(302, { location: `${elsewhere.url}/api/acme/api` }).end();
-    });
-    let now = Date.parse("2026-12-01T10:00:00Z");
-    const key = `btk_${randomBytes(24).toString("base64url")}`;
-    const source = createTokmanSource({
-      url: redirecting.url,
-      key,
-      repository: "acme/api",
-      now: () => new Date(now),
-    });
-    onTestFinished(() => source.close());
-    const errors: unknown[] = [];
-    for (const _ of [1, 2]) await Promise.resolve(source.get()).catch((e) => errors.push(e));
-    expect(errors).toHaveLength(2);
-    expect(errors[0]).toMatchObject({ code: "BTL_PROXY_CREDENTIAL" });
-    expect((errors[0] as Error).message).toContain("(HTTP 302)");
-    expect(redirecting.requests).toHaveLength(1); // the second caller got the remembered failure
-    now += 1_001;
-    await expect(Promise.resolve(source.get())).rejects.toMatchObject({
-      code: "BTL_PROXY_CREDENTIAL",
-    });
-    expect(redirecting.requests).toHaveLength(2);
-    expect(elsewhere.requests).toHaveLength(0);
-    expect(redirecting.requests[0]?.headers.authorization).toBe(`Bearer ${key}`);
-    expectNoCanary(key, ...errors.map((e) => `${(e as Error).message} ${JSON.stringify(e)}`));
-  });
-
-  it("refuses answers without a usable token, naming tokman's code and nothing secret", async () => {
-    const token = `ghs_${randomBytes(24).toString("hex")}`;
-    const answers = [
-      [200, { access_token: `${token} x`, expires_at: "2026-12-01T11:00:00Z" }],
-      [200, { access_token: token, expires_at: "2026-12-01T10:00:30Z" }],
-      [200, { access_token: token }],
-      [429, { error: "rate limited", code: "BTL_TOKMAN_RATE_LIMITED" }],
-      [500, "<html>oops</html>"],
-    ] as const;
-    let i = 0;
-    const tokman = await startUpstream((_req, res) => {
-      const [status, body] = answers[i++] ?? [500, ""];
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(typeof body === "string" ? body : JSON.stringify(body));
-    });
-    let now = Date.parse("2026-12-01T10:00:00Z");
-    const source = createTokmanSource({
-      url: tokman.url,
-      key: "btk_key",
-      repository: "acme/api",
-      now: () => new Date(now),
-    });
-    onTestFinished(() => source.close());
-    const messages: string[] = [];
-    for (const _ of answers) {
-      now += 1_001;
-      await Promise.resolve(source.get()).then(
-        () => expect.unreachable(),
-        (error: Error) => messages.push(error.message),
-      );
-    }
-    expect(messages).toEqual([
-      "tokman's answer for acme/api holds no usable token",
-      "tokman answered a token for acme/api that expires too soon (check the clocks)",
-      "tokman's answer for acme/api holds no usable token",
-      "tokman refused the token for acme/api (HTTP 429, BTL_TOKMAN_RATE_LIMITED)",
-      "tokman refused the token for acme/api (HTTP 500)",
-    ]);
-    expectNoCanary(token, ...messages);
-  });
-
-  it("refuses options that would hand out tokens without renewal", () => {
-    const base = { url: "http://127.0.0.1:1", key: "k", repository: "a/b" };
-    expect(() => createTokmanSource({ ...base, minTtlSeconds: 5000 })).toThrow(
-      expect.objectContaining({ code: "BTL_PROXY_CONFIG" }),
-    );
-    expect(() => createTokmanSource({ ...base, renewMarginMs: 600_000 })).toThrow(
-      expect.objectContaining({ code: "BTL_PROXY_CONFIG" }),
-    );
   });
 });
 

@@ -9,6 +9,7 @@ import { readFileSync, statSync } from "node:fs";
 import { chmod, mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { type Logger, silentLogger } from "@bottle/log";
+import { formatIssues } from "@bottle/manifest/policy";
 import ssh2 from "ssh2";
 import * as v from "valibot";
 import { GitGateError } from "./errors.ts";
@@ -143,8 +144,10 @@ export function readDeployKeys(stateDir: string): DeployKeyRecord[] {
   }
   const parsed = v.safeParse(RecordFile, data);
   if (!parsed.success) {
-    const at = parsed.issues[0] ? v.getDotPath(parsed.issues[0]) : undefined;
-    throw new GitGateError("BTL_GITGATE_STATE", `${path} is malformed${at ? ` at ${at}` : ""}`);
+    throw new GitGateError(
+      "BTL_GITGATE_STATE",
+      `${path} is malformed (${formatIssues(parsed.issues, { max: 1 })})`,
+    );
   }
   return parsed.output.keys.map((key) => Object.freeze({ ...key }));
 }

@@ -3,7 +3,7 @@
  * named variable, sent only to the configured API (redirects are refused, the URL must be https
  * or loopback), and cut out of every message that could reach a log or an error.
  */
-import { isLoopbackHost } from "@bottle/manifest";
+import { CREDENTIAL_SHAPE, checkHttpUrl, isCredentialValue } from "@bottle/manifest/policy";
 import { GitGateError } from "./errors.ts";
 
 const MAX_ANSWER_BYTES = 64 * 1024;
@@ -42,26 +42,9 @@ export function checkRequest(request: ForgeRepo): void {
   if (!REPO_NAME.test(request.repo)) throw fail("Expected a plain repository name");
   if (!ENV_NAME.test(request.tokenEnv)) throw fail("Expected the token variable to be a name");
   if (request.owner === "" || request.name === "") throw fail("Expected a Gitea owner and name");
-  let url: URL;
-  try {
-    url = new URL(request.api);
-  } catch {
-    throw fail("Expected the Gitea api to be an absolute URL");
-  }
   // SECURITY: the token must not travel in clear text beyond this machine.
-  const secure =
-    url.protocol === "https:" || (url.protocol === "http:" && isLoopbackHost(url.hostname));
-  if (
-    !secure ||
-    url.username !== "" ||
-    url.password !== "" ||
-    url.search !== "" ||
-    url.hash !== ""
-  ) {
-    throw fail(
-      "Expected the Gitea api to use https:// (http:// for loopback only), without user info, query or fragment",
-    );
-  }
+  const problem = checkHttpUrl(request.api);
+  if (problem) throw fail(`Expected the Gitea api ${problem}`);
 }
 
 /** Reads the token from `env`. Throws BTL_GITGATE_CREDENTIAL naming the variable, never the value. */
@@ -74,11 +57,8 @@ export function readToken(env: Readonly<Record<string, string | undefined>>, nam
     );
   }
   // A control character would make fetch reject the header with a message quoting it.
-  if (!/^[\x21-\x7e]+$/.test(value)) {
-    throw new GitGateError(
-      "BTL_GITGATE_CREDENTIAL",
-      `$${name} holds characters a token cannot contain`,
-    );
+  if (!isCredentialValue(value)) {
+    throw new GitGateError("BTL_GITGATE_CREDENTIAL", `$${name} is not ${CREDENTIAL_SHAPE}`);
   }
   return value;
 }

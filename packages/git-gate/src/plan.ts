@@ -5,7 +5,8 @@
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type GitUrl, type Manifest, parseGitUrl, type RepoSpec } from "@bottle/manifest";
+import type { Manifest, RepoSpec } from "@bottle/manifest";
+import { checkHttpUrl, type GitUrl, parseGitUrl } from "@bottle/manifest/policy";
 import { GitGateError } from "./errors.ts";
 import { assertRenderable, knownHostsLine, renderConfigSection, shellQuote } from "./render.ts";
 
@@ -128,7 +129,6 @@ const DEFAULT_TIMEOUTS: PlannedTimeouts = {
   scan: 60,
   lock: 300,
 };
-const GATE_URL = /^https?:\/\/[A-Za-z0-9.[\]:-]+(?:\/[A-Za-z0-9._~-]+)*$/;
 
 /**
  * Plans the git gate of `bottle` in `stageDir`. Throws `GitGateError` BTL_GITGATE_CONFIG (no
@@ -144,12 +144,9 @@ export function prepareGitGate(
     throw new GitGateError("BTL_GITGATE_CONFIG", "The manifest declares no git_gate.repos");
   }
   const gateUrl = (options.gateUrl ?? "http://127.0.0.1:9419").replace(/\/$/, "");
-  if (!GATE_URL.test(gateUrl)) {
-    throw new GitGateError(
-      "BTL_GITGATE_CONFIG",
-      "Expected the gate URL to be http(s)://host[:port][/path] without user, query or fragment",
-    );
-  }
+  // The agent reaches the gate by plain http on its own network (a container alias, say).
+  const problem = checkHttpUrl(gateUrl, { plainHttp: "anywhere" });
+  if (problem) throw new GitGateError("BTL_GITGATE_CONFIG", `Expected the gate URL ${problem}`);
   assertRenderable(stageDir, "the stage directory");
   const stateDir = join(stageDir, "git-gate");
   const basePath = join(stageDir, "repos");

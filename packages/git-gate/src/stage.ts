@@ -1,10 +1,9 @@
 /** Planning and initialising a stage directory: `plan`, `init` and `entrypoint`. */
 import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { Logger } from "@bottle/log";
 import { loadManifest, type Manifest } from "@bottle/manifest";
-import { isCredentialValue } from "@bottle/manifest/policy";
+import { checkTokmanSettings, TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/tokman/client";
 import {
   type DeployKeyRequest,
   deployKeyTitle,
@@ -14,8 +13,7 @@ import {
 import { GitGateError } from "./errors.ts";
 import { initMirror } from "./mirror.ts";
 import { type GitGatePlan, prepareGitGate } from "./plan.ts";
-import { writeFileSafely, writePlan } from "./state.ts";
-import { TOKMAN_FILE } from "./upstream.ts";
+import { tokmanSettingsFile, writeFileSafely, writePlan } from "./state.ts";
 
 /** The options of `plan`, `init` and `entrypoint`. */
 export interface StageFlags {
@@ -71,22 +69,18 @@ export async function initStage(flags: StageFlags, io: StageIo): Promise<GitGate
 }
 
 function storeTokens(plan: GitGatePlan, io: StageIo): void {
-  const tokmanUrl = io.env.BOTTLE_TOKMAN_URL;
-  const tokmanKey = io.env.BOTTLE_TOKMAN_KEY;
-  const broker =
-    tokmanUrl !== undefined && tokmanUrl !== "" && tokmanKey !== undefined && tokmanKey !== "";
-  const tokmanFile = join(plan.stateDir, "secrets", TOKMAN_FILE);
+  const url = io.env[TOKMAN_URL_ENV];
+  const key = io.env[TOKMAN_KEY_ENV];
+  const broker = url !== undefined && url !== "" && key !== undefined && key !== "";
+  const tokmanFile = tokmanSettingsFile(plan.stateDir);
   if (broker) {
-    if (
-      !/^https?:\/\/[A-Za-z0-9.[\]:-]+(?:\/[A-Za-z0-9._~-]*)*$/.test(tokmanUrl) ||
-      !isCredentialValue(tokmanKey)
-    ) {
-      throw new GitGateError(
-        "BTL_GITGATE_CONFIG",
-        "Expected $BOTTLE_TOKMAN_URL to be http(s)://host[:port] and $BOTTLE_TOKMAN_KEY a printable key",
-      );
+    const names = { url: `$${TOKMAN_URL_ENV}`, key: `$${TOKMAN_KEY_ENV}` };
+    const problems = checkTokmanSettings({ url, key }, names);
+    if (problems.url || problems.key) {
+      const found = [problems.url, problems.key].filter((problem) => problem !== undefined);
+      throw new GitGateError("BTL_GITGATE_CONFIG", found.join("; "));
     }
-    writeFileSafely(tokmanFile, `${JSON.stringify({ url: tokmanUrl, key: tokmanKey })}\n`, 0o600);
+    writeFileSafely(tokmanFile, `${JSON.stringify({ url, key })}\n`, 0o600);
   }
   for (const repo of plan.repos) {
     const credential = repo.credential;

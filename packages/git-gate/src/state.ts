@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import {
   chmodSync,
   closeSync,
+  existsSync,
   fstatSync,
   fsyncSync,
   mkdirSync,
@@ -18,6 +19,8 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
+import { formatIssues } from "@bottle/manifest/policy";
+import { checkTokmanSettings } from "@bottle/tokman/client";
 import * as v from "valibot";
 import { GitGateError } from "./errors.ts";
 import type { GateConfig, GitGatePlan, PlannedRepo } from "./plan.ts";
@@ -145,11 +148,9 @@ export function readGateConfig(stateDir: string): GateConfig {
   }
   const result = v.safeParse(GateConfigSchema, data);
   if (!result.success) {
-    const issue = result.issues[0];
-    const at = issue ? v.getDotPath(issue) : undefined;
     throw new GitGateError(
       "BTL_GITGATE_STATE",
-      `${file} is not a gate configuration${at ? ` (at ${at})` : ""}; run bottle-git-gate init again`,
+      `${file} is not a gate configuration (${formatIssues(result.issues, { max: 1 })}); run bottle-git-gate init again`,
     );
   }
   return Object.freeze(result.output as GateConfig);
@@ -172,4 +173,38 @@ export function findRepo(config: GateConfig, gitDir: string): PlannedRepo {
     } catch {}
   }
   throw new GitGateError("BTL_GITGATE_CONFIG", "this repository is not one of the gate's mirrors");
+}
+
+/** Where tokman is and the gate's caller key there. */
+export interface TokmanSettings {
+  readonly url: string;
+  readonly key: string;
+}
+
+/** The file init writes them to (`secrets/tokman.json`, 0600). */
+export function tokmanSettingsFile(stateDir: string): string {
+  return join(stateDir, "secrets", "tokman.json");
+}
+
+/**
+ * tokman's settings from the state directory, checked as at init, or undefined when init was
+ * given none. Throws BTL_GITGATE_CREDENTIAL when the file is too open or malformed.
+ */
+export function readTokmanSettings(stateDir: string): TokmanSettings | undefined {
+  const file = tokmanSettingsFile(stateDir);
+  if (!existsSync(file)) return undefined;
+  const text = readPrivateFile(file, "the tokman settings", "BTL_GITGATE_CREDENTIAL");
+  let data: { url?: unknown; key?: unknown } = {};
+  try {
+    data = JSON.parse(text) as typeof data;
+  } catch {}
+  const url = typeof data.url === "string" ? data.url : undefined;
+  const key = typeof data.key === "string" ? data.key : undefined;
+  const problems = checkTokmanSettings({ url, key });
+  if (url === undefined || key === undefined || problems.url || problems.key)
+    throw new GitGateError(
+      "BTL_GITGATE_CREDENTIAL",
+      `${file} holds no usable tokman settings; run bottle-git-gate init again`,
+    );
+  return { url, key };
 }

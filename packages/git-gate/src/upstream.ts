@@ -3,15 +3,16 @@
  * through the child's environment only (never argv, never the mirror's config); the machine's
  * ssh and git configuration are never read; SSH checks the pinned host key strictly.
  */
-import { closeSync, existsSync, openSync, statSync } from "node:fs";
+import { closeSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { isCredentialValue } from "@bottle/manifest/policy";
+import { CREDENTIAL_SHAPE, isCredentialValue } from "@bottle/manifest/policy";
 import { gitEnv } from "@bottle/secret-scan/git";
+import { createTokmanClient } from "@bottle/tokman/client";
 import lockfile from "proper-lockfile";
 import { GitGateError } from "./errors.ts";
 import type { GateConfig, PlannedRepo } from "./plan.ts";
 import { shellQuote } from "./render.ts";
-import { readPrivateFile } from "./state.ts";
+import { readPrivateFile, readTokmanSettings } from "./state.ts";
 
 /**
  * The environment of a git command that talks to `repo`'s upstream: `base` (see `gitEnv`) plus
@@ -77,7 +78,7 @@ export async function upstreamEnv(
   if (!isCredentialValue(token)) {
     throw new GitGateError(
       "BTL_GITGATE_CREDENTIAL",
-      `the token of ${repo.name} is empty or holds spaces or control characters`,
+      `the token of ${repo.name} is not ${CREDENTIAL_SHAPE}`,
     );
   }
   const basic = Buffer.from(`${repo.credential.username}:${token}`).toString("base64");
@@ -167,59 +168,40 @@ export async function withMirrorLock<T>(
   }
 }
 
-/** Where tokman is and the gate's caller key, written by init (`secrets/tokman.json`, 0600). */
-export const TOKMAN_FILE = "tokman.json";
 /** Seconds a broker token must still be valid: longer than the slowest fetch or push. */
 const BROKER_MIN_TTL = 900;
 
 /**
- * A GitHub App installation token for `repo` from tokman (`GET /api/<owner>/<name>`), or
+ * A GitHub App installation token for `repo` from tokman, through `@bottle/tokman/client`, or
  * undefined when the state directory names no tokman. Throws BTL_GITGATE_CREDENTIAL with
  * tokman's code and reason when it refuses or cannot be reached.
  */
 async function brokerToken(config: GateConfig, repo: PlannedRepo): Promise<string | undefined> {
-  const file = join(config.stateDir, "secrets", TOKMAN_FILE);
-  if (!existsSync(file)) return undefined;
-  const settings = JSON.parse(
-    readPrivateFile(file, "the tokman settings", "BTL_GITGATE_CREDENTIAL"),
-  ) as {
-    url?: unknown;
-    key?: unknown;
-  };
+  const settings = readTokmanSettings(config.stateDir);
+  if (settings === undefined) return undefined;
   const match = /^\/?([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+?)(?:\.git)?\/?$/.exec(
     new URL(repo.upstream).pathname,
   );
-  if (typeof settings.url !== "string" || typeof settings.key !== "string" || !match) {
+  if (!match) {
     throw new GitGateError(
       "BTL_GITGATE_CREDENTIAL",
-      `the tokman settings or ${repo.name}'s owner/name cannot be read`,
+      `the GitHub owner/name of ${repo.name} cannot be read from its url`,
     );
   }
-  const url = `${settings.url.replace(/\/$/, "")}/api/${encodeURIComponent(match[1] ?? "")}/${encodeURIComponent(match[2] ?? "")}?min_ttl=${BROKER_MIN_TTL}`;
-  let answer: { access_token?: unknown; code?: unknown; error?: unknown };
+  const client = createTokmanClient({
+    ...settings,
+    timeoutMs: config.timeouts.connect * 1000 + 15_000,
+    wrapError: (error) =>
+      new GitGateError("BTL_GITGATE_CREDENTIAL", `no token for ${repo.name}: ${error.message}`, {
+        cause: error,
+      }),
+  });
   try {
-    const response = await fetch(url, {
-      headers: { authorization: `Bearer ${settings.key}` },
-      redirect: "error",
-      signal: AbortSignal.timeout(config.timeouts.connect * 1000 + 15_000),
+    return await client.token({
+      repository: `${match[1]}/${match[2]}`,
+      minTtlSeconds: BROKER_MIN_TTL,
     });
-    answer = (await response.json()) as typeof answer;
-  } catch (error) {
-    throw new GitGateError(
-      "BTL_GITGATE_CREDENTIAL",
-      `tokman cannot be reached for ${repo.name}'s token`,
-      { cause: error },
-    );
+  } finally {
+    client.close();
   }
-  if (typeof answer.access_token !== "string" || answer.access_token === "") {
-    const why =
-      typeof answer.code === "string"
-        ? `${answer.code}: ${String(answer.error ?? "")}`
-        : "no token";
-    throw new GitGateError(
-      "BTL_GITGATE_CREDENTIAL",
-      `tokman refused ${repo.name}'s token (${why.slice(0, 300)})`,
-    );
-  }
-  return answer.access_token;
 }

@@ -3,7 +3,6 @@
  * server that demands a credential), a manifest, and `bottle-git-gate entrypoint` running the
  * real gate server with the access hook and the pre-receive hook.
  */
-import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createTokenStore } from "@bottle/gate-tokens";
@@ -12,20 +11,20 @@ import {
   createBaseEnv,
   createGitEnv,
   createWorkRepo,
+  FIXTURE_APP_ID,
   type GitEnv,
   type GitHubFake,
   generateSshKey,
   git,
   type StartedProcess,
   startGiteaFake,
-  startGitHubFake,
   startHttpGitUpstream,
   startProcess,
   startSshGitServer,
+  startTokmanWithGitHubFake,
   testdir,
 } from "@bottle/test-utils";
 import { createTokman, parseConfig } from "@bottle/tokman";
-import { onTestFinished } from "vitest";
 
 export const BIN = join(import.meta.dirname, "../dist/cli.js");
 export const PROJECT = "acme";
@@ -113,7 +112,7 @@ export async function startBottleGate(options: BottleGateOptions = {}): Promise<
       `      key: { provider: static, identity: ${key.privateKeyPath} }`,
     ].join("\n");
   } else if (transport === "github-app") {
-    const app = await startGitHubApp(config);
+    const app = await startGitHubApp();
     github = app.github;
     const fake = app.github;
     // The upstream accepts exactly the live installation tokens GitHub issued for acme/api.
@@ -142,7 +141,7 @@ export async function startBottleGate(options: BottleGateOptions = {}): Promise<
     ].join("\n");
     topYaml = [
       "github_apps:",
-      `  acme: { app_id: 42, private_key: ${app.keyFile}, api: "${fake.url}" }`,
+      `  acme: { app_id: ${FIXTURE_APP_ID}, private_key: ${app.keyFile}, api: "${fake.url}" }`,
     ];
   } else if (transport === "gitea") {
     ssh = await startSshGitServer({ root, authorizedKeys: [] });
@@ -276,45 +275,19 @@ export const fakeSecrets = {
   anthropic: () => `sk-ant-api03-${"Xq7_Lm2-Pz9".repeat(8)}AA`,
 };
 
-/** A fake GitHub with app 42 installed on acme/api, and tokman brokering its tokens. */
-async function startGitHubApp(dir: string) {
-  const pair = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const github = await startGitHubFake({
-    apps: [
-      { id: 42, publicKey: pair.publicKey.export({ type: "spki", format: "pem" }).toString() },
-    ],
-    installations: [
-      {
-        id: 7,
-        appId: 42,
-        account: { login: "acme", type: "Organization" },
-        repositories: [{ id: 1, name: "api" }],
-        permissions: { contents: "write", metadata: "read" },
+/** A fake GitHub with app 42 installed on acme, and tokman brokering its tokens. */
+async function startGitHubApp() {
+  const app = await startTokmanWithGitHubFake(
+    { createTokman, parseConfig },
+    {
+      realTime: true,
+      callers: {
+        "git-gate": {
+          repositories: ["acme/*"],
+          permissions: { contents: "write", metadata: "read" },
+        },
       },
-    ],
-  });
-  const keyFile = join(dir, "acme-app.pem");
-  await writeFile(keyFile, pair.privateKey.export({ type: "pkcs1", format: "pem" }), {
-    mode: 0o600,
-  });
-  const callerKey = `btk_${randomBytes(24).toString("base64url")}`;
-  const config = parseConfig(
-    [
-      "version: 1",
-      "apps:",
-      `  acme: { app_id: 42, private_key: ${keyFile}, api: "${github.url}" }`,
-      "callers:",
-      "  git-gate:",
-      `    key_sha256: ${createHash("sha256").update(callerKey).digest("hex")}`,
-      "    app: acme",
-      '    repositories: ["acme/*"]',
-      "    permissions: { contents: write, metadata: read }",
-      "",
-    ].join("\n"),
-    dir,
+    },
   );
-  const tokman = createTokman({ config });
-  const tokmanUrl = await tokman.listen({ host: "127.0.0.1", port: 0 });
-  onTestFinished(() => tokman.close());
-  return { github, tokmanUrl, callerKey, keyFile };
+  return { github: app.fake, tokmanUrl: app.url, callerKey: app.key, keyFile: app.keyFile };
 }

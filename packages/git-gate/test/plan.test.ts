@@ -2,11 +2,20 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { isBottleError } from "@bottle/errors";
 import { type Manifest, parseManifest } from "@bottle/manifest";
-import { createGitEnv, git, runProcess, testdir } from "@bottle/test-utils";
+import {
+  createBaseEnv,
+  createGitEnv,
+  expectNoCanary,
+  git,
+  makeCanary,
+  runProcess,
+  testdir,
+} from "@bottle/test-utils";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { prepareGitGate, upstreamSpellings, writePlan } from "../src/index.ts";
 import { gitConfigQuote, knownHostsLine, renderConfigSection, shellQuote } from "../src/render.ts";
+import { BIN } from "./fixture.ts";
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
 
@@ -112,6 +121,50 @@ describe("prepareGitGate", () => {
     expect(() => prepareGitGate(bottle, "/srv/stage", { gateUrl: "http://u:p@gate/" })).toThrow(
       expect.objectContaining({ code: "BTL_GITGATE_CONFIG" }),
     );
+  });
+
+  it("takes the gate URL by the shared URL rule, plain http on any host included", () => {
+    const bottle = manifest(SSH_REPO);
+    for (const gateUrl of ["http://gate:9419", "https://gate.example/git/", "http://[::1]:9"])
+      expect(prepareGitGate(bottle, "/srv/stage", { gateUrl }).repos[0]?.gateUrl).toMatch(
+        /^https?:\/\/.*\/acme-api\/api\.git$/,
+      );
+    for (const gateUrl of ["http://gate:9419/a/../b", "http://gäte:1", "http://gate/?x", "gate"])
+      expect(() => prepareGitGate(bottle, "/srv/stage", { gateUrl })).toThrow(
+        expect.objectContaining({ code: "BTL_GITGATE_CONFIG" }),
+      );
+  });
+
+  it("init refuses tokman settings the client would refuse, naming the variable, never the key", async () => {
+    const dir = await testdir({
+      "app.pem": { content: "key\n", mode: 0o600 },
+      "bottle.yaml": [
+        "version: 1",
+        "name: acme",
+        "agent: { command: [agent] }",
+        "git_gate:",
+        "  repos:",
+        "    api: { url: 'https://github.com/acme/api.git', key: { provider: github-app, app: acme } }",
+        "github_apps:",
+        "  acme: { app_id: 42, private_key: app.pem }",
+        "",
+      ].join("\n"),
+    });
+    const key = makeCanary("tokman-key");
+    for (const [url, problem] of [
+      ["http://tokman.example", /Expected \$BOTTLE_TOKMAN_URL to use https/],
+      ["https://tokman.example?x=1", /Expected \$BOTTLE_TOKMAN_URL to have no query/],
+    ] as const) {
+      const result = await runProcess(
+        process.execPath,
+        [BIN, "init", "--manifest", join(dir, "bottle.yaml"), "--stage", join(dir, "stage")],
+        { env: createBaseEnv({ BOTTLE_TOKMAN_URL: url, BOTTLE_TOKMAN_KEY: key }) },
+      );
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/BTL_GITGATE_CONFIG/);
+      expect(result.stderr).toMatch(problem);
+      expectNoCanary(key, result.stdout, result.stderr);
+    }
   });
 
   it("writes the plan with directories 0700 and files 0600", async () => {

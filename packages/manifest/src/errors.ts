@@ -85,7 +85,7 @@ export const { table: MANIFEST_ERRORS, codes } = defineErrors({
   BTL_MANIFEST_TOKEN_INVALID: {
     status: 500,
     exit: 3,
-    meaning: "A `token_ref` value is not 1 to 16384 printable ASCII characters without spaces.",
+    meaning: "A `token_ref` value is not 1 to 8192 printable ASCII characters without spaces.",
   },
 });
 

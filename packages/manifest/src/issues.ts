@@ -3,8 +3,9 @@ import type * as v from "valibot";
 import type { Document, LineCounter, Node as YamlNode } from "yaml";
 import { isMap, isPair, isScalar, isSeq } from "yaml";
 import type { ManifestErrorCode, ManifestIssue } from "./errors.ts";
+import { dottedPath, type PathKey } from "./format-issues.ts";
 
-export type PathKey = string | number;
+export type { PathKey } from "./format-issues.ts";
 
 /** An issue before it is placed in the source: a path of keys rather than a dotted string. */
 export interface RawIssue {
@@ -13,14 +14,6 @@ export interface RawIssue {
   readonly message: string;
   /** Point at the key itself (unknown keys) rather than at its value. */
   readonly atKey?: boolean;
-}
-
-/** `git_gate.repos.api.url`, `cred_proxy.routes[0].path`. */
-export function dottedPath(path: readonly PathKey[]): string {
-  let out = "";
-  for (const key of path)
-    out += typeof key === "number" ? `[${key}]` : out === "" ? key : `.${key}`;
-  return out;
 }
 
 /** Adds the dotted path and, when the document is known, the 1-based line and column. */

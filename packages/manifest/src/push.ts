@@ -3,11 +3,12 @@
  * the proxy. Pushes go through the git gate, where they are scanned; a token, an installation
  * token or a push-enabled route that reaches the same repository would bypass the scan.
  */
+
+import { dottedPath } from "./format-issues.ts";
 import type { PathKey, RawIssue } from "./issues.ts";
-import { dottedPath } from "./issues.ts";
-import { type GitUrl, parseGitUrl } from "./policy.ts";
 import { expandWithSources } from "./routes.ts";
 import type { Manifest, RepoSpec } from "./schema.ts";
+import { type GitUrl, parseGitUrl } from "./urls.ts";
 
 /** A gated repository, as the proxy could reach it. */
 interface Gated {

@@ -1,8 +1,7 @@
 /** Route expansion (token kinds → routes), token slots, and resolution of token values. */
+import { CREDENTIAL_SHAPE, isCredentialValue } from "./credentials.ts";
 import { ManifestError, type ManifestIssue } from "./errors.ts";
-import type { PathKey } from "./issues.ts";
-import { dottedPath } from "./issues.ts";
-import { isCredentialValue, MAX_CREDENTIAL_CHARS } from "./policy.ts";
+import { dottedPath, type PathKey } from "./format-issues.ts";
 import {
   type Manifest,
   READ_ONLY_ALLOW,
@@ -101,56 +100,36 @@ export function expandWithSources(credProxy: CredProxy): Array<Route & { sourceP
   return out;
 }
 
-function expandToken(token: TokenSpec): Array<Omit<TokenRefRoute, "source">> {
-  const ref = token.token_ref;
+type TokenRoute = Omit<TokenRefRoute, "source">;
+
+/** The routes of one `tokens` short form (see the README's table of kinds). */
+function expandToken(token: TokenSpec): TokenRoute[] {
+  const route = (path: string, upstream: string, auth: RouteAuth, roles: Role[]): TokenRoute => ({
+    path,
+    upstream: stripSlash(upstream),
+    auth,
+    token_ref: token.token_ref,
+    roles,
+  });
   switch (token.kind) {
-    case "anthropic":
-      return [
-        {
-          path: "/anthropic/",
-          upstream: stripSlash(token.upstream),
-          auth: token.auth === "api-key" ? { header: "x-api-key" } : { scheme: "Bearer" },
-          token_ref: ref,
-          roles: ["anthropic-base-url"],
-        },
-      ];
+    case "anthropic": {
+      const auth: RouteAuth =
+        token.auth === "api-key" ? { header: "x-api-key" } : { scheme: "Bearer" };
+      return [route("/anthropic/", token.upstream, auth, ["anthropic-base-url"])];
+    }
     case "github":
       return [
-        {
-          path: "/gh-api/",
-          upstream: stripSlash(token.api),
-          auth: { scheme: "Bearer" },
-          token_ref: ref,
-          roles: [],
-        },
-        {
-          path: "/gh-git/",
-          upstream: stripSlash(token.web),
-          auth: { scheme: "Basic", username: "x-access-token" },
-          token_ref: ref,
-          roles: ["git-insteadof"],
-        },
+        route("/gh-api/", token.api, { scheme: "Bearer" }, []),
+        route("/gh-git/", token.web, { scheme: "Basic", username: "x-access-token" }, [
+          "git-insteadof",
+        ]),
       ];
     case "gitea":
       return [
-        {
-          path: `/gitea/${giteaKey(token.url)}/`,
-          upstream: stripSlash(token.url),
-          auth: { scheme: "token" },
-          token_ref: ref,
-          roles: ["git-insteadof"],
-        },
+        route(`/gitea/${giteaKey(token.url)}/`, token.url, { scheme: "token" }, ["git-insteadof"]),
       ];
     case "npm":
-      return [
-        {
-          path: "/npm/",
-          upstream: stripSlash(token.registry),
-          auth: { scheme: "Bearer" },
-          token_ref: ref,
-          roles: ["npm-registry"],
-        },
-      ];
+      return [route("/npm/", token.registry, { scheme: "Bearer" }, ["npm-registry"])];
   }
 }
 
@@ -237,7 +216,7 @@ export function resolveTokenValues(
       issues.push({
         code: "BTL_MANIFEST_TOKEN_INVALID",
         path: "",
-        message: `environment variable ${token_ref} must be 1 to ${MAX_CREDENTIAL_CHARS} printable ASCII characters without spaces ${uses}`,
+        message: `environment variable ${token_ref} must be ${CREDENTIAL_SHAPE} ${uses}`,
       });
     } else {
       values[slot] = value;

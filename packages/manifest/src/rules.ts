@@ -1,10 +1,11 @@
 /** Cross-field rules: what a per-field schema cannot see. Each returns raw issues. */
 import ssh2 from "ssh2";
+import { isCredentialHeader } from "./headers.ts";
 import type { PathKey, RawIssue } from "./issues.ts";
-import { isCredentialHeader, parseGitUrl } from "./policy.ts";
 import { checkPushReach } from "./push.ts";
 import { expandWithSources } from "./routes.ts";
 import { EXCLUSIVE_ROLES, type Manifest } from "./schema.ts";
+import { parseGitUrl } from "./urls.ts";
 
 /** Names that look like credentials (case-insensitive). */
 const CREDENTIAL_NAME = /TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL/i;

@@ -4,7 +4,8 @@
  * field (references, conflicts, host keys, files) live in `rules.ts`.
  */
 import * as v from "valibot";
-import { checkHttpUrl } from "./policy.ts";
+import { HEADER_NAME } from "./headers.ts";
+import { checkHttpUrl } from "./urls.ts";
 
 /** Environment variable names: what `token_ref` and `agent.env` keys look like. */
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
@@ -28,8 +29,6 @@ export const PATH_GLOB = /^(?:\/(?:\*\*?|(?:[A-Za-z0-9._~!$&'()+,;=:@-]|%[0-9A-F
 export const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
 /** What `read_only: true` stands for: GET and HEAD on every path. */
 export const READ_ONLY_ALLOW = [{ methods: ["GET", "HEAD"], paths: ["/**"] }] as const;
-/** An HTTP header name (RFC 9110 token). */
-export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
 /** No control characters (C0, DEL, C1) anywhere: values end up in configs and headers. */
 const PRINTABLE = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 

@@ -4,18 +4,17 @@
  */
 import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
+import { checkHttpUrl, formatIssues } from "@bottle/manifest/policy";
 import * as v from "valibot";
 import { parse as parseYaml } from "yaml";
 import { TokmanError } from "./errors.ts";
+import { LEVELS, PERMISSION, type Permissions } from "./scope.ts";
 
-export const LEVELS = ["read", "write", "admin"] as const;
-export type Level = (typeof LEVELS)[number];
-/** GitHub App permissions: name → level (e.g. `{ contents: "write", metadata: "read" }`). */
-export type Permissions = Readonly<Record<string, Level>>;
+export type { Level, Permissions } from "./scope.ts";
+export { LEVELS } from "./scope.ts";
 
 const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_-])?$/;
 const PATTERN = /^[A-Za-z0-9*][A-Za-z0-9_.*-]{0,99}\/[A-Za-z0-9_.*-]{1,100}$/;
-const PERMISSION = /^[a-z][a-z_]{0,63}$/;
 
 const permissions = v.record(
   v.pipe(v.string(), v.regex(PERMISSION, "Expected a permission name such as `contents`")),
@@ -23,21 +22,10 @@ const permissions = v.record(
 );
 const apiUrl = v.pipe(
   v.string(),
-  v.check((value) => {
-    try {
-      const url = new URL(value);
-      const loopback = /^(?:127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(url.hostname);
-      return (
-        (url.protocol === "https:" || (url.protocol === "http:" && loopback)) &&
-        url.username === "" &&
-        url.password === "" &&
-        url.search === "" &&
-        url.hash === ""
-      );
-    } catch {
-      return false;
-    }
-  }, "Expected an https:// API URL (http:// for loopback only) without user, query or fragment"),
+  v.rawCheck(({ dataset, addIssue }) => {
+    const problem = dataset.typed ? checkHttpUrl(dataset.value) : undefined;
+    if (problem) addIssue({ message: `Expected the API URL ${problem}` });
+  }),
 );
 
 const ConfigSchema = v.strictObject({
@@ -131,10 +119,10 @@ export function parseConfig(text: string, baseDir: string): TokmanConfig {
   }
   const result = v.safeParse(ConfigSchema, data);
   if (!result.success) {
-    const lines = result.issues
-      .slice(0, 10)
-      .map((issue) => `${v.getDotPath(issue) ?? "(root)"}: ${issue.message}`);
-    throw new TokmanError("BTL_TOKMAN_CONFIG", `invalid configuration: ${lines.join("; ")}`);
+    throw new TokmanError(
+      "BTL_TOKMAN_CONFIG",
+      `invalid configuration: ${formatIssues(result.issues)}`,
+    );
   }
   const raw = result.output;
   const path = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));

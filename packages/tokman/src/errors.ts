@@ -78,6 +78,24 @@ export const { table: TOKMAN_ERRORS, codes } = defineErrors({
     meaning:
       "A new connection beyond `--max-connections` was closed at once, without an answer; logged with the counts.",
   },
+  BTL_TOKMAN_CLIENT_CONFIG: {
+    status: 500,
+    exit: 2,
+    meaning:
+      "The client's settings are invalid: tokman's URL (https, or http to a loopback host), the caller key, the repository, the permissions or a timing option.",
+  },
+  BTL_TOKMAN_UNREACHABLE: {
+    status: 502,
+    exit: 1,
+    meaning:
+      "The client could not reach tokman (connection refused, timeout, TLS), or was closed while asking.",
+  },
+  BTL_TOKMAN_BAD_ANSWER: {
+    status: 502,
+    exit: 1,
+    meaning:
+      "tokman's answer was not one the client accepts: another status without a tokman code (a redirect is never followed), more than 64 KiB, no usable token, or a token that expires within a minute.",
+  },
   ...COMMON_ERRORS,
 });
 

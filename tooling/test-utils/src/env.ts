@@ -13,3 +13,17 @@ export function createBaseEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv 
   }
   return { ...env, ...extra };
 }
+
+/**
+ * The environment of a git server process (http-backend, upload-pack, receive-pack) in `home`:
+ * no system or global git configuration. SECURITY: an allowlist, never a copy of `process.env`.
+ */
+export function gitServerEnv(home: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: home,
+    LANG: "C",
+    GIT_CONFIG_NOSYSTEM: "1",
+    GIT_CONFIG_GLOBAL: "/dev/null",
+  };
+}

@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { tmpdir } from "node:os";
 import { isAbsolute, join, relative, sep } from "node:path";
 import { promisify } from "node:util";
+import { gitServerEnv } from "./env.ts";
 import { closerOf, listenLoopback } from "./listen.ts";
 
 /** A CGI child is killed (with its process group) after this long. */
@@ -177,13 +178,8 @@ export async function serveGitHttp(options: HttpGitUpstreamOptions): Promise<Htt
       res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
       return;
     }
-    // SECURITY: built from an allowlist, never a copy of process.env.
     const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      HOME: home,
-      LANG: "C",
-      GIT_CONFIG_NOSYSTEM: "1",
-      GIT_CONFIG_GLOBAL: "/dev/null",
+      ...gitServerEnv(home),
       GIT_CONFIG_COUNT: "1",
       GIT_CONFIG_KEY_0: "http.receivepack",
       GIT_CONFIG_VALUE_0: "true",

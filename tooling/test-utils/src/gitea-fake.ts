@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import ssh2 from "ssh2";
 import { onTestFinished } from "vitest";
+import { jsonObject, readBody } from "./http-body.ts";
 import { closerOf, listenLoopback } from "./listen.ts";
 
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -88,17 +89,6 @@ function repoKey(owner: string, name: string): string {
   return `${owner.toLowerCase()}/${name.toLowerCase()}`;
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of req) {
-    bytes += (chunk as Buffer).length;
-    if (bytes > MAX_BODY_BYTES) throw new ApiError(413, "request body too large");
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
 /**
  * Checks a public key line as Gitea's `CheckPublicKeyString` does and returns the stored
  * content (`type base64 comment`, trimmed) and its SHA256 fingerprint. Throws a 422 ApiError.
@@ -122,18 +112,15 @@ function checkPublicKey(line: string): { content: string; fingerprint: string } 
 
 /** Reads Gitea's `CreateKeyOption` from a JSON body; binding errors are 422 as on Gitea. */
 function parseCreateKey(req: IncomingMessage, body: Buffer) {
-  let value: unknown = {};
-  if ((req.headers["content-type"] ?? "").startsWith("application/json")) {
-    try {
-      value = JSON.parse(body.toString("utf8"));
-    } catch {
-      throw new ApiError(422, "[]: DeserializationError");
-    }
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ApiError(422, "[]: DeserializationError");
-  }
-  const { title, key, read_only: readOnly } = value as Record<string, unknown>;
+  const json = (req.headers["content-type"] ?? "").startsWith("application/json");
+  const {
+    title,
+    key,
+    read_only: readOnly,
+  } = jsonObject(
+    json ? body.toString("utf8") : undefined,
+    () => new ApiError(422, "[]: DeserializationError"),
+  );
   if (title !== undefined && typeof title !== "string") {
     throw new ApiError(422, "[]: DeserializationError");
   }
@@ -249,7 +236,11 @@ export async function startGiteaFake(options: GiteaFakeOptions): Promise<GiteaFa
     if (!authorized(req)) throw new ApiError(401, "token is required");
     const repo = repos.get(repoKey(owner, name));
     if (repo === undefined) throw new ApiError(404, "");
-    const body = await readBody(req);
+    const body = await readBody(
+      req,
+      MAX_BODY_BYTES,
+      () => new ApiError(413, "request body too large"),
+    );
     if (id === undefined || id === "") {
       if (req.method === "GET") {
         const keyId = query.get("key_id");

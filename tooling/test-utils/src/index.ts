@@ -9,6 +9,7 @@ export type { HttpGitUpstream, HttpGitUpstreamOptions } from "./git-http-server.
 export { serveGitHttp } from "./git-http-server.ts";
 export type { GiteaDeployKey, GiteaEvent, GiteaFake, GiteaFakeOptions } from "./gitea-fake.ts";
 export { startGiteaFake } from "./gitea-fake.ts";
+export { serveGitHubFake, startGitHubFake } from "./github-fake.ts";
 export type {
   GitHubFailureOptions,
   GitHubFake,
@@ -19,9 +20,9 @@ export type {
   GitHubIssuedToken,
   GitHubPermissionLevel,
   GitHubRateLimitScope,
-} from "./github-fake.ts";
-export { serveGitHubFake, startGitHubFake } from "./github-fake.ts";
+} from "./github-fake-types.ts";
 export { startHttpGitUpstream } from "./http-git-upstream.ts";
+export { importedModules } from "./imported-modules.ts";
 export type {
   LogRecord,
   RunProcessOptions,
@@ -41,5 +42,18 @@ export type {
 export { generateSshKey, gitSshCommand, startSshGitServer } from "./ssh-git-server.ts";
 export type { TestdirFile } from "./temp-dir.ts";
 export { testdir, writeFiles } from "./temp-dir.ts";
+export type {
+  FixtureCaller,
+  GitHubAppFixture,
+  GitHubAppFixtureOptions,
+  TokmanFactory,
+  TokmanLike,
+  TokmanWithGitHubFake,
+} from "./tokman-fixture.ts";
+export {
+  FIXTURE_APP_ID,
+  serveGitHubAppFixture,
+  startTokmanWithGitHubFake,
+} from "./tokman-fixture.ts";
 export type { RecordedRequest, Upstream, UpstreamHandler } from "./upstream.ts";
 export { startUpstream } from "./upstream.ts";

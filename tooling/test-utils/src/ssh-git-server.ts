@@ -8,6 +8,7 @@ import type { AuthContext, Connection, ServerChannel, Session } from "ssh2";
 import ssh2 from "ssh2";
 import { onTestFinished } from "vitest";
 import { createDeferred } from "./deferred.ts";
+import { gitServerEnv } from "./env.ts";
 
 /** A git service session is killed (with its process group) after this long. */
 const SESSION_TIMEOUT_MS = 60_000;
@@ -223,13 +224,7 @@ export async function startSshGitServer(options: SshGitServerOptions): Promise<S
     if (repo === undefined) return refuse(channel, `'${parsed.path}' is not a repository here`);
     if (parsed.service === "git-receive-pack") pushes += 1;
     // SECURITY: an argument array, no shell, and an environment from an allowlist.
-    const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      HOME: home,
-      LANG: "C",
-      GIT_CONFIG_NOSYSTEM: "1",
-      GIT_CONFIG_GLOBAL: "/dev/null",
-    };
+    const env = gitServerEnv(home);
     if (protocol !== undefined) env.GIT_PROTOCOL = protocol;
     const child = spawn(join(execPath, parsed.service), [repo], {
       env,

@@ -1,15 +1,16 @@
 import {
   createServer,
   type IncomingHttpHeaders,
-  type IncomingMessage,
   type Server,
   type ServerResponse,
 } from "node:http";
 import { onTestFinished } from "vitest";
+import { readBody } from "./http-body.ts";
 import { closerOf, listenLoopback } from "./listen.ts";
 
 /** The per-request body cap of an upstream: a test sending more has a bug. */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
+const bodyTooLarge = () => new Error(`request body exceeds ${MAX_BODY_BYTES} bytes`);
 
 /** A request as the upstream received it, body fully read. */
 export interface RecordedRequest {
@@ -41,17 +42,6 @@ function answerOk(_req: RecordedRequest, res: ServerResponse): void {
   res.end('{"ok":true}');
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of req) {
-    bytes += (chunk as Buffer).length;
-    if (bytes > MAX_BODY_BYTES) throw new Error(`request body exceeds ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
 /**
  * Starts a real `node:http` server on `127.0.0.1:0` that records each request (body read first)
  * into `requests`, then calls `handler` (default: 200 `{"ok":true}`). Closed after the test.
@@ -69,7 +59,7 @@ export async function startUpstream(handler: UpstreamHandler = answerOk): Promis
             url: req.url ?? "",
             headers: req.headers,
             rawHeaders: req.rawHeaders,
-            body: await readBody(req),
+            body: await readBody(req, MAX_BODY_BYTES, bodyTooLarge),
             httpVersion: req.httpVersion,
           };
           requests.push(recorded);

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 describe("@bottle/test-utils", () => {
   it("exports the public API by its package name", () => {
     expect(Object.keys(testUtils).sort()).toEqual([
+      "FIXTURE_APP_ID",
       "commitFiles",
       "createBareRepo",
       "createBaseEnv",
@@ -14,16 +15,19 @@ describe("@bottle/test-utils", () => {
       "generateSshKey",
       "git",
       "gitSshCommand",
+      "importedModules",
       "makeCanary",
       "readErrorTable",
       "runProcess",
       "serveGitHttp",
+      "serveGitHubAppFixture",
       "serveGitHubFake",
       "startGitHubFake",
       "startGiteaFake",
       "startHttpGitUpstream",
       "startProcess",
       "startSshGitServer",
+      "startTokmanWithGitHubFake",
       "startUpstream",
       "testdir",
       "writeFiles",
