@@ -1,7 +1,6 @@
 /** The `bottle-gate-tokens` command line. Tokens go to stdout only; everything else to stderr. */
 import { createRequire } from "node:module";
-import { isBottleError } from "@bottle/errors";
-import { commanderExit, withOutput } from "@bottle/sidecar";
+import { reportFailure, withOutput } from "@bottle/sidecar";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { TOKEN_ERRORS, TokenStoreError } from "./errors.ts";
 import type { Scope, TokenRecord } from "./format.ts";
@@ -189,14 +188,5 @@ function revokeSelector(o: { id?: string; task?: string; project?: string }): Re
 
 /** Prints an error as `CODE: message` and returns the exit code. */
 function report(error: unknown, io: TokensIo): number {
-  // Help and version "errors" are successes; usage errors were already printed.
-  const exit = commanderExit(error, TOKEN_ERRORS.BTL_TOKENS_INVALID_INPUT.exit);
-  if (exit !== undefined) return exit;
-  if (isBottleError(error)) {
-    io.stderr.write(`${error.code}: ${error.message}\n`);
-    return error.exitCode;
-  }
-  io.stderr.write("BTL_INTERNAL: internal error\n");
-  if (io.env.BOTTLE_DEBUG === "1") io.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
-  return TOKEN_ERRORS.BTL_INTERNAL.exit;
+  return reportFailure(error, { stderr: io.stderr, debug: io.env.BOTTLE_DEBUG === "1" });
 }

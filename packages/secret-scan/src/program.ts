@@ -1,7 +1,6 @@
 /** The `bottle-scan` command line: the scanner on its own, over a range of a repository. */
 import { createRequire } from "node:module";
-import { isBottleError } from "@bottle/errors";
-import { commanderExit, intOption, withOutput } from "@bottle/sidecar";
+import { intOption, reportFailure, withOutput } from "@bottle/sidecar";
 import { Command, Option } from "commander";
 import { SCAN_ERRORS } from "./errors.ts";
 import { gitEnv } from "./run.ts";
@@ -82,15 +81,7 @@ export async function runScan(proc: ScanProcess): Promise<number> {
   try {
     await program.parseAsync([...proc.argv], { from: "user" });
   } catch (error) {
-    const exit = commanderExit(error, SCAN_ERRORS.BTL_SCAN_CONFIG.exit);
-    if (exit !== undefined) return exit;
-    if (isBottleError(error)) {
-      proc.stderr.write(`${error.code}: ${error.message}\n`);
-      return error.exitCode;
-    }
-    proc.stderr.write("BTL_INTERNAL: internal error\n");
-    if (proc.env.BOTTLE_DEBUG === "1") proc.stderr.write(`${(error as Error)?.stack}\n`);
-    return SCAN_ERRORS.BTL_INTERNAL.exit;
+    return reportFailure(error, { stderr: proc.stderr, debug: proc.env.BOTTLE_DEBUG === "1" });
   }
   return exitCode;
 }

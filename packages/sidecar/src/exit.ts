@@ -20,17 +20,24 @@ export function exitCodeOf(error: unknown): number {
  * Reports what ended a command and returns {@link exitCodeOf} it. A bottle error prints as
  * `CODE: message` on stderr (the message never carries a secret); commander printed its own
  * already; anything else is logged with its stack (or, before there is a logger, named in
- * one line as `BTL_INTERNAL`).
+ * one line as `BTL_INTERNAL`, followed by its stack when `debug` is set: `BOTTLE_DEBUG=1`).
  */
 export function reportFailure(
   error: unknown,
-  out: { readonly stderr: { write(text: string): unknown }; readonly logger?: Logger },
+  out: {
+    readonly stderr: { write(text: string): unknown };
+    readonly logger?: Logger;
+    readonly debug?: boolean;
+  },
 ): number {
   if (isBottleError(error)) out.stderr.write(`${error.code}: ${error.message}\n`);
   else if (error instanceof CommanderError) {
     // Printed by commander (outputError), or --help / --version output.
   } else if (out.logger !== undefined) out.logger.error({ err: error }, "unexpected failure");
-  else out.stderr.write(`BTL_INTERNAL: unexpected failure (${errorName(error)})\n`);
+  else {
+    out.stderr.write(`BTL_INTERNAL: unexpected failure (${errorName(error)})\n`);
+    if (out.debug) out.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
+  }
   return exitCodeOf(error);
 }
 

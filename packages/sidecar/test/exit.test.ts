@@ -51,6 +51,10 @@ describe("reportFailure", () => {
     const bare = output();
     expect(reportFailure(error, bare)).toBe(1);
     expect(bare.text()).toBe("BTL_INTERNAL: unexpected failure (TypeError)\n");
+    // BOTTLE_DEBUG=1 in a command line: the stack follows, for whoever runs it.
+    const debug = output();
+    expect(reportFailure(error, { ...debug, debug: true })).toBe(1);
+    expect(debug.text()).toMatch(/^BTL_INTERNAL: unexpected failure \(TypeError\)\nTypeError: /);
   });
 
   it("prints nothing more for a command-line error commander already printed", () => {

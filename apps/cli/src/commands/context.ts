@@ -1,8 +1,7 @@
 /** What every command of the `bottle` CLI shares: its I/O, the exit-code help, error reports. */
 import { isBottleError } from "@bottle/errors";
 import { formatIssue, type ManifestError } from "@bottle/manifest";
-import { commanderExit } from "@bottle/sidecar";
-import { CLI_ERRORS } from "../errors.ts";
+import { reportFailure } from "@bottle/sidecar";
 
 /** Where the CLI reads and writes; `cli.ts` passes the process's own. */
 export interface CliIo {
@@ -35,19 +34,10 @@ export const FILE_CHECKS = {
 
 /** Prints an error as `CODE: message` lines and returns the exit code. */
 export function report(error: unknown, io: CliIo): number {
-  // Help and version "errors" are successes; usage errors were already printed.
-  const exit = commanderExit(error, CLI_ERRORS.BTL_CLI_USAGE.exit);
-  if (exit !== undefined) return exit;
   if (isBottleError(error) && Array.isArray((error as ManifestError).issues)) {
     const { issues, filename } = error as ManifestError;
     for (const issue of issues) io.stderr.write(`${issue.code}: ${formatIssue(issue, filename)}\n`);
     return error.exitCode;
   }
-  if (isBottleError(error)) {
-    io.stderr.write(`${error.code}: ${error.message}\n`);
-    return error.exitCode;
-  }
-  io.stderr.write("BTL_INTERNAL: internal error\n");
-  if (io.env.BOTTLE_DEBUG === "1") io.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
-  return CLI_ERRORS.BTL_INTERNAL.exit;
+  return reportFailure(error, { stderr: io.stderr, debug: io.env.BOTTLE_DEBUG === "1" });
 }
