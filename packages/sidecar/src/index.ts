@@ -7,6 +7,8 @@ export { DETACH_ENV, detach } from "./detach.ts";
 export { errorName, exitCodeOf, reportFailure, USAGE_EXIT } from "./exit.ts";
 export type { InFlight } from "./in-flight.ts";
 export { trackInFlight } from "./in-flight.ts";
+export type { ConnectionServing, InetdOptions } from "./inetd.ts";
+export { serveInetd } from "./inetd.ts";
 export type {
   OnSignal,
   ServeOptions,
@@ -32,12 +34,14 @@ export type {
   CommonFlags,
   CommonHelp,
   LogLevel,
+  ServerLimits,
 } from "./options.ts";
 export {
   commanderExit,
   commonOptions,
   intOption,
   LOG_LEVELS,
+  serverLimits,
   withOutput,
 } from "./options.ts";
 export { DEFAULT_PORTS } from "./ports.ts";

@@ -66,6 +66,22 @@ export interface CommonFlags {
   readonly maxConnections: number;
 }
 
+/** The limits of the common flags under the option names the sidecars' factories take. */
+export interface ServerLimits {
+  readonly maxConcurrent: number;
+  readonly maxConnections: number;
+  readonly idleTimeoutMs: number;
+}
+
+/** {@link ServerLimits} from the parsed common flags (`--idle-timeout` is in seconds). */
+export function serverLimits(flags: CommonFlags): ServerLimits {
+  return {
+    maxConcurrent: flags.maxConcurrent,
+    maxConnections: flags.maxConnections,
+    idleTimeoutMs: flags.idleTimeout * 1000,
+  };
+}
+
 /** The common flags' help lines a package words in its own terms. */
 export type CommonHelp = Partial<
   Record<"idleTimeout" | "maxConcurrent" | "maxConnections", string>

@@ -1,4 +1,4 @@
-import { commonOptions, intOption, withOutput } from "@bottle/sidecar";
+import { commonOptions, intOption, serverLimits, withOutput } from "@bottle/sidecar";
 import { Command, CommanderError } from "commander";
 import { describe, expect, it } from "vitest";
 
@@ -35,6 +35,16 @@ describe("commonOptions", () => {
       socket: "/run/x.sock",
       logLevel: "debug",
       maxConnections: 5,
+    });
+  });
+
+  it("hands the limits to a server factory under its option names, in milliseconds", () => {
+    const { command } = program();
+    command.parse(["--idle-timeout", "7", "--max-concurrent", "3"], { from: "user" });
+    expect(serverLimits(command.opts())).toEqual({
+      maxConcurrent: 3,
+      maxConnections: 1024,
+      idleTimeoutMs: 7000,
     });
   });
 
