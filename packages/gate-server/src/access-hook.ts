@@ -10,7 +10,7 @@ export type HookResult = { ok: true } | { ok: false; reason: string };
 
 /** Options of `createAccessHook`. */
 export interface AccessHookOptions {
-  /** The command as an argument array (the CLI splits `--access-hook CMD` without a shell). */
+  /** The command as an argument array, run without a shell. */
   readonly argv: readonly string[];
   /** Base environment of the hook (PATH, HOME, …); the repository variables are added. */
   readonly env: Readonly<Record<string, string>>;
@@ -89,39 +89,4 @@ function cleanReason(text: string): string {
     .replace(/\r\n?/g, "\n")
     .replace(/[^\n\x20-\x7e\u00a0-\uffff]/g, "")
     .trim();
-}
-
-/**
- * Splits `--access-hook CMD` into words: whitespace separates, single and double quotes group,
- * backslash escapes in double quotes. No expansion of any kind (there is no shell).
- */
-export function splitCommand(text: string): string[] {
-  const words: string[] = [];
-  let word = "";
-  let quote: "'" | '"' | undefined;
-  let inWord = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i] as string;
-    if (quote === "'") {
-      if (c === "'") quote = undefined;
-      else word += c;
-    } else if (quote === '"') {
-      if (c === '"') quote = undefined;
-      else if (c === "\\" && i + 1 < text.length) word += text[++i];
-      else word += c;
-    } else if (c === "'" || c === '"') {
-      quote = c;
-      inWord = true;
-    } else if (/\s/.test(c)) {
-      if (inWord) words.push(word);
-      word = "";
-      inWord = false;
-    } else {
-      word += c === "\\" && i + 1 < text.length ? text[++i] : c;
-      inWord = true;
-    }
-  }
-  if (quote !== undefined) throw new SyntaxError("unterminated quote in the access hook command");
-  if (inWord) words.push(word);
-  return words;
 }

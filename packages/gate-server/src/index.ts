@@ -2,7 +2,7 @@
 export type { ListenTarget } from "@bottle/sidecar";
 export { systemdListenFd } from "@bottle/sidecar";
 export type { AccessHookOptions, HookResult } from "./access-hook.ts";
-export { createAccessHook, splitCommand } from "./access-hook.ts";
+export { createAccessHook } from "./access-hook.ts";
 export { codes, GATE_ERRORS, GateError } from "./errors.ts";
 export type { GateProcess } from "./program.ts";
 export { runGate } from "./program.ts";

@@ -1,12 +1,11 @@
 /** The `bottle-gate` command line: the gate's own options → a running gate (see @bottle/sidecar). */
 import { createRequire } from "node:module";
-import { Socket } from "node:net";
 import type { Logger } from "@bottle/log";
 import type { CommonFlags, SidecarProcess } from "@bottle/sidecar";
-import { DEFAULT_PORTS, detach, runSidecar, untilStopped } from "@bottle/sidecar";
-import { splitCommand } from "./access-hook.ts";
+import { DEFAULT_PORTS, detach, runSidecar, serveInetd, serverLimits } from "@bottle/sidecar";
 import { GateError } from "./errors.ts";
 import { createGateServer, type GateServer } from "./server.ts";
+import { splitCommand } from "./split-command.ts";
 
 /** What the process gives the program; `cli.ts` passes the real ones. */
 export interface GateProcess extends SidecarProcess {
@@ -72,7 +71,7 @@ export function runGate(proc: GateProcess): Promise<number> {
         )
         .option(
           "--access-hook <cmd>",
-          "command run before every fetch; non-zero exit refuses it (no shell)",
+          "command run before every fetch; non-zero exit refuses it (split into words: no shell, quotes group, backslash escapes)",
         )
         .option("--hooks-dir <dir>", "gate-owned git hooks directory (default: an empty one)")
         .option("--inetd", "serve the one connection on fd 0 (systemd Accept=yes), then exit")
@@ -110,29 +109,13 @@ async function start(proc: GateProcess, flags: Flags, log: Logger): Promise<Gate
     basePath: flags.basePath,
     tokenFile: flags.tokenFile,
     logger: log,
-    maxConcurrent: flags.maxConcurrent,
-    maxQueued: flags.maxConcurrent * 8,
-    maxConnections: flags.maxConnections,
-    idleTimeoutMs: flags.idleTimeout * 1000,
+    ...serverLimits(flags),
     ...(proc.env.PATH ? { path: proc.env.PATH } : {}),
     ...(adminToken ? { adminToken } : {}),
     ...(hook ? { accessHook: hook } : {}),
     ...(flags.hooksDir ? { hooksDir: flags.hooksDir } : {}),
   });
-  return flags.inetd ? await serveInetd(proc, gate, log) : gate;
-}
-
-/** inetd / systemd Accept=yes: fd 0 is one connected socket; serve it, then exit. */
-async function serveInetd(proc: GateProcess, gate: GateServer, log: Logger): Promise<number> {
-  const socket = new Socket({ fd: 0, readable: true, writable: true });
-  const ended = new Promise<number>((resolve) => socket.on("close", () => resolve(0)));
-  const stopped = untilStopped(gate, { onSignal: proc.onSignal, logger: log });
-  log.info({ url: "fd:0", mode: "inetd" }, "listening");
-  gate.handleConnection(socket);
-  const code = await Promise.race([ended, stopped.then(({ forced }) => (forced ? 1 : 0))]);
-  await gate.close();
-  log.info({}, "stopped");
-  return code;
+  return flags.inetd ? await serveInetd(gate, { onSignal: proc.onSignal, logger: log }) : gate;
 }
 
 /** Starts the gate in the background, waits until it listens, writes the pid file, returns. */

@@ -56,7 +56,7 @@ export interface GateServerOptions {
   readonly hooksDir?: string;
   /** Realm in the `WWW-Authenticate` challenge. */
   readonly realm?: string;
-  /** Requests served at once (default 32) and waiting (default 256) before 503. */
+  /** Requests served at once (default 32) and waiting (default 8 × `maxConcurrent`) before 503. */
   readonly maxConcurrent?: number;
   readonly maxQueued?: number;
   /** Open connections at once (default 1024); beyond it new ones are closed unanswered. */
@@ -113,7 +113,8 @@ export function createGateServer(options: GateServerOptions): GateServer {
     ...(options.now ? { now: options.now } : {}),
   });
   const isAdmin = createAdminCheck(options.adminToken);
-  const limiter = createLimiter(options.maxConcurrent ?? 32, options.maxQueued ?? 256);
+  const maxConcurrent = options.maxConcurrent ?? 32;
+  const limiter = createLimiter(maxConcurrent, options.maxQueued ?? maxConcurrent * 8);
   const PATH = options.path ?? "/usr/local/bin:/usr/bin:/bin";
   const httpBackend = findHttpBackend(PATH);
   // The base of every git child's environment: http-backend (and the hooks it runs) and the

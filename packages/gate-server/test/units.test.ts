@@ -1,8 +1,9 @@
-import { parseGitRoute, splitCommand, systemdListenFd } from "@bottle/gate-server";
+import { parseGitRoute, systemdListenFd } from "@bottle/gate-server";
 import * as sidecar from "@bottle/sidecar";
 import { describe, expect, it } from "vitest";
 import { readCredential } from "../src/auth.ts";
 import { parseCgiHead } from "../src/cgi.ts";
+import { splitCommand } from "../src/split-command.ts";
 
 describe("parseGitRoute", () => {
   it.each([
@@ -91,7 +92,7 @@ describe("readCredential", () => {
 
 describe("splitCommand", () => {
   it.each([
-    ["bottle-git-gate access-hook", ["bottle-git-gate", "access-hook"]],
+    ["refresh-mirror --quiet", ["refresh-mirror", "--quiet"]],
     ["  a   b  ", ["a", "b"]],
     [`node "/path with space/hook.js" --x='y z'`, ["node", "/path with space/hook.js", "--x=y z"]],
     [`a "" b`, ["a", "", "b"]],
