@@ -8,8 +8,8 @@
 import type { RefUpdate } from "@bottle/secret-scan";
 import { git, oneLine } from "@bottle/secret-scan/git";
 import { GitGateError } from "./errors.ts";
+import type { GateConfig, PlannedRepo, PushAccess } from "./gate-config.ts";
 import { defaultBranch } from "./mirror.ts";
-import type { GateConfig, PlannedRepo, PushAccess } from "./plan.ts";
 import { upstreamEnv, withMirrorLock } from "./upstream.ts";
 
 type Env = Readonly<Record<string, string>>;

@@ -26,21 +26,20 @@ export type { GitGateErrorCode } from "./errors.ts";
 export { asGitGateError, codes, GIT_GATE_ERRORS, GitGateError } from "./errors.ts";
 export type { ClassifiedUpdate } from "./forward.ts";
 export { forwardPush } from "./forward.ts";
+export type {
+  GateConfig,
+  PlannedCredential,
+  PlannedRepo,
+  PlannedScan,
+  PlannedTimeouts,
+  PushAccess,
+} from "./gate-config.ts";
+export { GateConfigSchema } from "./gate-config.ts";
 export type { HookContext } from "./hooks.ts";
 export { runAccessHook, runPreReceive } from "./hooks.ts";
 export type { RefreshResult } from "./mirror.ts";
 export { initMirror, refreshMirror } from "./mirror.ts";
-export type {
-  GateConfig,
-  GitGatePlan,
-  PlannedCredential,
-  PlannedFile,
-  PlannedRepo,
-  PlannedScan,
-  PlannedTimeouts,
-  PrepareOptions,
-  PushAccess,
-} from "./plan.ts";
+export type { GitGatePlan, PlannedFile, PrepareOptions } from "./plan.ts";
 export { prepareGitGate, upstreamSpellings } from "./plan.ts";
 export { checkRefs } from "./refs.ts";
 export type { StageFlags, StageIo } from "./stage.ts";

@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { git, oneLine } from "@bottle/secret-scan/git";
 import { GitGateError } from "./errors.ts";
-import type { GateConfig, PlannedRepo } from "./plan.ts";
+import type { GateConfig, PlannedRepo } from "./gate-config.ts";
 import { upstreamEnv, withMirrorLock } from "./upstream.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;

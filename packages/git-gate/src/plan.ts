@@ -8,90 +8,14 @@ import { fileURLToPath } from "node:url";
 import type { Manifest, RepoSpec } from "@bottle/manifest";
 import { checkHttpUrl, type GitUrl, parseGitUrl } from "@bottle/manifest/policy";
 import { GitGateError } from "./errors.ts";
+import type {
+  GateConfig,
+  PlannedCredential,
+  PlannedRepo,
+  PlannedScan,
+  PlannedTimeouts,
+} from "./gate-config.ts";
 import { assertRenderable, knownHostsLine, renderConfigSection, shellQuote } from "./render.ts";
-
-/** When the agent may force-push or delete: never, on every branch but the default, always. */
-export type PushAccess = "never" | "except-default" | "always";
-
-/** How the gate authenticates to one upstream. Never a secret value: paths and names only. */
-export type PlannedCredential =
-  | { readonly kind: "ssh-key"; readonly identity: string; readonly source: "static" }
-  | {
-      readonly kind: "ssh-key";
-      readonly identity: string;
-      readonly source: "gitea-deploy-key";
-      readonly api: string;
-      readonly owner: string;
-      readonly name: string;
-      readonly tokenEnv: string;
-    }
-  | {
-      readonly kind: "token";
-      readonly tokenFile: string;
-      readonly username: string;
-      readonly source: "env";
-      readonly tokenEnv: string;
-    }
-  | {
-      readonly kind: "token";
-      readonly tokenFile: string;
-      readonly username: string;
-      readonly source: "github-app";
-      readonly app: string;
-    };
-
-/** One repository of the plan. */
-export interface PlannedRepo {
-  readonly name: string;
-  /** The bare mirror served by the gate: `<basePath>/<project>/<name>.git`. */
-  readonly mirror: string;
-  readonly upstream: string;
-  readonly transport: GitUrl["transport"];
-  /** The upstream's host (what its pinned key, if any, belongs to). */
-  readonly host: string;
-  readonly credential: PlannedCredential;
-  /** The pinned host key as a known_hosts line (SSH upstreams), and the file that holds it. */
-  readonly knownHosts?: { readonly file: string; readonly lines: readonly string[] };
-  readonly push: { readonly force_push: PushAccess; readonly deletes: PushAccess };
-  /** What the agent uses: `<gateUrl>/<project>/<name>.git`. */
-  readonly gateUrl: string;
-  /** Every spelling of the upstream the agent's gitconfig rewrites to `gateUrl`. */
-  readonly insteadOf: readonly string[];
-}
-
-/** Scanner settings, from `git_gate.scan`. */
-export interface PlannedScan {
-  readonly scanner: "auto" | "gitleaks" | "builtin";
-  readonly rules: ReadonlyArray<{
-    readonly id: string;
-    readonly description?: string;
-    readonly regex: string;
-    readonly keywords?: readonly string[];
-  }>;
-  readonly allowlist: readonly string[];
-  /** A push holding a bigger object is refused (`git_gate.scan.max_blob_bytes`). */
-  readonly maxBlobBytes: number;
-}
-
-/** Time limits of the gate's own git and scanner runs, in seconds. */
-export interface PlannedTimeouts {
-  readonly connect: number;
-  readonly fetch: number;
-  readonly push: number;
-  readonly scan: number;
-  readonly lock: number;
-}
-
-/** What the hooks read at run time (`<stateDir>/gate.json`). */
-export interface GateConfig {
-  readonly version: 1;
-  readonly project: string;
-  readonly basePath: string;
-  readonly stateDir: string;
-  readonly repos: readonly PlannedRepo[];
-  readonly scan: PlannedScan;
-  readonly timeouts: PlannedTimeouts;
-}
 
 /** A file of the plan: mode 0600, or 0700 for the hook. */
 export interface PlannedFile {

@@ -23,55 +23,8 @@ import { formatIssues } from "@bottle/manifest/policy";
 import { checkTokmanSettings } from "@bottle/tokman/client";
 import * as v from "valibot";
 import { GitGateError } from "./errors.ts";
-import type { GateConfig, GitGatePlan, PlannedRepo } from "./plan.ts";
-
-const access = v.picklist(["never", "except-default", "always"]);
-const text = v.pipe(v.string(), v.minLength(1), v.regex(/^[^\u0000-\u001f\u007f-\u009f]*$/));
-const Credential = v.union([
-  v.object({ kind: v.literal("ssh-key"), identity: text, source: text }),
-  v.object({ kind: v.literal("token"), tokenFile: text, username: text, source: text }),
-]);
-const GateConfigSchema = v.object({
-  version: v.literal(1),
-  project: text,
-  basePath: text,
-  stateDir: text,
-  repos: v.array(
-    v.object({
-      name: text,
-      mirror: text,
-      upstream: text,
-      transport: v.picklist(["ssh", "https", "http"]),
-      host: text,
-      credential: Credential,
-      knownHosts: v.optional(v.object({ file: text, lines: v.array(text) })),
-      push: v.object({ force_push: access, deletes: access }),
-      gateUrl: text,
-      insteadOf: v.array(text),
-    }),
-  ),
-  scan: v.object({
-    scanner: v.picklist(["auto", "gitleaks", "builtin"]),
-    rules: v.array(
-      v.object({
-        id: text,
-        description: v.optional(v.string()),
-        regex: text,
-        keywords: v.optional(v.array(v.string())),
-      }),
-    ),
-    allowlist: v.array(v.string()),
-    // Absent in a gate.json written before the limit existed: the default applies.
-    maxBlobBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 256 * 1024 * 1024),
-  }),
-  timeouts: v.object({
-    connect: v.number(),
-    fetch: v.number(),
-    push: v.number(),
-    scan: v.number(),
-    lock: v.number(),
-  }),
-});
+import { type GateConfig, GateConfigSchema, type PlannedRepo } from "./gate-config.ts";
+import type { GitGatePlan } from "./plan.ts";
 
 const octal = (mode: number) => (mode & 0o777).toString(8).padStart(4, "0");
 
@@ -153,7 +106,7 @@ export function readGateConfig(stateDir: string): GateConfig {
       `${file} is not a gate configuration (${formatIssues(result.issues, { max: 1 })}); run bottle-git-gate init again`,
     );
   }
-  return Object.freeze(result.output as GateConfig);
+  return Object.freeze(result.output);
 }
 
 /**

@@ -10,7 +10,7 @@ import { gitEnv } from "@bottle/secret-scan/git";
 import { createTokmanClient } from "@bottle/tokman/client";
 import lockfile from "proper-lockfile";
 import { GitGateError } from "./errors.ts";
-import type { GateConfig, PlannedRepo } from "./plan.ts";
+import type { GateConfig, PlannedRepo } from "./gate-config.ts";
 import { shellQuote } from "./render.ts";
 import { readPrivateFile, readTokmanSettings } from "./state.ts";
 
