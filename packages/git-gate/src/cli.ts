@@ -7,8 +7,6 @@ process.exitCode = await runGitGate({
   env: process.env,
   pid: process.pid,
   cwd: process.cwd(),
-  execPath: process.execPath,
-  script: process.argv[1] ?? "",
   stdin: process.stdin,
   stdout: process.stdout,
   stderr: process.stderr,

@@ -2,19 +2,18 @@
 import { openSync } from "node:fs";
 import { createRequire } from "node:module";
 import { isBottleError } from "@bottle/errors";
-import type { GateProcess } from "@bottle/gate-server";
 import { createLogger, type Logger } from "@bottle/log";
 import { gitEnv } from "@bottle/secret-scan/git";
-import { commanderExit, withOutput } from "@bottle/sidecar";
+import { commanderExit, type SidecarProcess, withOutput } from "@bottle/sidecar";
 import { Command, Option } from "commander";
-import { asGitGateError, GIT_GATE_ERRORS, GitGateError } from "./errors.ts";
+import { asGitGateError, GIT_GATE_ERRORS } from "./errors.ts";
 import type { StageFlags, StageIo } from "./stage.ts";
 
 // Each command loads what it needs when it runs: the access hook runs before every fetch and
 // must not pay for the scanner, the manifest parser or the SSH library.
 
 /** What the process gives the program; `cli.ts` passes the real ones. */
-export interface GitGateProcess extends Omit<GateProcess, "argv"> {
+export interface GitGateProcess extends Omit<SidecarProcess, "argv"> {
   readonly argv: readonly string[];
   readonly cwd: string;
   readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean };
@@ -84,37 +83,17 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
     .option("-y, --yes", "create the deploy keys listed in the preflight without asking")
     .argument(
       "[gate-options...]",
-      "options for bottle-gate after --, e.g. -- --token-file F --port 9419",
+      "the gate's options after --, e.g. -- --token-file F --port 9419 (list: entrypoint … -- --help)",
     )
     .action(async (gateArgs: string[], flags: StageFlags) => {
-      if (
-        gateArgs.some(
-          (arg) =>
-            arg === "--detach" ||
-            arg.startsWith("--base-path") ||
-            arg.startsWith("--access-hook") ||
-            arg.startsWith("--hooks-dir"),
-        )
-      ) {
-        throw new GitGateError(
-          "BTL_GITGATE_CONFIG",
-          "entrypoint sets --base-path, --access-hook and --hooks-dir itself and runs in the foreground (no --detach)",
-        );
-      }
-      const { initStage } = await import("./stage.ts");
-      const plan = await initStage(flags, stageIo());
-      const { runGate } = await import("@bottle/gate-server");
-      exitCode = await runGate({
-        ...proc,
-        argv: [
-          "--base-path",
-          plan.basePath,
-          "--access-hook",
-          plan.accessHook,
-          "--hooks-dir",
-          plan.hooksDir,
-          ...gateArgs,
-        ],
+      const [{ runEntrypoint }, { initStage }] = await Promise.all([
+        import("./entrypoint.ts"),
+        import("./stage.ts"),
+      ]);
+      exitCode = await runEntrypoint(proc, {
+        gateArgs,
+        version: VERSION,
+        init: () => initStage(flags, stageIo()),
       });
     });
 

@@ -13,6 +13,7 @@ import {
 import { GitGateError } from "./errors.ts";
 import { initMirror } from "./mirror.ts";
 import { type GitGatePlan, prepareGitGate } from "./plan.ts";
+import { shellQuote } from "./render.ts";
 import { tokmanSettingsFile, writeFileSafely, writePlan } from "./state.ts";
 
 /** The options of `plan`, `init` and `entrypoint`. */
@@ -170,7 +171,7 @@ export function describePlan(plan: GitGatePlan): string {
     ),
     `gate base path: ${plan.basePath}`,
     `hooks directory: ${plan.hooksDir}`,
-    `access hook: ${plan.accessHook}`,
+    `access hook: ${plan.accessHook.map((word) => shellQuote(word, "a hook command word")).join(" ")}`,
     `agent gitconfig: ${plan.stageDir}/agent/gitconfig`,
     `scanner: ${plan.scan.scanner} (${plan.scan.rules.length} extra rule(s), ${plan.scan.allowlist.length} allowlisted fingerprint(s))`,
   ];
