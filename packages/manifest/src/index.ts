@@ -1,3 +1,4 @@
+export type { RouteAllow } from "./allow.ts";
 export type { ManifestErrorCode, ManifestIssue } from "./errors.ts";
 export { codes, formatIssue, MANIFEST_ERRORS, ManifestError } from "./errors.ts";
 export type { ParseOptions } from "./parse.ts";
@@ -25,7 +26,6 @@ export type {
   Manifest,
   RepoSpec,
   Role,
-  RouteAllow,
   RouteAuth,
   RouteSpec,
   TokenSpec,

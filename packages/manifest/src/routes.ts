@@ -1,15 +1,9 @@
 /** Route expansion (token kinds → routes), token slots, and resolution of token values. */
+import { READ_ONLY_ALLOW, type RouteAllow } from "./allow.ts";
 import { CREDENTIAL_SHAPE, isCredentialValue } from "./credentials.ts";
 import { ManifestError, type ManifestIssue } from "./errors.ts";
 import { dottedPath, type PathKey } from "./format-issues.ts";
-import {
-  type Manifest,
-  READ_ONLY_ALLOW,
-  type Role,
-  type RouteAllow,
-  type RouteAuth,
-  type TokenSpec,
-} from "./schema.ts";
+import type { Manifest, Role, RouteAuth, TokenSpec } from "./schema.ts";
 
 interface RouteBase {
   readonly path: string;

@@ -4,6 +4,7 @@
  * field (references, conflicts, host keys, files) live in `rules.ts`.
  */
 import * as v from "valibot";
+import { AllowRulesSchema } from "./allow.ts";
 import { HEADER_NAME } from "./headers.ts";
 import { checkHttpUrl } from "./urls.ts";
 
@@ -19,16 +20,6 @@ export const ROUTE_PATH = /^\/(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}\/){1,4}$/;
 export const REPOSITORY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 /** A GitHub App permission name (`contents`, `pull_requests`). */
 export const PERMISSION = /^[a-z][a-z_]{0,63}$/;
-/**
- * An allow-rule path glob: `/`-separated segments, each `*` (one segment), `**` (any number of
- * segments, zero included) or literal URL path characters (`%XX` escapes allowed); no empty or
- * dot segments.
- */
-export const PATH_GLOB = /^(?:\/(?:\*\*?|(?:[A-Za-z0-9._~!$&'()+,;=:@-]|%[0-9A-Fa-f]{2})+))+$/;
-/** The methods an allow rule may name (CONNECT, TRACE and TRACK are always refused). */
-export const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
-/** What `read_only: true` stands for: GET and HEAD on every path. */
-export const READ_ONLY_ALLOW = [{ methods: ["GET", "HEAD"], paths: ["/**"] }] as const;
 /** No control characters (C0, DEL, C1) anywhere: values end up in configs and headers. */
 const PRINTABLE = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 
@@ -295,36 +286,6 @@ const GithubAppToken = v.strictObject({
   ),
 });
 
-const pathGlob = v.pipe(
-  v.string(),
-  v.maxLength(1024, "Expected a path glob of at most 1024 characters"),
-  v.regex(
-    PATH_GLOB,
-    "Expected a path glob: `/` and segments, each `*`, `**` or plain URL path characters (no empty segments, no spaces)",
-  ),
-  v.check(
-    (glob) => !/(?:^|\/)\.{1,2}(?:\/|$)/.test(glob),
-    "Expected a path glob without `.` or `..` segments",
-  ),
-);
-
-/** One allow rule: a request passes when its method and its path both match. */
-const AllowRule = v.strictObject({
-  methods: v.pipe(
-    v.array(v.picklist(METHODS)),
-    v.minLength(1, "Expected `methods` to name at least one method"),
-    v.description("HTTP methods the rule allows (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)."),
-  ),
-  paths: v.pipe(
-    v.array(pathGlob),
-    v.minLength(1, "Expected `paths` to hold at least one glob"),
-    v.maxLength(64, "Expected `paths` to hold at most 64 globs"),
-    v.description(
-      "Path globs under the route, matched whole against the raw path after the route prefix (`/repos/acme/*/pulls/**`): `*` is one segment, `**` any number of segments (zero included).",
-    ),
-  ),
-});
-
 const Route = v.pipe(
   v.strictObject({
     path: v.pipe(v.string(), v.regex(ROUTE_PATH, "Expected `path` to look like `/segment/`")),
@@ -361,16 +322,7 @@ const Route = v.pipe(
       ),
       false,
     ),
-    allow: v.optional(
-      v.pipe(
-        v.array(AllowRule),
-        v.minLength(1, "Expected `allow` to hold at least one rule"),
-        v.maxLength(64, "Expected `allow` to hold at most 64 rules"),
-        v.description(
-          "Only requests matching one of these rules pass; others are refused with 403 before the upstream is contacted.",
-        ),
-      ),
-    ),
+    allow: v.optional(AllowRulesSchema),
   }),
   // Exactly one source of the token; checked with a clear message in rules.ts.
   v.metadata({ oneOf: [{ required: ["token_ref"] }, { required: ["github_app"] }] }),
@@ -450,9 +402,4 @@ export type RouteSpec = v.InferOutput<typeof Route>;
 export type GithubAppTokenSpec = v.InferOutput<typeof GithubAppToken>;
 export type TokenSpec = v.InferOutput<typeof Token>;
 export type RouteAuth = v.InferOutput<typeof Auth>;
-/** One allow rule of a route: methods and path globs. */
-export type RouteAllow = {
-  readonly methods: readonly (typeof METHODS)[number][];
-  readonly paths: readonly string[];
-};
 export type Role = (typeof ROLES)[number];
