@@ -3,7 +3,7 @@
  * contacted: git pushes only where the route opts in, and, on a route with allow rules, only
  * the methods and paths a rule names.
  */
-import type { RouteAllow } from "@bottle/manifest";
+import type { RouteAllow } from "@bottle/manifest/allow";
 
 /** `%XX` escapes decoded to single characters, repeated until nothing changes (never throws). */
 function decode(text: string): string {

@@ -6,7 +6,9 @@
  */
 
 import { HOP_BY_HOP_HEADERS } from "@bottle/manifest/policy";
-import type { ProxyAuth, ProxyRoute } from "./routes.ts";
+import type { ProxyRoute } from "./routes.ts";
+
+type ProxyAuth = ProxyRoute["auth"];
 
 /** Client credentials, compared after lowercasing and removing `-`, `_` and `.`. */
 const CREDENTIAL_NAMES: ReadonlySet<string> = new Set([

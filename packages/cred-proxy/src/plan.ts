@@ -9,48 +9,13 @@ import {
   expandRoutes,
   type Manifest,
   type Role,
-  type RouteAllow,
-  type RouteAuth,
   resolveTokenValues,
   type TokenSlot,
   tokenSlots,
 } from "@bottle/manifest";
 import { ProxyError } from "./errors.ts";
+import type { RouteEntry, RoutesFile, TokmanEntry } from "./routes.ts";
 import { checkTokmanSettings, TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "./tokman.ts";
-
-/** Where a GitHub App route's token comes from, as `routes.json` holds it. */
-export interface TokmanEntry {
-  /** `owner/name`. */
-  readonly repository: string;
-  /** Down-scoped permissions; absent: all that tokman's policy grants the proxy. */
-  readonly permissions?: Readonly<Record<string, "read" | "write">>;
-}
-
-/** One route as `routes.json` holds it: exactly one of `token_env` and `tokman`. */
-export type RouteEntry = {
-  readonly path: string;
-  readonly upstream: string;
-  readonly auth: RouteAuth;
-  /** Git pushes pass this route; absent: the proxy refuses them. */
-  readonly git_push?: true;
-  /** Only requests matching one of these rules pass (`read_only` expanded); absent: all. */
-  readonly allow?: readonly RouteAllow[];
-} & (
-  | {
-      /** The variable inside the proxy process that holds the token (`BOTTLE_PROXY_TOKEN_0`). */
-      readonly token_env: string;
-    }
-  | {
-      /** The token is a GitHub App installation token from tokman. */
-      readonly tokman: TokmanEntry;
-    }
-);
-
-/** The file `bottle-cred-proxy --routes` reads. */
-export interface RoutesFile {
-  readonly version: 1;
-  readonly routes: readonly RouteEntry[];
-}
 
 /** What the proxy needs from tokman: set when a route takes its token from a GitHub App. */
 export interface TokmanPlan {

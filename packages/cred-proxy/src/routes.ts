@@ -5,7 +5,7 @@
  * nothing a request carries can change where a route goes.
  */
 import { readFileSync } from "node:fs";
-import type { RouteAllow } from "@bottle/manifest";
+import { AllowRulesSchema, type RouteAllow } from "@bottle/manifest/allow";
 import {
   checkHttpUrl,
   formatIssues,
@@ -26,13 +26,6 @@ const TOKEN_SLOT = /^BOTTLE_PROXY_TOKEN_\d+$/;
 const REPOSITORY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 /** A GitHub App permission name. */
 const PERMISSION = /^[a-z][a-z_]{0,63}$/;
-/**
- * An allow-rule path glob, as the manifest's: `/` and segments, each `*`, `**` or URL path
- * characters (`%XX` escapes allowed); no empty segments.
- */
-const PATH_GLOB = /^(?:\/(?:\*\*?|(?:[A-Za-z0-9._~!$&'()+,;=:@-]|%[0-9A-Fa-f]{2})+))+$/;
-/** The methods an allow rule may name. */
-const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
 
 const upstreamUrl = v.pipe(
   v.string(),
@@ -71,47 +64,25 @@ const Auth = v.union(
 );
 
 /** Where a GitHub App route's token comes from: tokman, for one repository and scope. */
-const Tokman = v.strictObject({
+const TokmanEntrySchema = v.strictObject({
   repository: v.pipe(
     v.string(),
     v.regex(REPOSITORY, "Expected `repository` to be a GitHub `owner/name`"),
     v.check((name) => !name.includes(".."), "Expected `repository` to have no `..`"),
   ),
-  permissions: v.optional(
+  permissions: v.exactOptional(
     v.pipe(
       v.record(
         v.pipe(v.string(), v.regex(PERMISSION, "Expected a permission name such as `contents`")),
         v.picklist(["read", "write"], "Expected `read` or `write`"),
       ),
       v.minEntries(1, "Expected at least one permission"),
+      v.readonly(),
     ),
   ),
 });
 
-/** One allow rule: the request's method and path must both match. */
-const AllowRule = v.strictObject({
-  methods: v.pipe(
-    v.array(v.picklist(METHODS, `Expected a method: ${METHODS.join(", ")}`)),
-    v.minLength(1, "Expected `methods` to name at least one method"),
-  ),
-  paths: v.pipe(
-    v.array(
-      v.pipe(
-        v.string(),
-        v.maxLength(1024, "Expected a path glob of at most 1024 characters"),
-        v.regex(PATH_GLOB, "Expected a path glob: `/` and segments, each `*`, `**` or plain"),
-        v.check(
-          (glob) => !/(?:^|\/)\.{1,2}(?:\/|$)/.test(glob),
-          "Expected a path glob without `.` or `..` segments",
-        ),
-      ),
-    ),
-    v.minLength(1, "Expected `paths` to hold at least one glob"),
-    v.maxLength(64, "Expected `paths` to hold at most 64 globs"),
-  ),
-});
-
-const Route = v.pipe(
+const RouteEntrySchema = v.pipe(
   v.strictObject({
     path: v.pipe(
       v.string(),
@@ -119,21 +90,15 @@ const Route = v.pipe(
     ),
     upstream: upstreamUrl,
     auth: Auth,
-    token_env: v.optional(
+    token_env: v.exactOptional(
       v.pipe(
         v.string(),
         v.regex(TOKEN_SLOT, "Expected `token_env` to be a slot name like BOTTLE_PROXY_TOKEN_0"),
       ),
     ),
-    tokman: v.optional(Tokman),
-    git_push: v.optional(v.boolean("Expected `git_push` to be true or false")),
-    allow: v.optional(
-      v.pipe(
-        v.array(AllowRule),
-        v.minLength(1, "Expected `allow` to hold at least one rule"),
-        v.maxLength(64, "Expected `allow` to hold at most 64 rules"),
-      ),
-    ),
+    tokman: v.exactOptional(TokmanEntrySchema),
+    git_push: v.exactOptional(v.boolean("Expected `git_push` to be true or false")),
+    allow: v.exactOptional(AllowRulesSchema),
   }),
   v.check(
     (route) => (route.token_env === undefined) !== (route.tokman === undefined),
@@ -144,28 +109,38 @@ const Route = v.pipe(
 /** The schema of routes.json (`version: 1`, unknown keys are errors). */
 export const RoutesFileSchema = v.strictObject({
   version: v.literal(1, "Expected `version` to be 1"),
-  routes: v.pipe(v.array(Route), v.minLength(1, "Expected `routes` to hold at least one route")),
+  routes: v.pipe(
+    v.array(RouteEntrySchema),
+    v.minLength(1, "Expected `routes` to hold at least one route"),
+  ),
 });
 
-/** How a route presents its credential to the upstream. */
-export type ProxyAuth =
-  | { readonly scheme: "Bearer" | "token" }
-  | { readonly scheme: "Basic"; readonly username: string }
-  | { readonly header: string };
+type RouteFields = Readonly<v.InferOutput<typeof RouteEntrySchema>>;
 
-/** A GitHub App route's token source: tokman, for this repository and permissions. */
-export interface ProxyTokman {
-  /** `owner/name`. */
-  readonly repository: string;
-  /** Down-scoped permissions; absent: all that tokman's policy grants the proxy. */
-  readonly permissions?: Readonly<Record<string, "read" | "write">>;
+/** Where a GitHub App route's token comes from, as `routes.json` holds it. */
+export type TokmanEntry = Readonly<v.InferOutput<typeof TokmanEntrySchema>>;
+
+/**
+ * One route as `routes.json` holds it (the schema's output): its token sits in a slot
+ * (`token_env`, a variable inside the proxy process) or comes from tokman, exactly one.
+ */
+export type RouteEntry = Omit<RouteFields, "token_env" | "tokman"> &
+  ({ readonly token_env: string } | { readonly tokman: TokmanEntry });
+
+/** The file `bottle-cred-proxy --routes` reads. */
+export interface RoutesFile {
+  readonly version: 1;
+  readonly routes: readonly RouteEntry[];
 }
 
-/** One validated route: its token sits in a slot, or comes from tokman (exactly one). */
+/**
+ * One route as the proxy serves it: a {@link RouteEntry} checked by `parseRoutes`, with its
+ * upstream taken apart. Its token sits in a slot, or comes from tokman (exactly one).
+ */
 export type ProxyRoute = ProxyRouteBase &
   (
     | { readonly tokenEnv: string; readonly tokman?: undefined }
-    | { readonly tokenEnv?: undefined; readonly tokman: ProxyTokman }
+    | { readonly tokenEnv?: undefined; readonly tokman: TokmanEntry }
   );
 
 interface ProxyRouteBase {
@@ -179,11 +154,31 @@ interface ProxyRouteBase {
   readonly host: string;
   /** The upstream's base path without a trailing slash (`""` or `/api/v3`). */
   readonly basePath: string;
-  readonly auth: ProxyAuth;
+  /** How the credential is presented (a header name in lower case). */
+  readonly auth: RouteEntry["auth"];
   /** Git pushes pass (`git_push: true`); otherwise they are refused before the upstream. */
   readonly gitPush: boolean;
   /** Only requests matching one of these rules pass; absent: every method and path. */
   readonly allow?: readonly RouteAllow[];
+}
+
+/** Every route `parseRoutes` made: what `createCredProxy` serves, and nothing hand-made. */
+const PARSED = new WeakSet<ProxyRoute>();
+
+/**
+ * Checks that `routes` came from `parseRoutes` or `loadRoutes` (validated once, frozen), with no
+ * two on one path. Throws ProxyError BTL_PROXY_CONFIG otherwise.
+ */
+export function checkParsedRoutes(routes: readonly ProxyRoute[]): readonly ProxyRoute[] {
+  if (routes.length === 0 || !routes.every((route) => PARSED.has(route)))
+    throw new ProxyError(
+      "BTL_PROXY_CONFIG",
+      "Expected `routes` to be routes from parseRoutes or loadRoutes",
+    );
+  const paths = new Set(routes.map((route) => route.path));
+  if (paths.size !== routes.length)
+    throw new ProxyError("BTL_PROXY_CONFIG", "Expected `routes` to have one route per path");
+  return Object.isFrozen(routes) ? routes : Object.freeze([...routes]);
 }
 
 /**
@@ -208,7 +203,7 @@ export function parseRoutes(value: unknown, source = "routes.json"): readonly Pr
     const upstream = spec.upstream.replace(/\/+$/, "");
     const url = new URL(upstream);
     const slash = upstream.indexOf("/", upstream.indexOf("//") + 2);
-    const auth: ProxyAuth =
+    const auth: ProxyRoute["auth"] =
       "header" in spec.auth
         ? { header: spec.auth.header.toLowerCase() }
         : spec.auth.scheme === "Basic"
@@ -236,7 +231,7 @@ export function parseRoutes(value: unknown, source = "routes.json"): readonly Pr
           }),
     };
     const { tokman } = spec;
-    return Object.freeze(
+    const route: ProxyRoute = Object.freeze(
       tokman === undefined
         ? { ...base, tokenEnv: spec.token_env as string }
         : {
@@ -249,6 +244,8 @@ export function parseRoutes(value: unknown, source = "routes.json"): readonly Pr
             }),
           },
     );
+    PARSED.add(route);
+    return route;
   });
   return Object.freeze(routes);
 }

@@ -25,12 +25,12 @@ import { overridesMethod, upstreamHeaders } from "./headers.ts";
 import { checkCa, checkInteger, checkTokens } from "./options.ts";
 import { checkTarget, staysOnOrigin, upstreamPath } from "./path.ts";
 import { MESSAGES, refuse, unfinishedBody } from "./respond.ts";
-import { matchRoute, type ProxyRoute, parseRoutes } from "./routes.ts";
+import { checkParsedRoutes, matchRoute, type ProxyRoute } from "./routes.ts";
 import { createTokmanSources, type TokmanSettings } from "./tokman.ts";
 
 /** Options of {@link createCredProxy}; validated once at creation. */
 export interface CredProxyOptions {
-  /** Routes from `parseRoutes`/`loadRoutes` (checked again here). */
+  /** Routes from `parseRoutes` or `loadRoutes`, validated there once; nothing hand-made. */
   readonly routes: readonly ProxyRoute[];
   /** Token values by slot (`BOTTLE_PROXY_TOKEN_0`); only the slots the routes name are kept. */
   readonly tokens: Readonly<Record<string, string | undefined>>;
@@ -80,20 +80,7 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
       "NODE_TLS_REJECT_UNAUTHORIZED=0 switches off TLS verification for the whole process; unset it and pass the upstream's CA instead",
     );
   }
-  const routes = parseRoutes(
-    {
-      version: 1,
-      routes: options.routes.map((r) => ({
-        path: r.path,
-        upstream: r.upstream,
-        auth: r.auth,
-        ...(r.tokman === undefined ? { token_env: r.tokenEnv } : { tokman: r.tokman }),
-        ...(r.gitPush ? { git_push: true } : {}),
-        ...(r.allow === undefined ? {} : { allow: r.allow }),
-      })),
-    },
-    "routes",
-  );
+  const routes = checkParsedRoutes(options.routes);
   const tokens = checkTokens(routes, options.tokens);
   // GitHub App routes: one renewing source per repository and permission set (lazy: nothing is
   // fetched before the first request).

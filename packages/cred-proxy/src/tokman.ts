@@ -17,7 +17,7 @@ import {
 } from "@bottle/tokman/client";
 import { Agent, request } from "undici";
 import { ProxyError } from "./errors.ts";
-import type { ProxyRoute, ProxyTokman } from "./routes.ts";
+import type { ProxyRoute, TokmanEntry } from "./routes.ts";
 
 /** The proxy's variable holding tokman's base URL. */
 export const TOKMAN_URL_ENV = "BOTTLE_PROXY_TOKMAN_URL";
@@ -103,7 +103,7 @@ export function createTokmanSources(
     ...(options.logger ? { logger: options.logger } : {}),
   });
   const ofRoute = new Map<string, TokenSource>(
-    used.map((route) => [route.path, client.source(route.tokman as ProxyTokman)]),
+    used.map((route) => [route.path, client.source(route.tokman as TokmanEntry)]),
   );
   return {
     get: (route) => ofRoute.get(route.path)?.get() ?? missing(route),

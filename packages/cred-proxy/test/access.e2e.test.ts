@@ -1,4 +1,5 @@
 // What a route lets through, against a recording upstream: refused requests never reach it.
+import type { RouteAllow } from "@bottle/manifest/allow";
 import { startUpstream } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
 import { countConnections, route, send, startProxy } from "./fixture.ts";
@@ -81,7 +82,7 @@ describe("git pushes", { tags: ["slow"] }, () => {
 });
 
 describe("allow rules", { tags: ["slow"] }, () => {
-  const rules = [
+  const rules: readonly RouteAllow[] = [
     { methods: ["GET", "HEAD"], paths: ["/repos/acme/*/pulls/**", "/user"] },
     { methods: ["POST"], paths: ["/graphql"] },
   ];

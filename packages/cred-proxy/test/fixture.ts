@@ -8,22 +8,13 @@ import { Writable } from "node:stream";
 import { createLogger } from "@bottle/log";
 import { type RecordedRequest, runProcess, testdir } from "@bottle/test-utils";
 import { onTestFinished } from "vitest";
-import { parseRoutes } from "../src/routes.ts";
+import { parseRoutes, type RouteEntry } from "../src/routes.ts";
 import { type CredProxy, type CredProxyOptions, createCredProxy } from "../src/server.ts";
 
 export const BIN = join(import.meta.dirname, "../dist/cli.js");
 
 /** One route as routes.json spells it: its token in a slot, or from tokman. */
-export type RouteSpec = {
-  path: string;
-  upstream: string;
-  auth: { scheme: "Bearer" | "token" } | { scheme: "Basic"; username: string } | { header: string };
-  git_push?: boolean;
-  allow?: ReadonlyArray<{ readonly methods: readonly string[]; readonly paths: readonly string[] }>;
-} & (
-  | { token_env: string }
-  | { tokman: { repository: string; permissions?: Record<string, "read" | "write"> } }
-);
+export type RouteSpec = RouteEntry;
 
 export function route(
   path: string,

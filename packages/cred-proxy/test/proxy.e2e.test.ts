@@ -401,10 +401,16 @@ describe("proxying", { tags: ["slow"] }, () => {
       expect(() => createCredProxy({ routes, tokens: TOKENS, ...bad })).toThrow(
         expect.objectContaining({ code: "BTL_PROXY_CONFIG" }),
       );
-    // Hand-made routes are validated again: a forged origin cannot slip in.
+    // Only routes parseRoutes made are served: a forged origin cannot slip in, nor a second
+    // route on a path, nor no route at all.
     const forged = [{ ...routes[0], upstream: "http://evil.test" }] as never;
-    expect(() => createCredProxy({ routes: forged, tokens: TOKENS })).toThrow(
-      expect.objectContaining({ code: "BTL_PROXY_CONFIG" }),
-    );
+    const again = parseRoutes({
+      version: 1,
+      routes: [route("/o/", "https://other.example.test", { scheme: "Bearer" })],
+    });
+    for (const bad of [forged, [...routes, ...again], []])
+      expect(() => createCredProxy({ routes: bad, tokens: TOKENS })).toThrow(
+        expect.objectContaining({ code: "BTL_PROXY_CONFIG" }),
+      );
   });
 });

@@ -60,12 +60,13 @@ async function startRecorder(fake: GitHubFake, clock: () => Date) {
   return { url: hop.url, seen };
 }
 
-const gh = (upstream: string, repository = "acme/api"): RouteSpec => ({
-  path: "/gh/",
-  upstream,
-  auth: { scheme: "Bearer" },
-  tokman: { repository },
-});
+const gh = (upstream: string, repository = "acme/api") =>
+  ({
+    path: "/gh/",
+    upstream,
+    auth: { scheme: "Bearer" },
+    tokman: { repository },
+  }) satisfies RouteSpec;
 
 async function setup(routes?: (upstream: string) => RouteSpec[]) {
   const broker = await startBroker();
