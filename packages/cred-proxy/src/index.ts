@@ -1,4 +1,5 @@
 export type { ListenTarget } from "@bottle/sidecar";
+export { TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/tokman/client";
 export type { ProxyErrorCode } from "./errors.ts";
 export { codes, PROXY_ERRORS, ProxyError } from "./errors.ts";
 export type { CredProxyPlan, TokmanPlan } from "./plan.ts";
@@ -8,4 +9,3 @@ export { loadRoutes, parseRoutes, RoutesFileSchema } from "./routes.ts";
 export type { CredProxy, CredProxyOptions } from "./server.ts";
 export { createCredProxy } from "./server.ts";
 export type { TokmanSettings } from "./tokman.ts";
-export { TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "./tokman.ts";

@@ -13,9 +13,10 @@ import {
   type TokenSlot,
   tokenSlots,
 } from "@bottle/manifest";
+import { TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/tokman/client";
 import { ProxyError } from "./errors.ts";
 import type { RouteEntry, RoutesFile, TokmanEntry } from "./routes.ts";
-import { checkTokmanSettings, TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "./tokman.ts";
+import { checkTokmanSettings } from "./tokman.ts";
 
 /** What the proxy needs from tokman: set when a route takes its token from a GitHub App. */
 export interface TokmanPlan {
@@ -82,7 +83,7 @@ export function prepareCredProxy(bottle: Pick<Manifest, "cred_proxy">): CredProx
 
 /**
  * The proxy's environment: `{ slot: value }` read from the host variables the slots name, plus
- * BOTTLE_PROXY_TOKMAN_URL and BOTTLE_PROXY_TOKMAN_KEY from `tokman` when a route uses it.
+ * BOTTLE_TOKMAN_URL and BOTTLE_TOKMAN_KEY from `tokman` when a route uses it.
  * Throws ProxyError BTL_PROXY_TOKEN listing every unset, empty or malformed variable and a
  * missing or malformed tokman key (names only, never a value), or BTL_PROXY_CONFIG when only
  * tokman's URL is wrong.

@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import { fingerprint, type Logger } from "@bottle/log";
 import type { CommonFlags, SidecarProcess } from "@bottle/sidecar";
 import { DEFAULT_PORTS, runSidecar } from "@bottle/sidecar";
+import { TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/tokman/client";
 import { ProxyError } from "./errors.ts";
 import { loadRoutes } from "./routes.ts";
 import { type CredProxy, createCredProxy } from "./server.ts";
@@ -21,7 +22,7 @@ interface Flags extends CommonFlags {
 }
 
 /** Where tokman's URL and this proxy's caller key there are read: the names git-gate reads too. */
-const TOKMAN_ENV = { url: "BOTTLE_TOKMAN_URL", key: "BOTTLE_TOKMAN_KEY" } as const;
+const TOKMAN_ENV = { url: TOKMAN_URL_ENV, key: TOKMAN_KEY_ENV } as const;
 /** The former names, read (with a warning) when neither of the current ones is set. */
 const DEPRECATED_TOKMAN_ENV = {
   url: "BOTTLE_PROXY_TOKMAN_URL",

@@ -19,11 +19,6 @@ import { Agent, request } from "undici";
 import { ProxyError } from "./errors.ts";
 import type { ProxyRoute, TokmanEntry } from "./routes.ts";
 
-/** The proxy's variable holding tokman's base URL. */
-export const TOKMAN_URL_ENV = "BOTTLE_PROXY_TOKMAN_URL";
-/** The proxy's variable holding its caller key at tokman (a secret). */
-export const TOKMAN_KEY_ENV = "BOTTLE_PROXY_TOKMAN_KEY";
-
 /** tokman's address and the proxy's caller key there (and, in tests, the clock). */
 export type TokmanSettings = Pick<TokmanClientOptions, "url" | "key" | "now">;
 

@@ -174,8 +174,8 @@ github_apps:
     );
     expect(plan.slots.map((s) => s.slot)).toEqual(["BOTTLE_PROXY_TOKEN_0"]);
     expect(plan.tokman).toEqual({
-      urlEnv: "BOTTLE_PROXY_TOKMAN_URL",
-      keyEnv: "BOTTLE_PROXY_TOKMAN_KEY",
+      urlEnv: "BOTTLE_TOKMAN_URL",
+      keyEnv: "BOTTLE_TOKMAN_KEY",
       routes: [
         { path: "/gh/", app: "acme", repository: "acme/api", permissions: { contents: "read" } },
       ],
@@ -194,8 +194,8 @@ github_apps:
       ...proxyTokenEnv(plan, { NPM_TOKEN: "npm_x" }, { url: "http://127.0.0.1:9421", key }),
     }).toEqual({
       BOTTLE_PROXY_TOKEN_0: "npm_x",
-      BOTTLE_PROXY_TOKMAN_URL: "http://127.0.0.1:9421",
-      BOTTLE_PROXY_TOKMAN_KEY: key,
+      BOTTLE_TOKMAN_URL: "http://127.0.0.1:9421",
+      BOTTLE_TOKMAN_KEY: key,
     });
     // Without GitHub App routes, tokman's settings are not handed to the proxy.
     expect(
@@ -211,7 +211,7 @@ github_apps:
           { url: "http://127.0.0.1:1", key },
         ),
       ),
-    ).not.toContain("BOTTLE_PROXY_TOKMAN_KEY");
+    ).not.toContain("BOTTLE_TOKMAN_KEY");
     const cases: Array<[Parameters<typeof proxyTokenEnv>[2], string, RegExp]> = [
       [undefined, "BTL_PROXY_CONFIG", /tokman's URL is unset.*caller key of tokman is unset/],
       [

@@ -277,39 +277,42 @@ describe("bottle-cred-proxy with a GitHub App route", { tags: ["slow"] }, () => 
     return join(dir, "routes.json");
   }
 
-  it("exits 2 naming BOTTLE_PROXY_TOKMAN_URL when tokman's URL is not set", async () => {
+  it("exits 2 naming BOTTLE_TOKMAN_URL when tokman's URL is not set", async () => {
     const key = `btk_${randomBytes(24).toString("base64url")}`;
     const file = await routesFile([gh("https://api.github.com")]);
-    const result = await runProcess(process.execPath, [BIN, "--routes", file, "--port", "0"], {
-      env: createBaseEnv({ BOTTLE_PROXY_TOKMAN_KEY: key }),
-    });
-    expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/^BTL_PROXY_CONFIG: BOTTLE_PROXY_TOKMAN_URL is unset/m);
-    expectNoCanary(key, result.stdout, result.stderr);
-    const noKey = await runProcess(process.execPath, [BIN, "--routes", file, "--port", "0"], {
-      env: createBaseEnv({ BOTTLE_PROXY_TOKMAN_URL: "http://127.0.0.1:9" }),
-    });
+    const run = (env: Record<string, string>) =>
+      runProcess(process.execPath, [BIN, "--routes", file, "--port", "0"], {
+        env: createBaseEnv(env),
+      });
+    const noUrl = await run({ BOTTLE_TOKMAN_KEY: key });
+    expect(noUrl.code).toBe(2);
+    expect(noUrl.stderr).toMatch(/^BTL_PROXY_CONFIG: BOTTLE_TOKMAN_URL is unset/m);
+    expectNoCanary(key, noUrl.stdout, noUrl.stderr);
+    const noKey = await run({ BOTTLE_TOKMAN_URL: "http://127.0.0.1:9" });
     expect(noKey.code).toBe(2);
-    expect(noKey.stderr).toMatch(/^BTL_PROXY_TOKEN: BOTTLE_PROXY_TOKMAN_KEY is unset/m);
-    const offLoopback = await runProcess(process.execPath, [BIN, "--routes", file, "--port", "0"], {
-      env: createBaseEnv({
-        BOTTLE_PROXY_TOKMAN_URL: "http://tokman.example",
-        BOTTLE_PROXY_TOKMAN_KEY: key,
-      }),
+    expect(noKey.stderr).toMatch(/^BTL_PROXY_TOKEN: BOTTLE_TOKMAN_KEY is unset/m);
+    const offLoopback = await run({
+      BOTTLE_TOKMAN_URL: "http://tokman.example",
+      BOTTLE_TOKMAN_KEY: key,
     });
     expect(offLoopback.code).toBe(2);
-    expect(offLoopback.stderr).toMatch(/^BTL_PROXY_CONFIG: Expected BOTTLE_PROXY_TOKMAN_URL/m);
+    expect(offLoopback.stderr).toMatch(/^BTL_PROXY_CONFIG: Expected BOTTLE_TOKMAN_URL/m);
     expectNoCanary(key, offLoopback.stdout, offLoopback.stderr);
+    // The former names are read only when neither current one is set, and then named.
+    const former = await run({ BOTTLE_PROXY_TOKMAN_KEY: key });
+    expect(former.stderr).toMatch(/^BTL_PROXY_CONFIG: BOTTLE_PROXY_TOKMAN_URL is unset/m);
+    const mixed = await run({
+      BOTTLE_TOKMAN_KEY: key,
+      BOTTLE_PROXY_TOKMAN_URL: "http://127.0.0.1:9",
+    });
+    expect(mixed.stderr).toMatch(/^BTL_PROXY_CONFIG: BOTTLE_TOKMAN_URL is unset/m);
   });
 
   it("proxies with tokens from tokman, reading its URL and key from the environment", async () => {
     const broker = await startBroker({ realTime: true });
     const file = await routesFile([gh(broker.fake.url)]);
     const proc = await startProcess(process.execPath, [BIN, "--routes", file, "--port", "0"], {
-      env: createBaseEnv({
-        BOTTLE_PROXY_TOKMAN_URL: broker.url,
-        BOTTLE_PROXY_TOKMAN_KEY: broker.key,
-      }),
+      env: createBaseEnv({ BOTTLE_TOKMAN_URL: broker.url, BOTTLE_TOKMAN_KEY: broker.key }),
     });
     const reply = await send(proc.url ?? "", "/gh/repos/acme/api");
     expect(reply.status).toBe(200);
@@ -318,10 +321,31 @@ describe("bottle-cred-proxy with a GitHub App route", { tags: ["slow"] }, () => 
       expect.objectContaining({ path: "/gh/", tokman: { repository: "acme/api" } }),
     ]);
     const help = await runProcess(process.execPath, [BIN, "--help"]);
+    expect([TOKMAN_URL_ENV, TOKMAN_KEY_ENV]).toEqual(["BOTTLE_TOKMAN_URL", "BOTTLE_TOKMAN_KEY"]);
     expect(help.stdout).toContain(TOKMAN_URL_ENV);
     expect(help.stdout).toContain(TOKMAN_KEY_ENV);
     await proc.kill();
     for (const secret of [broker.key, ...broker.tokens()])
       expectNoCanary(secret, proc.stdout(), proc.stderr(), reply.body, reply.rawHeaders.join("\n"));
+    expect(proc.logs().filter((r) => r.level === "warn")).toEqual([]);
+  });
+
+  it("still takes the former names, with a warning to rename them", async () => {
+    const broker = await startBroker({ realTime: true });
+    const file = await routesFile([gh(broker.fake.url)]);
+    const proc = await startProcess(process.execPath, [BIN, "--routes", file, "--port", "0"], {
+      env: createBaseEnv({
+        BOTTLE_PROXY_TOKMAN_URL: broker.url,
+        BOTTLE_PROXY_TOKMAN_KEY: broker.key,
+      }),
+    });
+    expect((await send(proc.url ?? "", "/gh/repos/acme/api")).status).toBe(200);
+    expect(proc.logs().find((r) => r.level === "warn")).toMatchObject({
+      msg: "deprecated environment variables: rename them",
+      deprecated: ["BOTTLE_PROXY_TOKMAN_URL", "BOTTLE_PROXY_TOKMAN_KEY"],
+      use: [TOKMAN_URL_ENV, TOKMAN_KEY_ENV],
+    });
+    await proc.kill();
+    expectNoCanary(broker.key, proc.stdout(), proc.stderr());
   });
 });
