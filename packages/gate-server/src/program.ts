@@ -3,9 +3,9 @@ import { createRequire } from "node:module";
 import type { Logger } from "@bottle/log";
 import type { CommonFlags, SidecarProcess } from "@bottle/sidecar";
 import { DEFAULT_PORTS, detach, runSidecar, serveInetd, serverLimits } from "@bottle/sidecar";
+import { accessHookArgv } from "./access-hook-flag.ts";
 import { GateError } from "./errors.ts";
 import { createGateServer, type GateServer } from "./server.ts";
-import { splitCommand } from "./split-command.ts";
 
 /** What the process gives the program; `cli.ts` passes the real ones. */
 export interface GateProcess extends SidecarProcess {
@@ -71,7 +71,7 @@ export function runGate(proc: GateProcess): Promise<number> {
         )
         .option(
           "--access-hook <cmd>",
-          "command run before every fetch; non-zero exit refuses it (split into words: no shell, quotes group, backslash escapes)",
+          'command run before every fetch; non-zero exit refuses it: a JSON array (["cmd","arg"]) or words split without a shell (quotes group, backslash escapes)',
         )
         .option("--hooks-dir <dir>", "gate-owned git hooks directory (default: an empty one)")
         .option("--inetd", "serve the one connection on fd 0 (systemd Accept=yes), then exit")
@@ -94,14 +94,7 @@ async function start(proc: GateProcess, flags: Flags, log: Logger): Promise<Gate
       {},
       "--admin-token is visible to other users in the process list; prefer BOTTLE_GATE_ADMIN_TOKEN",
     );
-  let hook: string[] | undefined;
-  try {
-    hook = flags.accessHook === undefined ? undefined : splitCommand(flags.accessHook);
-  } catch (error) {
-    throw new GateError("BTL_GATE_CONFIG", (error as Error).message);
-  }
-  if (hook !== undefined && hook.length === 0)
-    throw new GateError("BTL_GATE_CONFIG", "--access-hook is empty");
+  const hook = flags.accessHook === undefined ? undefined : accessHookArgv(flags.accessHook);
   if (flags.inetd && flags.socket)
     throw new GateError("BTL_GATE_CONFIG", "--inetd and --socket exclude each other");
 

@@ -136,6 +136,19 @@ describe("the access hook", { tags: ["slow"] }, () => {
     );
   });
 
+  it("takes the command as a JSON array, words with spaces and quotes as they are", async () => {
+    const log = join(await testdir(), `hook "it's".log`);
+    const gate = await startGate({
+      args: ["--access-hook", JSON.stringify([process.execPath, HOOK, log])],
+    });
+    const ok = await git(["ls-remote", gate.repoUrl(await gate.token("alpha"), "/alpha.git")], {
+      cwd: gate.base,
+      env: gate.gitEnv.env,
+    });
+    expect(ok.stdout).toMatch(/refs\/heads\/main/);
+    expect(await readFile(log, "utf8")).toContain(`alpha ${join(gate.base, "alpha.git")}`);
+  });
+
   it("does not run for pushes", async () => {
     const log = join(await testdir(), "hook.log");
     const gate = await startGate({

@@ -1,9 +1,9 @@
 import { parseGitRoute, systemdListenFd } from "@bottle/gate-server";
 import * as sidecar from "@bottle/sidecar";
 import { describe, expect, it } from "vitest";
+import { accessHookArgv, splitCommand } from "../src/access-hook-flag.ts";
 import { readCredential } from "../src/auth.ts";
 import { parseCgiHead } from "../src/cgi.ts";
-import { splitCommand } from "../src/split-command.ts";
 
 describe("parseGitRoute", () => {
   it.each([
@@ -105,6 +105,24 @@ describe("splitCommand", () => {
   it("refuses an unterminated quote", () => {
     expect(() => splitCommand(`a "b`)).toThrow(SyntaxError);
   });
+});
+
+describe("accessHookArgv", () => {
+  it("takes a JSON array of strings as it is, and anything else split into words", () => {
+    const argv = ["/usr/bin/node", "/opt/a b/cli.js", "access-hook", "--state", "/srv/it's"];
+    expect(accessHookArgv(JSON.stringify(argv))).toEqual(argv);
+    expect(accessHookArgv(` ${JSON.stringify(argv)}`)).toEqual(argv);
+    expect(accessHookArgv(`node 'a b' c`)).toEqual(["node", "a b", "c"]);
+  });
+
+  it.each([["[1]"], ['["a"'], ["[]"], ['[""]'], [""], ["   "], [`a "b`]])(
+    "refuses %j with BTL_GATE_CONFIG",
+    (value) => {
+      expect(() => accessHookArgv(value)).toThrow(
+        expect.objectContaining({ code: "BTL_GATE_CONFIG" }),
+      );
+    },
+  );
 });
 
 describe("parseCgiHead", () => {
