@@ -219,7 +219,7 @@ async function start(
         "--token-file",
         tokens,
         "--access-hook",
-        gate.accessHook,
+        JSON.stringify(gate.accessHook),
         "--hooks-dir",
         gate.hooksDir,
       ],
