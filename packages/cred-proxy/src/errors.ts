@@ -1,5 +1,5 @@
 /** The error table of @bottle/cred-proxy. */
-import { BottleError, COMMON_ERRORS, defineErrors } from "@bottle/errors";
+import { COMMON_ERRORS, defineErrors, errorClass } from "@bottle/errors";
 
 export const { table: PROXY_ERRORS, codes } = defineErrors({
   BTL_PROXY_CONFIG: {
@@ -81,9 +81,4 @@ export const { table: PROXY_ERRORS, codes } = defineErrors({
 export type ProxyErrorCode = keyof typeof PROXY_ERRORS;
 
 /** An error of the credential proxy. */
-export class ProxyError extends BottleError {
-  constructor(code: ProxyErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(code, message, PROXY_ERRORS[code], options);
-    this.name = "ProxyError";
-  }
-}
+export class ProxyError extends errorClass(PROXY_ERRORS) {}

@@ -42,7 +42,8 @@ export class BottleError extends Error {
     options: BottleErrorOptions = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "BottleError";
+    // A package's class (`class ProxyError extends errorClass(…)`) names its errors.
+    this.name = new.target.name || "BottleError";
     this.code = code;
     this.status = spec.status;
     this.exitCode = spec.exit;
@@ -89,6 +90,20 @@ export function defineErrors<T extends ErrorTable>(
   return {
     table: Object.freeze({ ...table }),
     codes: Object.freeze(codes) as { readonly [K in keyof T]: K },
+  };
+}
+
+/**
+ * The base of a package's one error class, bound to its table:
+ * `export class ProxyError extends errorClass(PROXY_ERRORS) {}`. Its constructor takes a code of
+ * the table only, and the status and exit code come from the table's row; `name` is the
+ * subclass's own (`ProxyError`).
+ */
+export function errorClass<T extends ErrorTable>(table: T) {
+  return class extends BottleError {
+    constructor(code: keyof T & string, message: string, options: BottleErrorOptions = {}) {
+      super(code, message, table[code] as ErrorSpec, options);
+    }
   };
 }
 

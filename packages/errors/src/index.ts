@@ -3,6 +3,7 @@ export {
   BottleError,
   COMMON_ERRORS,
   defineErrors,
+  errorClass,
   isBottleError,
   toBottleError,
 } from "./bottle-error.ts";

@@ -2,6 +2,7 @@ import {
   BottleError,
   COMMON_ERRORS,
   defineErrors,
+  errorClass,
   isBottleError,
   toBottleError,
 } from "@bottle/errors";
@@ -13,12 +14,7 @@ const { table, codes } = defineErrors({
   BTL_DEMO_DENIED: { status: 403, exit: 4, meaning: "Not allowed." },
 });
 
-class DemoError extends BottleError {
-  constructor(code: keyof typeof table, message: string, options = {}) {
-    super(code, message, table[code], options);
-    this.name = "DemoError";
-  }
-}
+class DemoError extends errorClass(table) {}
 
 describe("BottleError", () => {
   it("carries its code, HTTP status and exit code", () => {
@@ -61,6 +57,37 @@ describe("defineErrors", () => {
   it.each(["DEMO_BROKEN", "BTL_DEMO", "btl_demo_x", "BTL_DEMO_"])("refuses the code %s", (code) => {
     expect(() => defineErrors({ [code]: { status: 500, exit: 1, meaning: "m" } })).toThrow(
       /BTL_<AREA>_<REASON>/,
+    );
+  });
+});
+
+describe("errorClass", () => {
+  it("takes status and exit code from the table, and names errors after the class", () => {
+    const error = new DemoError("BTL_DEMO_BROKEN", "broke");
+    expect(error).toBeInstanceOf(BottleError);
+    expect([error.name, error.status, error.exitCode]).toEqual(["DemoError", 500, 1]);
+    expect(String(error)).toBe("DemoError: broke");
+    // @ts-expect-error: a code of another table is refused
+    expect(() => new DemoError("BTL_OTHER_CODE", "x")).toThrow(TypeError);
+  });
+
+  it("leaves a class with more fields its own constructor", () => {
+    class RateError extends errorClass(table) {
+      readonly resetAt: Date;
+      constructor(resetAt: Date) {
+        super("BTL_DEMO_DENIED", "slow down");
+        this.resetAt = resetAt;
+      }
+    }
+    const error = new RateError(new Date(0));
+    expect([error.name, error.code, error.status, error.resetAt.getTime()]).toEqual([
+      "RateError",
+      "BTL_DEMO_DENIED",
+      403,
+      0,
+    ]);
+    expect(new BottleError("BTL_INTERNAL", "x", COMMON_ERRORS.BTL_INTERNAL).name).toBe(
+      "BottleError",
     );
   });
 });

@@ -1,5 +1,5 @@
 /** The error table of @bottle/gate-server. */
-import { BottleError, COMMON_ERRORS, defineErrors } from "@bottle/errors";
+import { COMMON_ERRORS, defineErrors, errorClass } from "@bottle/errors";
 
 export const { table: GATE_ERRORS, codes } = defineErrors({
   BTL_GATE_CONFIG: {
@@ -59,9 +59,4 @@ export const { table: GATE_ERRORS, codes } = defineErrors({
 });
 
 /** An error of the gate server. */
-export class GateError extends BottleError {
-  constructor(code: keyof typeof GATE_ERRORS, message: string, options: { cause?: unknown } = {}) {
-    super(code, message, GATE_ERRORS[code], options);
-    this.name = "GateError";
-  }
-}
+export class GateError extends errorClass(GATE_ERRORS) {}

@@ -1,5 +1,5 @@
 /** The error table of @bottle/gate-tokens: one row per stable code (documented in the README). */
-import { BottleError, COMMON_ERRORS, defineErrors } from "@bottle/errors";
+import { COMMON_ERRORS, defineErrors, errorClass } from "@bottle/errors";
 
 export const { table: TOKEN_ERRORS, codes } = defineErrors({
   BTL_TOKENS_INVALID_INPUT: {
@@ -53,9 +53,4 @@ export type TokenErrorCode = keyof typeof TOKEN_ERRORS;
  * The one error class of @bottle/gate-tokens; match on `code`.
  * SECURITY: messages name files, ids, projects and tasks, never a token or a digest.
  */
-export class TokenStoreError extends BottleError {
-  constructor(code: TokenErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(code, message, TOKEN_ERRORS[code], options);
-    this.name = "TokenStoreError";
-  }
-}
+export class TokenStoreError extends errorClass(TOKEN_ERRORS) {}

@@ -1,5 +1,5 @@
 /** The error table of @bottle/git-gate. */
-import { BottleError, COMMON_ERRORS, defineErrors, isBottleError } from "@bottle/errors";
+import { COMMON_ERRORS, defineErrors, errorClass, isBottleError } from "@bottle/errors";
 
 export const { table: GIT_GATE_ERRORS, codes } = defineErrors({
   BTL_GITGATE_CONFIG: {
@@ -112,12 +112,7 @@ export const { table: GIT_GATE_ERRORS, codes } = defineErrors({
 export type GitGateErrorCode = keyof typeof GIT_GATE_ERRORS;
 
 /** An error of the git gate. */
-export class GitGateError extends BottleError {
-  constructor(code: GitGateErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(code, message, GIT_GATE_ERRORS[code], options);
-    this.name = "GitGateError";
-  }
-}
+export class GitGateError extends errorClass(GIT_GATE_ERRORS) {}
 
 /**
  * The scanner's and the git runner's errors (`@bottle/secret-scan`, `BTL_SCAN_*`) as the gate's

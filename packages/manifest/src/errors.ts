@@ -1,5 +1,5 @@
 /** The error table of @bottle/manifest: one row per stable code (documented in the README). */
-import { BottleError, defineErrors } from "@bottle/errors";
+import { defineErrors, errorClass } from "@bottle/errors";
 
 export const { table: MANIFEST_ERRORS, codes } = defineErrors({
   BTL_MANIFEST_READ: {
@@ -107,7 +107,7 @@ export interface ManifestIssue {
  * Every manifest problem, thrown as one error listing all issues found. `code` is the code of
  * the first issue; `issues` holds them all. SECURITY: messages never carry secret values.
  */
-export class ManifestError extends BottleError {
+export class ManifestError extends errorClass(MANIFEST_ERRORS) {
   readonly issues: readonly ManifestIssue[];
   readonly filename: string | undefined;
 
@@ -118,13 +118,7 @@ export class ManifestError extends BottleError {
   ) {
     const first = issues[0];
     if (first === undefined) throw new TypeError("ManifestError needs at least one issue");
-    super(
-      first.code,
-      issues.map((i) => formatIssue(i, filename)).join("\n"),
-      MANIFEST_ERRORS[first.code],
-      options,
-    );
-    this.name = "ManifestError";
+    super(first.code, issues.map((i) => formatIssue(i, filename)).join("\n"), options);
     this.issues = Object.freeze([...issues]);
     this.filename = filename;
   }

@@ -1,5 +1,5 @@
 /** The error table of @bottle/secret-scan. */
-import { BottleError, COMMON_ERRORS, defineErrors } from "@bottle/errors";
+import { COMMON_ERRORS, defineErrors, errorClass } from "@bottle/errors";
 
 export const { table: SCAN_ERRORS, codes } = defineErrors({
   BTL_SCAN_CONFIG: {
@@ -37,9 +37,4 @@ export const { table: SCAN_ERRORS, codes } = defineErrors({
 export type ScanErrorCode = keyof typeof SCAN_ERRORS;
 
 /** The one error class of @bottle/secret-scan; match on `code`. */
-export class ScanError extends BottleError {
-  constructor(code: ScanErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(code, message, SCAN_ERRORS[code], options);
-    this.name = "ScanError";
-  }
-}
+export class ScanError extends errorClass(SCAN_ERRORS) {}

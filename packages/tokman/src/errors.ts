@@ -1,5 +1,5 @@
 /** The error table of @bottle/tokman. */
-import { BottleError, COMMON_ERRORS, defineErrors } from "@bottle/errors";
+import { COMMON_ERRORS, defineErrors, errorClass } from "@bottle/errors";
 
 export const { table: TOKMAN_ERRORS, codes } = defineErrors({
   BTL_TOKMAN_CONFIG: {
@@ -102,20 +102,14 @@ export const { table: TOKMAN_ERRORS, codes } = defineErrors({
 export type TokmanErrorCode = keyof typeof TOKMAN_ERRORS;
 
 /** An error of tokman; `resetAt` is set for BTL_TOKMAN_RATE_LIMITED. */
-export class TokmanError extends BottleError {
+export class TokmanError extends errorClass(TOKMAN_ERRORS) {
   readonly resetAt: Date | undefined;
   constructor(
     code: TokmanErrorCode,
     message: string,
     options: { cause?: unknown; resetAt?: Date } = {},
   ) {
-    super(
-      code,
-      message,
-      TOKMAN_ERRORS[code],
-      options.cause === undefined ? {} : { cause: options.cause },
-    );
-    this.name = "TokmanError";
+    super(code, message, options.cause === undefined ? {} : { cause: options.cause });
     this.resetAt = options.resetAt;
   }
 }
