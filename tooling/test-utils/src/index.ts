@@ -31,8 +31,8 @@ export type {
   StartProcessOptions,
 } from "./process.ts";
 export { runProcess, startProcess } from "./process.ts";
-export type { ErrorTableRow } from "./readme.ts";
-export { expectErrorTableDocumented, readErrorTable } from "./readme.ts";
+export type { ErrorClassCheck, ErrorTableRow } from "./readme.ts";
+export { expectErrorTable, expectErrorTableDocumented, readErrorTable } from "./readme.ts";
 export type {
   GitSshCommandOptions,
   SshGitServer,

@@ -57,6 +57,9 @@ function parseRow(cells: readonly string[], where: string): ErrorTableRow {
   return { code, status: Number(status[1]), exit: Number(status[2]) };
 }
 
+/** A package's error table: code → status and exit code (and its meaning). */
+type ErrorTableLike = Readonly<Record<string, { readonly status: number; readonly exit: number }>>;
+
 /**
  * Reads the `## Errors` table (`| Code | HTTP/exit | Meaning | What to do |`) of a README and
  * returns its rows in order. Throws when the section or table is missing or a row is malformed.
@@ -90,10 +93,62 @@ export async function readErrorTable(readmePath: string): Promise<ErrorTableRow[
  */
 export async function expectErrorTableDocumented(
   readmePath: string,
-  table: Readonly<Record<string, { readonly status: number; readonly exit: number }>>,
+  table: ErrorTableLike,
 ): Promise<void> {
   const rows = await readErrorTable(readmePath);
   expect(rows).toEqual(
     Object.entries(table).map(([code, spec]) => ({ code, status: spec.status, exit: spec.exit })),
   );
+}
+
+/** An error as a package's class makes it. */
+interface ErrorLike {
+  readonly name: string;
+  readonly status: number;
+  readonly exitCode: number;
+}
+
+/** What {@link expectErrorTable} checks: a package's error table, `codes` and class. */
+export interface ErrorClassCheck<T extends ErrorTableLike> {
+  readonly table: T;
+  /** The package's `codes` object. */
+  readonly codes: Readonly<Record<string, string>>;
+  /** The package's one error class: every error must carry its name. */
+  readonly ErrorClass: abstract new (
+    ...args: never[]
+  ) => Error;
+  /** An error of `code` (default: `new ErrorClass(code, "x")`). */
+  readonly make?: (code: keyof T & string) => ErrorLike;
+  /** `isBottleError` of `@bottle/errors`: the brand check. */
+  readonly isBottleError: (value: unknown, code?: string) => boolean;
+}
+
+/**
+ * The checks every package's error table gets: its README documents it row for row; `codes`
+ * is frozen and names every code of the table; and the package's class makes an error of each
+ * code that carries the brand, the class's name and the row's status and exit code, and
+ * serialises to its code and message only.
+ */
+export async function expectErrorTable<T extends ErrorTableLike>(
+  readmePath: string,
+  check: ErrorClassCheck<T>,
+): Promise<void> {
+  const { table, codes, ErrorClass } = check;
+  await expectErrorTableDocumented(readmePath, table);
+  expect(Object.isFrozen(codes)).toBe(true);
+  expect(Object.entries(codes)).toEqual(Object.keys(table).map((code) => [code, code]));
+  const make =
+    check.make ??
+    ((code: string) =>
+      new (ErrorClass as unknown as new (c: string, m: string) => ErrorLike)(code, "x"));
+  for (const [code, spec] of Object.entries(table)) {
+    const error = make(code);
+    expect(check.isBottleError(error, code), code).toBe(true);
+    expect([error.name, error.status, error.exitCode], code).toEqual([
+      ErrorClass.name,
+      spec.status,
+      spec.exit,
+    ]);
+    expect(Object.keys(JSON.parse(JSON.stringify(error))), code).toEqual(["code", "message"]);
+  }
 }

@@ -10,6 +10,7 @@ describe("@bottle/test-utils", () => {
       "createBaseEnv",
       "createGitEnv",
       "createWorkRepo",
+      "expectErrorTable",
       "expectErrorTableDocumented",
       "expectNoCanary",
       "generateSshKey",

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { readErrorTable, testdir } from "../src/index.ts";
+import { expectErrorTable, readErrorTable, testdir } from "../src/index.ts";
 
 const README = `# @bottle/example
 
@@ -69,5 +69,58 @@ describe("readErrorTable", () => {
     const header = "| Code | HTTP/exit | Meaning | What to do |\n| --- | --- | --- | --- |\n";
     const path = await readmeWith(`# x\n\n## Errors\n\n${header}\nText.\n`);
     await expect(readErrorTable(path)).rejects.toThrow(/has no rows/);
+  });
+});
+
+describe("expectErrorTable", () => {
+  const table = Object.freeze({
+    BTL_MANIFEST_PARSE: { status: 400, exit: 2 },
+    BTL_INTERNAL: { status: 500, exit: 1 },
+  });
+  const codes = Object.freeze({
+    BTL_MANIFEST_PARSE: "BTL_MANIFEST_PARSE",
+    BTL_INTERNAL: "BTL_INTERNAL",
+  });
+  const branded = new WeakSet<object>();
+  class ExampleError extends Error {
+    readonly code: keyof typeof table;
+    readonly status: number;
+    readonly exitCode: number;
+    constructor(code: keyof typeof table, message: string, status = table[code].status) {
+      super(message);
+      this.name = "ExampleError";
+      [this.code, this.status, this.exitCode] = [code, status, table[code].exit];
+      branded.add(this);
+    }
+    toJSON() {
+      return { code: this.code, message: this.message };
+    }
+  }
+  const check = {
+    table,
+    codes,
+    ErrorClass: ExampleError,
+    isBottleError: (value: unknown, code?: string) =>
+      branded.has(value as object) && (value as ExampleError).code === code,
+  };
+
+  it("passes for a table its README, codes and class agree with", async () => {
+    await expectErrorTable(await readmeWith(README), check);
+  });
+
+  it("fails on a wrong class name, status, brand, codes object or serialisation", async () => {
+    const path = await readmeWith(README);
+    const wrong = [
+      { ...check, ErrorClass: class OtherError extends Error {} },
+      { ...check, make: (code: keyof typeof table) => new ExampleError(code, "x", 418) },
+      { ...check, isBottleError: () => false },
+      { ...check, codes: { ...codes } },
+      {
+        ...check,
+        make: (code: keyof typeof table) =>
+          Object.assign(new ExampleError(code, "x"), { toJSON: () => ({ code, cause: "x" }) }),
+      },
+    ];
+    for (const bad of wrong) await expect(expectErrorTable(path, bad)).rejects.toThrow();
   });
 });
