@@ -2,7 +2,13 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describeAuth, formatPlan, hostKeyFingerprint, planBottle } from "@bottle/cli";
 import { parseManifest } from "@bottle/manifest";
-import { runProcess, testdir } from "@bottle/test-utils";
+import {
+  GITHUB_APP_ROUTE_YAML,
+  manifestYaml,
+  RESTRICTED_ROUTES_YAML,
+  runProcess,
+  testdir,
+} from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
 
 const GITHUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
@@ -84,22 +90,7 @@ describe("planBottle", () => {
 });
 
 describe("planBottle with a GitHub App route", () => {
-  const m = parseManifest(
-    `version: 1
-name: p
-agent: { command: [a] }
-cred_proxy:
-  tokens: [{ kind: npm, token_ref: NPM_TOKEN }]
-  routes:
-    - path: /gh/
-      upstream: https://api.github.com
-      auth: { scheme: Bearer }
-      github_app: { app: acme, repository: acme/api, permissions: { contents: read } }
-github_apps:
-  acme: { app_id: 1, private_key: /k }
-`,
-    { checkFiles: false },
-  );
+  const m = parseManifest(manifestYaml(GITHUB_APP_ROUTE_YAML, "p"), { checkFiles: false });
 
   it("shows the app and repository where a token route shows its slot, and reads no host variable for it", () => {
     const plan = planBottle(m, {});
@@ -120,22 +111,9 @@ github_apps:
 });
 
 describe("planBottle with restricted routes", () => {
-  const m = parseManifest(
-    `version: 1
-name: p
-agent: { command: [a] }
-cred_proxy:
-  routes:
-    - { path: /ro/, upstream: 'https://ro.example', auth: { scheme: Bearer }, token_ref: T, read_only: true }
-    - path: /gh/
-      upstream: https://api.github.com
-      auth: { scheme: Bearer }
-      token_ref: T
-      allow: [{ methods: [GET, HEAD], paths: ['/repos/acme/*/pulls/**'] }, { methods: [POST], paths: [/graphql] }]
-    - { path: /git/, upstream: 'https://git.example', auth: { scheme: Basic, username: x }, token_ref: T, git_push: true }
-`,
-    { checkFiles: false },
-  );
+  const m = parseManifest(manifestYaml(`cred_proxy:\n  routes:\n${RESTRICTED_ROUTES_YAML}`, "p"), {
+    checkFiles: false,
+  });
 
   it("shows each route's allow rules and whether git pushes pass", () => {
     const plan = planBottle(m, {});

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
 import { parseManifest } from "@bottle/manifest";
 import {
+  createDeferred,
   createGitEnv,
   createWorkRepo,
   expectNoCanary,
@@ -25,15 +26,6 @@ import { route, startProxy } from "./fixture.ts";
 import { frontDoor, packageClientEnv, readTree, startRegistry } from "./registry.ts";
 
 const SLOT = "BOTTLE_PROXY_TOKEN_0";
-
-/** A promise with its resolver, for upstreams that wait on the client. */
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve = () => {};
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
 
 describe("git through the proxy", { tags: ["slow"] }, () => {
   it("clones and pushes 6 MiB (chunked) through a git_push route; only the proxy holds the token", async () => {
@@ -407,7 +399,7 @@ describe("@anthropic-ai/sdk through the proxy", { tags: ["slow"] }, () => {
 
   /** One deferred per delta, released as the client reads them; a guard ends a stalled run. */
   function deltaGates() {
-    const received = WORDS.map(() => deferred());
+    const received = WORDS.map(() => createDeferred<void>());
     let stalled = false;
     const guard = setTimeout(() => {
       stalled = true;

@@ -16,13 +16,19 @@ export const BIN = join(import.meta.dirname, "../dist/cli.js");
 /** One route as routes.json spells it: its token in a slot, or from tokman. */
 export type RouteSpec = RouteEntry;
 
+/** A route whose token sits in a slot: `BOTTLE_PROXY_TOKEN_<slot>` for a number. */
 export function route(
   path: string,
   upstream: string,
   auth: RouteSpec["auth"],
-  slot = "BOTTLE_PROXY_TOKEN_0",
-): RouteSpec {
-  return { path, upstream, auth, token_env: slot };
+  slot: number | string = 0,
+): Extract<RouteSpec, { token_env: string }> {
+  return {
+    path,
+    upstream,
+    auth,
+    token_env: typeof slot === "number" ? `BOTTLE_PROXY_TOKEN_${slot}` : slot,
+  };
 }
 
 /** A proxy on 127.0.0.1:0 whose log lines (real pino JSON) are captured. */

@@ -1,22 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { checkTarget, staysOnOrigin, upstreamPath } from "../src/path.ts";
 import { parseRoutes } from "../src/routes.ts";
+import { route } from "./fixture.ts";
 
 const [anthropic, ghe] = parseRoutes({
   version: 1,
   routes: [
-    {
-      path: "/anthropic/",
-      upstream: "https://api.anthropic.com",
-      auth: { header: "x-api-key" },
-      token_env: "BOTTLE_PROXY_TOKEN_0",
-    },
-    {
-      path: "/ghe/",
-      upstream: "https://ghe.acme.example/api/v3/",
-      auth: { scheme: "token" },
-      token_env: "BOTTLE_PROXY_TOKEN_1",
-    },
+    route("/anthropic/", "https://api.anthropic.com", { header: "x-api-key" }),
+    route("/ghe/", "https://ghe.acme.example/api/v3/", { scheme: "token" }, 1),
   ],
 });
 if (anthropic === undefined || ghe === undefined) throw new Error("routes missing");

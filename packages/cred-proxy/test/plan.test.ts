@@ -1,8 +1,9 @@
 import { parseManifest } from "@bottle/manifest";
-import { makeCanary } from "@bottle/test-utils";
+import { GITHUB_APP_ROUTE_YAML, makeCanary, manifestYaml } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
 import { prepareCredProxy, proxyTokenEnv } from "../src/plan.ts";
 import { parseRoutes } from "../src/routes.ts";
+import { route } from "./fixture.ts";
 
 const manifest = parseManifest(
   `version: 1
@@ -25,36 +26,11 @@ describe("prepareCredProxy", () => {
     expect(plan.routesFile).toEqual({
       version: 1,
       routes: [
-        {
-          path: "/anthropic/",
-          upstream: "https://api.anthropic.com",
-          auth: { header: "x-api-key" },
-          token_env: "BOTTLE_PROXY_TOKEN_0",
-        },
-        {
-          path: "/gh-api/",
-          upstream: "https://api.github.com",
-          auth: { scheme: "Bearer" },
-          token_env: "BOTTLE_PROXY_TOKEN_1",
-        },
-        {
-          path: "/gh-git/",
-          upstream: "https://github.com",
-          auth: { scheme: "Basic", username: "x-access-token" },
-          token_env: "BOTTLE_PROXY_TOKEN_1",
-        },
-        {
-          path: "/npm/",
-          upstream: "https://registry.npmjs.org",
-          auth: { scheme: "Bearer" },
-          token_env: "BOTTLE_PROXY_TOKEN_2",
-        },
-        {
-          path: "/sentry/",
-          upstream: "https://sentry.io/api",
-          auth: { scheme: "Bearer" },
-          token_env: "BOTTLE_PROXY_TOKEN_3",
-        },
+        route("/anthropic/", "https://api.anthropic.com", { header: "x-api-key" }),
+        route("/gh-api/", "https://api.github.com", { scheme: "Bearer" }, 1),
+        route("/gh-git/", "https://github.com", { scheme: "Basic", username: "x-access-token" }, 1),
+        route("/npm/", "https://registry.npmjs.org", { scheme: "Bearer" }, 2),
+        route("/sentry/", "https://sentry.io/api", { scheme: "Bearer" }, 3),
       ],
     });
     expect(JSON.stringify(plan.routesFile)).not.toMatch(
@@ -145,23 +121,7 @@ describe("prepareCredProxy", () => {
 });
 
 describe("prepareCredProxy with a GitHub App route", () => {
-  const withApp = parseManifest(
-    `version: 1
-name: acme
-agent: { command: [agent] }
-cred_proxy:
-  tokens:
-    - { kind: npm, token_ref: NPM_TOKEN }
-  routes:
-    - path: /gh/
-      upstream: https://api.github.com
-      auth: { scheme: Bearer }
-      github_app: { app: acme, repository: acme/api, permissions: { contents: read } }
-github_apps:
-  acme: { app_id: 1, private_key: /k }
-`,
-    { checkFiles: false },
-  );
+  const withApp = parseManifest(manifestYaml(GITHUB_APP_ROUTE_YAML), { checkFiles: false });
 
   it("writes a tokman source instead of a slot, and names tokman's variables", () => {
     const plan = prepareCredProxy(withApp);

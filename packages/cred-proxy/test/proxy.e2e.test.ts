@@ -3,7 +3,7 @@
 import { stat } from "node:fs/promises";
 import { Agent, request } from "node:http";
 import { join } from "node:path";
-import { startUpstream, testdir } from "@bottle/test-utils";
+import { createDeferred, startUpstream, testdir } from "@bottle/test-utils";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { parseRoutes } from "../src/routes.ts";
 import { createCredProxy } from "../src/server.ts";
@@ -55,15 +55,6 @@ function upload(
       req.end();
     })();
   });
-}
-
-/** A deferred with its resolver. */
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open = () => {};
-  const promise = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { promise, open };
 }
 
 describe("proxying", { tags: ["slow"] }, () => {
@@ -174,9 +165,9 @@ describe("proxying", { tags: ["slow"] }, () => {
   });
 
   it("aborts the upstream request when the client goes away", async () => {
-    const upstreamClosed = gate();
+    const upstreamClosed = createDeferred<void>();
     const upstream = await startUpstream(async (_req, res) => {
-      res.on("close", () => upstreamClosed.open());
+      res.on("close", () => upstreamClosed.resolve());
       res.writeHead(200, { "content-type": "text/event-stream" });
       const timer = setInterval(() => res.write("data: tick\n\n"), 20);
       res.on("close", () => clearInterval(timer));
@@ -204,7 +195,7 @@ describe("proxying", { tags: ["slow"] }, () => {
   });
 
   it("answers 503 beyond maxConcurrent and serves again afterwards", async () => {
-    const release = gate();
+    const release = createDeferred<void>();
     const upstream = await startUpstream(async (req, res) => {
       if (req.url.endsWith("/wait")) await release.promise;
       res.end("done");
@@ -220,7 +211,7 @@ describe("proxying", { tags: ["slow"] }, () => {
     expect(busy.status).toBe(503);
     expect(busy.headers["retry-after"]).toBe("1");
     expect(JSON.parse(busy.body.toString()).code).toBe("BTL_PROXY_BUSY");
-    release.open();
+    release.resolve();
     expect((await waiting).status).toBe(200);
     expect((await send(proxy.url, "/x/other")).status).toBe(200);
   });
@@ -351,7 +342,7 @@ describe("proxying", { tags: ["slow"] }, () => {
   });
 
   it("finishes in-flight requests on close and refuses new connections", async () => {
-    const release = gate();
+    const release = createDeferred<void>();
     const upstream = await startUpstream(async (_req, res) => {
       await release.promise;
       res.end("finished");
@@ -364,7 +355,7 @@ describe("proxying", { tags: ["slow"] }, () => {
     await expect.poll(() => upstream.requests.length).toBe(1);
     const closed = proxy.proxy.close();
     await expect(send(proxy.url, "/c/new")).rejects.toMatchObject({ code: "ECONNREFUSED" });
-    release.open();
+    release.resolve();
     const reply = await inFlight;
     expect([reply.status, reply.body.toString()]).toEqual([200, "finished"]);
     await closed;

@@ -4,34 +4,15 @@ import { isBottleError } from "@bottle/errors";
 import { testdir } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
 import { loadRoutes, matchRoute, parseRoutes } from "../src/routes.ts";
+import { route } from "./fixture.ts";
 
 const EXAMPLE = {
   version: 1,
   routes: [
-    {
-      path: "/anthropic/",
-      upstream: "https://api.anthropic.com",
-      auth: { header: "x-api-key" },
-      token_env: "BOTTLE_PROXY_TOKEN_0",
-    },
-    {
-      path: "/gh-api/",
-      upstream: "https://api.github.com",
-      auth: { scheme: "Bearer" },
-      token_env: "BOTTLE_PROXY_TOKEN_1",
-    },
-    {
-      path: "/gh-git/",
-      upstream: "https://github.com",
-      auth: { scheme: "Basic", username: "x-access-token" },
-      token_env: "BOTTLE_PROXY_TOKEN_1",
-    },
-    {
-      path: "/gitea/gitea.acme.example/",
-      upstream: "https://gitea.acme.example/",
-      auth: { scheme: "token" },
-      token_env: "BOTTLE_PROXY_TOKEN_2",
-    },
+    route("/anthropic/", "https://api.anthropic.com", { header: "x-api-key" }),
+    route("/gh-api/", "https://api.github.com", { scheme: "Bearer" }, 1),
+    route("/gh-git/", "https://github.com", { scheme: "Basic", username: "x-access-token" }, 1),
+    route("/gitea/gitea.acme.example/", "https://gitea.acme.example/", { scheme: "token" }, 2),
   ],
 };
 

@@ -13,6 +13,7 @@ import { gzipSync } from "node:zlib";
 import { isBottleError } from "@bottle/errors";
 import {
   createBaseEnv,
+  createDeferred,
   expectNoCanary,
   makeCanary,
   runProcess,
@@ -80,15 +81,6 @@ function creationError(code: string, create: () => unknown): Error {
     return error as Error;
   }
   throw new Error(`expected ${code}`);
-}
-
-/** A promise with its resolver, for upstreams that wait on the client. */
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve = () => {};
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
 }
 
 describe("cred-proxy security checklist", { tags: ["slow"] }, () => {
@@ -524,7 +516,7 @@ describe("cred-proxy security checklist", { tags: ["slow"] }, () => {
   });
 
   it("(11) SSE passes event by event: the upstream sends n+1 only after the client got n", async () => {
-    const seen = Array.from({ length: 5 }, () => deferred());
+    const seen = Array.from({ length: 5 }, () => createDeferred<void>());
     const upstream = await startUpstream(async (_req, res) => {
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
       for (const [n, event] of seen.entries()) {

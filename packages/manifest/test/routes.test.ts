@@ -5,7 +5,7 @@ import {
   resolveTokenValues,
   tokenSlots,
 } from "@bottle/manifest";
-import { expectNoCanary, makeCanary } from "@bottle/test-utils";
+import { expectNoCanary, makeCanary, RESTRICTED_ROUTES_YAML } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
 import { manifest, parse } from "./helpers.ts";
 
@@ -198,18 +198,9 @@ describe("resolveTokenValues", () => {
 
 describe("route restrictions", () => {
   const m = parse(
-    manifest(`cred_proxy:
-  tokens:
-    - { kind: github, token_ref: GITHUB_TOKEN }
-  routes:
-    - { path: /ro/, upstream: 'https://ro.example', auth: { scheme: Bearer }, token_ref: T, read_only: true }
-    - path: /gh/
-      upstream: https://api.github.com
-      auth: { scheme: Bearer }
-      token_ref: T
-      allow: [{ methods: [GET, HEAD], paths: ['/repos/acme/*/pulls/**'] }, { methods: [POST], paths: ['/graphql'] }]
-    - { path: /git/, upstream: 'https://git.example', auth: { scheme: Basic, username: x }, token_ref: T, git_push: true }
-`),
+    manifest(
+      `cred_proxy:\n  tokens:\n    - { kind: github, token_ref: GITHUB_TOKEN }\n  routes:\n${RESTRICTED_ROUTES_YAML}`,
+    ),
   );
   const routes = expandRoutes(m);
 

@@ -2,6 +2,8 @@
 // vitest's onTestFinished, so call them inside a test, not in beforeAll.
 export { expectNoCanary, makeCanary } from "./canary.ts";
 export type { ProcessExit } from "./child-supervisor.ts";
+export type { Deferred } from "./deferred.ts";
+export { createDeferred } from "./deferred.ts";
 export { createBaseEnv } from "./env.ts";
 export type { GitEnv, GitOptions, GitResult, WorkRepoOptions } from "./git.ts";
 export { commitFiles, createBareRepo, createGitEnv, createWorkRepo, git } from "./git.ts";
@@ -23,6 +25,7 @@ export type {
 } from "./github-fake-types.ts";
 export { startHttpGitUpstream } from "./http-git-upstream.ts";
 export { importedModules } from "./imported-modules.ts";
+export { GITHUB_APP_ROUTE_YAML, manifestYaml, RESTRICTED_ROUTES_YAML } from "./manifests.ts";
 export type {
   LogRecord,
   RunProcessOptions,

@@ -5,9 +5,12 @@ describe("@bottle/test-utils", () => {
   it("exports the public API by its package name", () => {
     expect(Object.keys(testUtils).sort()).toEqual([
       "FIXTURE_APP_ID",
+      "GITHUB_APP_ROUTE_YAML",
+      "RESTRICTED_ROUTES_YAML",
       "commitFiles",
       "createBareRepo",
       "createBaseEnv",
+      "createDeferred",
       "createGitEnv",
       "createWorkRepo",
       "expectErrorTable",
@@ -18,6 +21,7 @@ describe("@bottle/test-utils", () => {
       "gitSshCommand",
       "importedModules",
       "makeCanary",
+      "manifestYaml",
       "readErrorTable",
       "runProcess",
       "serveGitHttp",
