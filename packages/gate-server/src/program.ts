@@ -1,10 +1,17 @@
 /** The `bottle-gate` command line: the gate's own options → a running gate (see @bottle/sidecar). */
 import { createRequire } from "node:module";
 import type { Logger } from "@bottle/log";
-import type { CommonFlags, SidecarProcess } from "@bottle/sidecar";
-import { DEFAULT_PORTS, detach, runSidecar, serveInetd, serverLimits } from "@bottle/sidecar";
+import type { SidecarProcess } from "@bottle/sidecar";
+import { detach, runSidecar, serveInetd } from "@bottle/sidecar";
 import { accessHookArgv } from "./access-hook-flag.ts";
 import { GateError } from "./errors.ts";
+import {
+  GATE_DEFAULTS,
+  GATE_HELP,
+  type GateFlags,
+  gateOptions,
+  gateServerOptions,
+} from "./gate-command.ts";
 import { createGateServer, type GateServer } from "./server.ts";
 
 /** What the process gives the program; `cli.ts` passes the real ones. */
@@ -15,13 +22,10 @@ export interface GateProcess extends SidecarProcess {
   readonly script: string;
 }
 
-interface Flags extends CommonFlags {
+interface Flags extends GateFlags {
   basePath: string;
-  tokenFile: string;
-  adminToken?: string;
   accessHook?: string;
   hooksDir?: string;
-  inetd?: boolean;
   detach?: boolean;
   pidFile?: string;
   logFile?: string;
@@ -30,12 +34,7 @@ interface Flags extends CommonFlags {
 const require = createRequire(import.meta.url);
 const VERSION = (require("../package.json") as { version: string }).version;
 
-const HELP_AFTER = `
-Listeners (first that applies): --inetd (one connection on fd 0, systemd Accept=yes);
-a socket passed by systemd (LISTEN_FDS); --socket PATH (mode 0600); --bind/--port.
-
-Environment:
-  BOTTLE_GATE_ADMIN_TOKEN  admin token (preferred to --admin-token, which other users can see in ps)
+const HELP_AFTER = `${GATE_HELP}
 
 Exit codes:
   0  stopped cleanly (SIGTERM or SIGINT; in-flight requests finished)
@@ -50,31 +49,19 @@ export function runGate(proc: GateProcess): Promise<number> {
     description: "Serve git over smart HTTP to agents, with per-task tokens scoped to a project.",
     version: VERSION,
     usageCode: "BTL_GATE_CONFIG",
-    defaults: {
-      port: DEFAULT_PORTS.gate,
-      maxConcurrent: 32,
-      help: { maxConcurrent: "requests served at once; up to 8x more wait, beyond that 503" },
-    },
+    defaults: GATE_DEFAULTS,
     options: (command) =>
-      command
-        .requiredOption(
+      gateOptions(
+        command.requiredOption(
           "--base-path <dir>",
           "directory of the repositories (<project>.git, <project>/<repo>.git)",
-        )
-        .requiredOption(
-          "--token-file <file>",
-          "gate token file (bottle-gate-tokens); re-read when it changes",
-        )
-        .option(
-          "--admin-token <token>",
-          "token with access to every project (prefer BOTTLE_GATE_ADMIN_TOKEN)",
-        )
+        ),
+      )
         .option(
           "--access-hook <cmd>",
           'command run before every fetch; non-zero exit refuses it: a JSON array (["cmd","arg"]) or words split without a shell (quotes group, backslash escapes)',
         )
         .option("--hooks-dir <dir>", "gate-owned git hooks directory (default: an empty one)")
-        .option("--inetd", "serve the one connection on fd 0 (systemd Accept=yes), then exit")
         .option("--detach", "run in the background (needs --pid-file)")
         .option("--pid-file <file>", "with --detach: where the pid goes")
         .option(
@@ -88,23 +75,10 @@ export function runGate(proc: GateProcess): Promise<number> {
 
 /** The gate the flags describe; with `--inetd`, served on fd 0 here (resolves to the exit code). */
 async function start(proc: GateProcess, flags: Flags, log: Logger): Promise<GateServer | number> {
-  const adminToken = flags.adminToken ?? proc.env.BOTTLE_GATE_ADMIN_TOKEN;
-  if (flags.adminToken)
-    log.warn(
-      {},
-      "--admin-token is visible to other users in the process list; prefer BOTTLE_GATE_ADMIN_TOKEN",
-    );
   const hook = flags.accessHook === undefined ? undefined : accessHookArgv(flags.accessHook);
-  if (flags.inetd && flags.socket)
-    throw new GateError("BTL_GATE_CONFIG", "--inetd and --socket exclude each other");
-
   const gate = createGateServer({
+    ...gateServerOptions(flags, proc.env, log),
     basePath: flags.basePath,
-    tokenFile: flags.tokenFile,
-    logger: log,
-    ...serverLimits(flags),
-    ...(proc.env.PATH ? { path: proc.env.PATH } : {}),
-    ...(adminToken ? { adminToken } : {}),
     ...(hook ? { accessHook: hook } : {}),
     ...(flags.hooksDir ? { hooksDir: flags.hooksDir } : {}),
   });

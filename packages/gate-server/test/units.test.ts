@@ -1,5 +1,14 @@
-import { parseGitRoute, systemdListenFd } from "@bottle/gate-server";
+import {
+  GATE_DEFAULTS,
+  type GateFlags,
+  gateOptions,
+  gateServerOptions,
+  parseGitRoute,
+  systemdListenFd,
+} from "@bottle/gate-server";
+import { silentLogger } from "@bottle/log";
 import * as sidecar from "@bottle/sidecar";
+import { Command } from "commander";
 import { describe, expect, it } from "vitest";
 import { accessHookArgv, splitCommand } from "../src/access-hook-flag.ts";
 import { readCredential } from "../src/auth.ts";
@@ -146,5 +155,42 @@ describe("systemdListenFd", () => {
   it("is the sidecar runtime's (tested in @bottle/sidecar), re-exported", () => {
     expect(systemdListenFd).toBe(sidecar.systemdListenFd);
     expect(systemdListenFd({ LISTEN_PID: "42", LISTEN_FDS: "1" }, 42)).toBe(3);
+  });
+});
+
+describe("the gate's flags (gateOptions, gateServerOptions)", () => {
+  const parse = (args: string[]) => {
+    const command = sidecar.commonOptions(
+      gateOptions(sidecar.withOutput(new Command("gate"), { stdout: sink, stderr: sink }, "X")),
+      GATE_DEFAULTS,
+    );
+    return command.parse(args, { from: "user" }).opts<GateFlags>();
+  };
+  const sink = { write: () => true };
+
+  it("take the token file, the admin token and --inetd, with the gate's defaults", () => {
+    const flags = parse(["--token-file", "t.json", "--inetd"]);
+    expect(flags).toMatchObject({ tokenFile: "t.json", inetd: true, port: 9419 });
+    expect(() => parse([])).toThrow(/token-file/);
+    expect(() => parse(["--token-file", "t", "--inetd", "--socket", "/s"])).toThrow(/inetd/);
+  });
+
+  it("give createGateServer the admin token from the environment, or from the flag with a warning", () => {
+    const warned: string[] = [];
+    const log = { ...silentLogger, warn: (_: object, msg?: string) => warned.push(msg ?? "") };
+    const flags = parse(["--token-file", "t.json", "--idle-timeout", "7"]);
+    expect(gateServerOptions(flags, { BOTTLE_GATE_ADMIN_TOKEN: "a", PATH: "/bin" }, log)).toEqual({
+      tokenFile: "t.json",
+      logger: log,
+      maxConcurrent: 32,
+      maxConnections: 1024,
+      idleTimeoutMs: 7000,
+      path: "/bin",
+      adminToken: "a",
+    });
+    expect(warned).toEqual([]);
+    const fromFlag = parse(["--token-file", "t.json", "--admin-token", "b"]);
+    expect(gateServerOptions(fromFlag, {}, log)).toMatchObject({ adminToken: "b" });
+    expect(warned).toEqual([expect.stringContaining("--admin-token is visible")]);
   });
 });
