@@ -3,26 +3,17 @@
  * `createGateServer` on the sidecar runtime (listeners, `listening` record, ready descriptor,
  * signals, exit codes), with the plan's mirrors, access hook and hooks directory.
  */
-import { createGateServer } from "@bottle/gate-server";
-import type { Logger } from "@bottle/log";
 import {
-  type CommonFlags,
-  DEFAULT_PORTS,
-  runSidecar,
-  type SidecarProcess,
-  serveInetd,
-  serverLimits,
-} from "@bottle/sidecar";
-import { Option } from "commander";
+  createGateServer,
+  GATE_DEFAULTS,
+  GATE_HELP,
+  type GateFlags,
+  gateOptions,
+  gateServerOptions,
+} from "@bottle/gate-server";
+import { runSidecar, type SidecarProcess, serveInetd } from "@bottle/sidecar";
 import { asGitGateError, GitGateError } from "./errors.ts";
 import type { GitGatePlan } from "./plan.ts";
-
-/** The gate's options after `--`. */
-interface GateFlags extends CommonFlags {
-  tokenFile: string;
-  adminToken?: string;
-  inetd?: boolean;
-}
 
 /** bottle-gate's options the entrypoint sets itself, or that only make sense in the background. */
 const OWN_OPTIONS = [
@@ -34,12 +25,7 @@ const OWN_OPTIONS = [
   "--log-file",
 ];
 
-const HELP_AFTER = `
-Listeners (first that applies): --inetd (one connection on fd 0, systemd Accept=yes);
-a socket passed by systemd (LISTEN_FDS); --socket PATH (mode 0600); --bind/--port.
-
-Environment:
-  BOTTLE_GATE_ADMIN_TOKEN  admin token (preferred to --admin-token, which other users can see in ps)
+const HELP_AFTER = `${GATE_HELP}
 
 Exit codes:
   0  stopped cleanly (SIGTERM or SIGINT; in-flight requests finished)
@@ -76,59 +62,21 @@ export function runEntrypoint(proc: SidecarProcess, options: EntrypointOptions):
         "The gate of `bottle-git-gate entrypoint` (its options go after --): git over smart HTTP from the stage's mirrors, with per-task tokens scoped to the project.",
       version: options.version,
       usageCode: "BTL_GATE_CONFIG",
-      defaults: {
-        port: DEFAULT_PORTS.gate,
-        maxConcurrent: 32,
-        help: { maxConcurrent: "requests served at once; up to 8x more wait, beyond that 503" },
-      },
-      options: (command) =>
-        command
-          .requiredOption(
-            "--token-file <file>",
-            "gate token file (bottle-gate-tokens); re-read when it changes",
-          )
-          .option(
-            "--admin-token <token>",
-            "token with access to every project (prefer BOTTLE_GATE_ADMIN_TOKEN)",
-          )
-          .addOption(
-            new Option(
-              "--inetd",
-              "serve the one connection on fd 0 (systemd Accept=yes), then exit",
-            ).conflicts("socket"),
-          ),
+      defaults: GATE_DEFAULTS,
+      options: gateOptions,
       help: HELP_AFTER,
       start: async (flags, log) => {
         const plan = await options.init().catch((error: unknown) => {
           throw asGitGateError(error);
         });
         const gate = createGateServer({
+          ...gateServerOptions(flags, proc.env, log),
           basePath: plan.basePath,
-          tokenFile: flags.tokenFile,
           accessHook: plan.accessHook,
           hooksDir: plan.hooksDir,
-          logger: log,
-          ...serverLimits(flags),
-          ...(proc.env.PATH ? { path: proc.env.PATH } : {}),
-          ...adminToken(flags, proc.env, log),
         });
         return flags.inetd ? serveInetd(gate, { onSignal: proc.onSignal, logger: log }) : gate;
       },
     },
   );
-}
-
-/** `--admin-token`, or BOTTLE_GATE_ADMIN_TOKEN; the flag, visible in `ps`, with a warning. */
-function adminToken(
-  flags: GateFlags,
-  env: SidecarProcess["env"],
-  log: Logger,
-): { adminToken?: string } {
-  if (flags.adminToken)
-    log.warn(
-      {},
-      "--admin-token is visible to other users in the process list; prefer BOTTLE_GATE_ADMIN_TOKEN",
-    );
-  const token = flags.adminToken ?? env.BOTTLE_GATE_ADMIN_TOKEN;
-  return token ? { adminToken: token } : {};
 }
