@@ -1,9 +1,20 @@
 // What every bench script shares: its command line (--runs N, --json, --help) and its ending
 // (signals stop the children and remove the temp dir; results go to stdout, progress to stderr).
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { connect, createServer as createNetServer } from "node:net";
-import { tmpdir } from "node:os";
+import { availableParallelism, cpus, release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 
@@ -208,11 +219,53 @@ export function createWorkspace(name) {
     return result;
   }
 
+  /**
+   * Starts a server child that logs to `logFile` (a file, not a pipe: nothing here has to keep
+   * up with a log line per request) and resolves once its first `listening` record gives its
+   * URL: `{ child, pid, url, record, logFile }`. Throws, with the log's tail, when it exits
+   * first or does not listen within `timeoutMs`.
+   */
+  async function startListening(name, command, argv, { env, logFile, timeoutMs = 15_000 }) {
+    const fd = openSync(logFile, "a", 0o600);
+    const child = track(command, argv, { cwd: work, env, stdio: ["ignore", "ignore", fd] });
+    closeSync(fd);
+    let exited = null;
+    child.once("exit", (code, signal) => {
+      exited = code ?? signal;
+    });
+    for (let waited = 0; waited < timeoutMs; waited += 50) {
+      const text = readFileSync(logFile, "utf8");
+      for (const line of text.split("\n").slice(0, -1)) {
+        if (!line.includes('"msg":"listening"')) continue;
+        const record = JSON.parse(line);
+        return { child, pid: child.pid, url: record.url, record, logFile };
+      }
+      if (exited !== null) throw new Error(`${name} exited (${exited}):\n${text.slice(-4000)}`);
+      await sleep(50);
+    }
+    throw new Error(
+      `${name} did not listen within ${timeoutMs / 1000} s:\n${readFileSync(logFile, "utf8")}`,
+    );
+  }
+
   const git = (argv, options) => must("git", argv, options);
   const killAll = () => {
     for (const child of children) signalTree(child, "SIGKILL");
   };
-  return { work, HOME, PATH, GIT_ENV, track, run, must, git, cleanup, killAll, sleep };
+  return {
+    work,
+    HOME,
+    PATH,
+    GIT_ENV,
+    track,
+    run,
+    must,
+    git,
+    startListening,
+    cleanup,
+    killAll,
+    sleep,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -237,6 +290,85 @@ export function summarize(xs) {
   };
 }
 
+/** CPU seconds busy on the whole machine so far (every state but idle and iowait), /proc/stat. */
+export function machineBusySeconds(clkTck) {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n")[0];
+    const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number); // user … steal
+    return (ticks.reduce((a, b) => a + b, 0) - ticks[3] - ticks[4]) / clkTck;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * Calls `onLine` for each complete line of the file open at `fd`, read from its current offset
+ * in 1 MiB chunks (a server's log of one JSON line per request can be hundreds of MiB).
+ */
+export function forEachLine(fd, onLine) {
+  const buffer = Buffer.alloc(1024 * 1024);
+  let pending = "";
+  for (;;) {
+    const n = readSync(fd, buffer, 0, buffer.length, null);
+    if (n === 0) return;
+    const lines = (pending + buffer.toString("utf8", 0, n)).split("\n");
+    pending = lines.pop() ?? "";
+    for (const line of lines) onLine(line);
+  }
+}
+
+/** The machine a result was measured on: cores, CPU model, kernel and Node, and `extra`. */
+export function machineInfo(extra = {}) {
+  return {
+    nproc: availableParallelism(),
+    cpu: cpus()[0]?.model.trim() ?? "?",
+    kernel: release(),
+    node: process.version,
+    ...extra,
+  };
+}
+
+/**
+ * Latencies in ms, in a typed array that grows by doubling (a load generator records hundreds
+ * of thousands): `add(ms)`, `count`, and `sorted()`.
+ */
+export function latencyLog(initial = 64 * 1024) {
+  let values = new Float64Array(initial);
+  let count = 0;
+  return {
+    add(ms) {
+      if (count === values.length) {
+        const grown = new Float64Array(2 * values.length);
+        grown.set(values);
+        values = grown;
+      }
+      values[count++] = ms;
+    },
+    get count() {
+      return count;
+    },
+    sorted: () => values.subarray(0, count).sort(),
+  };
+}
+
+/**
+ * For a bench's own server child: listens on `host` port 0, logs the `listening` record (with
+ * `url`, and `fields`) on stderr as the sidecars do, and on SIGTERM closes, cuts its
+ * connections and runs `onStop`.
+ */
+export function serveBenchServer(server, host, { fields = {}, onStop = () => {} } = {}) {
+  server.listen(0, host, () => {
+    const { port } = server.address();
+    const record = { msg: "listening", url: `http://${host}:${port}`, ...fields };
+    process.stderr.write(`${JSON.stringify(record)}\n`);
+  });
+  process.once("SIGTERM", () => {
+    server.close();
+    server.closeAllConnections();
+    onStop();
+  });
+}
+
 /** A TCP port free on `host` right now (for programs that cannot report the one they bound). */
 export function freePort(host) {
   return new Promise((resolve, reject) => {
@@ -259,4 +391,32 @@ export function canConnect(port, host) {
     });
     socket.once("error", () => resolve(false));
   });
+}
+
+/**
+ * Starts a server that cannot report the port it bound (nginx, lighttpd) on a free port of
+ * `host`: `launch(port)` spawns it (a tracked child with piped stderr); it must accept
+ * connections within 5 s, else it is killed and started again on another port (another process
+ * may have taken the first), three times at most. The error quotes its stderr and the tail of
+ * `logFile`. Resolves to `{ child, port }`.
+ */
+export async function startOnFreePort(name, host, logFile, launch) {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort(host);
+    const child = await launch(port);
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk) => {
+      stderr = (stderr + chunk).slice(-4000);
+    });
+    let exited = false;
+    child.once("exit", () => {
+      exited = true;
+    });
+    for (let i = 0; i < 100 && !exited && !(await canConnect(port, host)); i++) await sleep(50);
+    if (!exited && (await canConnect(port, host))) return { child, port };
+    signalTree(child, "SIGKILL");
+    const log = existsSync(logFile) ? readFileSync(logFile, "utf8") : "";
+    if (attempt === 3) throw new Error(`${name} did not start:\n${stderr}${log.slice(-2000)}`);
+    progress(`${name} did not start on port ${port}, retrying`);
+  }
 }

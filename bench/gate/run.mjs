@@ -9,18 +9,16 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { availableParallelism, cpus, release } from "node:os";
 import { join } from "node:path";
 import {
-  canConnect,
   createWorkspace,
   descendants,
-  freePort,
+  machineInfo,
   median,
   parseBenchArgs,
   progress,
   runBench,
-  signalTree,
+  startOnFreePort,
   summarize,
 } from "../harness.mjs";
 
@@ -46,7 +44,7 @@ const USAGE = "usage: node bench/gate/run.mjs [--runs N] [--json]\n";
 const { flags, runs: RUNS } = parseBenchArgs(USAGE, { runs: "5" });
 
 const ws = createWorkspace("gate");
-const { work, HOME, PATH, GIT_ENV, track, run, must, git, sleep } = ws;
+const { work, HOME, PATH, GIT_ENV, track, run, must, git } = ws;
 
 // ---------------------------------------------------------------------------------------------
 // The repository: many small commits plus large incompressible blobs, written with fast-import.
@@ -199,35 +197,22 @@ async function startFloor(source) {
   mkdirSync(dir);
   cpSync(source, join(root, "bench.git"), { recursive: true });
   const version = (await must("lighttpd", ["-v"], { env: { PATH } })).stdout.trim();
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort(HOST);
-    const conf = join(dir, "lighttpd.conf");
-    writeFileSync(conf, lighttpdConfig({ port, root, dir }));
-    await must("lighttpd", ["-tt", "-f", conf], { env: { PATH } });
-    const child = track("lighttpd", ["-D", "-f", conf], {
-      cwd: dir,
-      env: { PATH, LANG: "C" },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (chunk) => {
-      stderr = (stderr + chunk).slice(-4000);
-    });
-    let exited = false;
-    child.once("exit", () => {
-      exited = true;
-    });
-    for (let i = 0; i < 100 && !exited && !(await canConnect(port, HOST)); i++) await sleep(50);
-    if (!exited && (await canConnect(port, HOST))) {
-      return { child, url: `http://${HOST}:${port}/git/bench.git`, version };
-    }
-    signalTree(child, "SIGKILL");
-    const log = existsSync(join(dir, "error.log"))
-      ? readFileSync(join(dir, "error.log"), "utf8")
-      : "";
-    if (attempt === 3) throw new Error(`lighttpd did not start:\n${stderr}${log.slice(-2000)}`);
-    progress(`lighttpd did not start on port ${port}, retrying`);
-  }
+  const conf = join(dir, "lighttpd.conf");
+  const { child, port } = await startOnFreePort(
+    "lighttpd",
+    HOST,
+    join(dir, "error.log"),
+    async (port) => {
+      writeFileSync(conf, lighttpdConfig({ port, root, dir }));
+      await must("lighttpd", ["-tt", "-f", conf], { env: { PATH } });
+      return track("lighttpd", ["-D", "-f", conf], {
+        cwd: dir,
+        env: { PATH, LANG: "C" },
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+    },
+  );
+  return { child, url: `http://${HOST}:${port}/git/bench.git`, version };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -534,14 +519,10 @@ async function main() {
   ];
   const gitVersion = (await git(["--version"])).stdout.trim();
   return {
-    machine: {
-      nproc: availableParallelism(),
-      cpu: cpus()[0]?.model.trim() ?? "?",
-      kernel: release(),
-      node: process.version,
+    machine: machineInfo({
       git: gitVersion,
       lighttpd: floor.version.split(" ")[0],
-    },
+    }),
     repository: { ...REPO, packMiB },
     runs: RUNS,
     protocol,

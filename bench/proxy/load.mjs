@@ -13,6 +13,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
+import { latencyLog, machineBusySeconds } from "../harness.mjs";
 import { DOWNLOAD_BYTES, SMALL_BODY } from "./upstream.mjs";
 
 const MiB = 1024 * 1024;
@@ -63,17 +64,6 @@ export function cpuSecondsOf(pids, clkTck) {
   return total;
 }
 
-/** CPU seconds busy on the whole machine so far (every state but idle and iowait), /proc/stat. */
-export function machineBusySeconds(clkTck) {
-  try {
-    const line = readFileSync("/proc/stat", "utf8").split("\n")[0];
-    const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number); // user … steal
-    return (ticks.reduce((a, b) => a + b, 0) - ticks[3] - ticks[4]) / clkTck;
-  } catch {
-    return Number.NaN;
-  }
-}
-
 /** VmRSS and RssAnon of a process in MiB, or null once it is gone. */
 export function rssOf(pid) {
   try {
@@ -92,8 +82,7 @@ async function closed(spec) {
   const started = performance.now();
   const windowStart = started + spec.warmupS * 1000;
   const windowEnd = windowStart + spec.seconds * 1000;
-  let latencies = new Float64Array(256 * 1024);
-  let answers = 0;
+  const latencies = latencyLog(256 * 1024);
   let errors = 0;
   let wrongBodies = 0;
   const statuses = {};
@@ -127,14 +116,8 @@ async function closed(spec) {
   const record = (sent, status, ok) => {
     const done = performance.now();
     if (done < windowStart || done >= windowEnd) return;
-    if (status === 200 && ok) {
-      if (answers === latencies.length) {
-        const grown = new Float64Array(2 * latencies.length);
-        grown.set(latencies);
-        latencies = grown;
-      }
-      latencies[answers++] = done - sent;
-    } else {
+    if (status === 200 && ok) latencies.add(done - sent);
+    else {
       errors++;
       if (status === 200) wrongBodies++;
       statuses[status] = (statuses[status] ?? 0) + 1;
@@ -164,7 +147,8 @@ async function closed(spec) {
   };
   await Promise.all(Array.from({ length: spec.connections }, () => new Promise(caller)));
   agent.destroy();
-  const sorted = latencies.subarray(0, answers).sort();
+  const sorted = latencies.sorted();
+  const answers = latencies.count;
   return {
     answers,
     errors,
@@ -344,9 +328,8 @@ async function soak(spec) {
   const load0 = process.cpuUsage();
   sample();
   const sampler = setInterval(sample, 1000);
-  let latencies = new Float64Array(64 * 1024);
+  const latencies = latencyLog();
   let sent = 0;
-  let answers = 0;
   let errors = 0;
   let inFlight = 0;
   let maxInFlight = 0;
@@ -365,14 +348,7 @@ async function soak(spec) {
       finished = true;
       inFlight--;
       if (!ok) errors++;
-      else {
-        if (answers === latencies.length) {
-          const grown = new Float64Array(2 * latencies.length);
-          grown.set(latencies);
-          latencies = grown;
-        }
-        latencies[answers++] = performance.now() - t0;
-      }
+      else latencies.add(performance.now() - t0);
       if (inFlight === 0 && performance.now() >= end) settle();
     };
     const req = request(options, (res) => {
@@ -409,7 +385,8 @@ async function soak(spec) {
   if (inFlight > 0) await Promise.race([settled, new Promise((r) => setTimeout(r, 10_000))]);
   const unanswered = inFlight;
   agent.destroy();
-  const sorted = latencies.subarray(0, answers).sort();
+  const sorted = latencies.sorted();
+  const answers = latencies.count;
   return {
     seconds: spec.seconds,
     rate: spec.rate,

@@ -8,6 +8,7 @@
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { serveBenchServer } from "../harness.mjs";
 
 // undici as bottle-cred-proxy resolves it (a dependency of that package, not of the root).
 const require = createRequire(join(import.meta.dirname, "../../packages/cred-proxy/package.json"));
@@ -66,12 +67,4 @@ const server = createServer({ keepAliveTimeout: 60_000, requestTimeout: 0 }, (re
     },
   );
 });
-server.listen(0, HOST, () => {
-  const { port } = server.address();
-  process.stderr.write(`${JSON.stringify({ msg: "listening", url: `http://${HOST}:${port}` })}\n`);
-});
-process.once("SIGTERM", () => {
-  server.close();
-  server.closeAllConnections();
-  void pool.destroy();
-});
+serveBenchServer(server, HOST, { onStop: () => void pool.destroy() });

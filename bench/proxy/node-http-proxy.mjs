@@ -5,6 +5,7 @@
 // Env: BENCH_UPSTREAM_URL, BENCH_UPSTREAM_TOKEN. Logs a JSON `listening` line on stderr.
 import { Agent, createServer } from "node:http";
 import httpProxy from "http-proxy";
+import { serveBenchServer } from "../harness.mjs";
 
 const HOST = "127.0.0.1";
 const PREFIX = "/api/";
@@ -32,12 +33,4 @@ const server = createServer({ keepAliveTimeout: 60_000, requestTimeout: 0 }, (re
   req.url = req.url.slice(PREFIX.length - 1);
   proxy.web(req, res);
 });
-server.listen(0, HOST, () => {
-  const { port } = server.address();
-  process.stderr.write(`${JSON.stringify({ msg: "listening", url: `http://${HOST}:${port}` })}\n`);
-});
-process.once("SIGTERM", () => {
-  server.close();
-  server.closeAllConnections();
-  agent.destroy();
-});
+serveBenchServer(server, HOST, { onStop: () => agent.destroy() });

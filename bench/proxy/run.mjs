@@ -10,26 +10,26 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  readSync,
   writeFileSync,
 } from "node:fs";
 import { request } from "node:http";
 import { createRequire } from "node:module";
-import { availableParallelism, cpus, release } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import {
-  canConnect,
   createWorkspace,
   descendants,
-  freePort,
+  forEachLine,
+  machineBusySeconds,
+  machineInfo,
   median,
   parseBenchArgs,
   progress,
   runBench,
+  startOnFreePort,
   summarize,
 } from "../harness.mjs";
 import { summariseProfile } from "../profile.mjs";
-import { machineBusySeconds, rssOf, UPLOAD_BYTES } from "./load.mjs";
+import { rssOf, UPLOAD_BYTES } from "./load.mjs";
 import { DOWNLOAD_BYTES, SMALL_BODY } from "./upstream.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -111,7 +111,7 @@ if (flags.profile !== undefined && !existsSync(dirname(resolve(flags.profile))))
 }
 
 const ws = createWorkspace("proxy");
-const { work, HOME, PATH, track, run, must, sleep } = ws;
+const { work, HOME, PATH, track, run, must, sleep, startListening } = ws;
 const env = { PATH, HOME, LANG: "C" };
 
 // ---------------------------------------------------------------------------------------------
@@ -210,36 +210,9 @@ async function main() {
   const token = `bench_${randomBytes(24).toString("base64url")}`;
   const authorization = `Bearer ${token}`;
 
-  /**
-   * Starts a Node server child whose first `"msg":"listening"` stderr line gives its URL. Its
-   * stderr goes to `logFile` (a file, not a pipe: nothing here has to keep up with a log line
-   * per request).
-   */
-  async function startNode(name, cpu, nodeArgv, childEnv, logFile) {
-    const fd = openSync(logFile, "a", 0o600);
-    const [command, argv] = pinned(cpu, process.execPath, nodeArgv);
-    const child = track(command, argv, {
-      cwd: work,
-      env: childEnv,
-      stdio: ["ignore", "ignore", fd],
-    });
-    closeSync(fd);
-    let exited = null;
-    child.once("exit", (code, signal) => {
-      exited = code ?? signal;
-    });
-    for (let i = 0; i < 300; i++) {
-      const text = readFileSync(logFile, "utf8");
-      for (const line of text.split("\n").slice(0, -1)) {
-        if (!line.includes('"msg":"listening"')) continue;
-        const record = JSON.parse(line);
-        return { child, pid: child.pid, url: record.url, record, logFile };
-      }
-      if (exited !== null) throw new Error(`${name} exited (${exited}):\n${text.slice(-4000)}`);
-      await sleep(50);
-    }
-    throw new Error(`${name} did not listen within 15 s:\n${readFileSync(logFile, "utf8")}`);
-  }
+  /** Starts a Node server child (pinned to `cpu`) and waits for its `listening` record. */
+  const startNode = (name, cpu, nodeArgv, env, logFile) =>
+    startListening(name, ...pinned(cpu, process.execPath, nodeArgv), { env, logFile });
 
   // 1. The upstream.
   const upstream = await startNode(
@@ -288,25 +261,16 @@ async function main() {
   );
   progress(`nginx at ${nginxServer.url} (worker pid ${nginxServer.workers.join(", ")})`);
 
-  // 4. http-proxy.
-  const httpProxy = await startNode(
-    "http-proxy",
-    place.proxy,
-    [HTTP_PROXY],
-    { ...env, BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: token },
-    join(work, "http-proxy.log"),
-  );
-  progress(`http-proxy at ${httpProxy.url}`);
-
-  // 5. The node floor: undici dispatch behind node:http, nothing else.
-  const floor = await startNode(
-    "node floor",
-    place.proxy,
-    [NODE_FLOOR],
-    { ...env, BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: token },
-    join(work, "node-floor.log"),
-  );
-  progress(`node floor at ${floor.url}`);
+  // 4. http-proxy, and 5. the node floor (undici dispatch behind node:http, nothing else):
+  // both reach the upstream with its token from the environment.
+  const startTarget = async (name, script, log) => {
+    const targetEnv = { ...env, BENCH_UPSTREAM_URL: upstream.url, BENCH_UPSTREAM_TOKEN: token };
+    const started = await startNode(name, place.proxy, [script], targetEnv, join(work, log));
+    progress(`${name} at ${started.url}`);
+    return started;
+  };
+  const httpProxy = await startTarget("http-proxy", HTTP_PROXY, "http-proxy.log");
+  const floor = await startTarget("node floor", NODE_FLOOR, "node-floor.log");
 
   const targets = {
     direct: { url: upstream.url, prefix: "", authorization, proxyPids: [] },
@@ -524,15 +488,11 @@ async function main() {
   }
 
   return resultsSummary({
-    machine: {
-      nproc: availableParallelism(),
-      cpu: cpus()[0]?.model.trim() ?? "?",
-      kernel: release(),
-      node: process.version,
+    machine: machineInfo({
       nginx: nginxVersion,
       httpProxy: httpProxyVersion,
       busyCoresBefore: busyBefore,
-    },
+    }),
     placement: place,
     results,
     soak,
@@ -592,39 +552,26 @@ function nginxConfig({ dir, port, upstreamUrl, token }) {
 async function startNginx(nginx, upstreamUrl, token, pinnedArgv) {
   const dir = join(work, "nginx");
   mkdirSync(dir, { mode: 0o700 });
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort(HOST);
-    const conf = join(dir, "nginx.conf");
-    // The config holds the token: readable by this user only, in the 0700 temp dir.
-    writeFileSync(conf, nginxConfig({ dir, port, upstreamUrl, token }), { mode: 0o600 });
-    const args = ["-p", dir, "-e", join(dir, "error.log"), "-c", conf];
-    await must(nginx, ["-t", "-q", ...args], { env });
-    const [command, argv] = pinnedArgv(args);
-    const child = track(command, argv, { cwd: dir, env, stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (chunk) => {
-      stderr = (stderr + chunk).slice(-4000);
-    });
-    let exited = false;
-    child.once("exit", () => {
-      exited = true;
-    });
-    for (let i = 0; i < 100 && !exited && !(await canConnect(port, HOST)); i++) await sleep(50);
-    if (!exited && (await canConnect(port, HOST))) {
-      let workers = [];
-      for (let i = 0; i < 50 && workers.length === 0; i++) {
-        workers = descendants(child.pid);
-        if (workers.length === 0) await sleep(20);
-      }
-      return { child, url: `http://${HOST}:${port}`, workers };
-    }
-    child.kill("SIGKILL");
-    const log = existsSync(join(dir, "error.log"))
-      ? readFileSync(join(dir, "error.log"), "utf8")
-      : "";
-    if (attempt === 3) throw new Error(`nginx did not start:\n${stderr}${log.slice(-2000)}`);
-    progress(`nginx did not start on port ${port}, retrying`);
+  const conf = join(dir, "nginx.conf");
+  const args = ["-p", dir, "-e", join(dir, "error.log"), "-c", conf];
+  const { child, port } = await startOnFreePort(
+    "nginx",
+    HOST,
+    join(dir, "error.log"),
+    async (port) => {
+      // The config holds the token: readable by this user only, in the 0700 temp dir.
+      writeFileSync(conf, nginxConfig({ dir, port, upstreamUrl, token }), { mode: 0o600 });
+      await must(nginx, ["-t", "-q", ...args], { env });
+      const [command, argv] = pinnedArgv(args);
+      return track(command, argv, { cwd: dir, env, stdio: ["ignore", "ignore", "pipe"] });
+    },
+  );
+  let workers = [];
+  for (let i = 0; i < 50 && workers.length === 0; i++) {
+    workers = descendants(child.pid);
+    if (workers.length === 0) await sleep(20);
   }
+  return { child, url: `http://${HOST}:${port}`, workers };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -633,27 +580,19 @@ async function startNginx(nginx, upstreamUrl, token, pinnedArgv) {
 /** bottle-cred-proxy's request lines (one JSON line each), by status. */
 function countRequests(file) {
   const fd = openSync(file, "r");
-  const buffer = Buffer.alloc(1024 * 1024);
   const statuses = {};
   let requests = 0;
   let aborted = 0;
   let maxDurationMs = 0;
-  let pending = "";
-  for (;;) {
-    const n = readSync(fd, buffer, 0, buffer.length, null);
-    if (n === 0) break;
-    const lines = (pending + buffer.toString("utf8", 0, n)).split("\n");
-    pending = lines.pop() ?? "";
-    for (const line of lines) {
-      if (!line.includes('"msg":"request"')) continue;
-      requests++;
-      const status = /"status":(\d+)/.exec(line)?.[1] ?? "?";
-      statuses[status] = (statuses[status] ?? 0) + 1;
-      if (line.includes('"aborted":true')) aborted++;
-      const duration = Number(/"durationMs":(\d+)/.exec(line)?.[1] ?? 0);
-      if (duration > maxDurationMs) maxDurationMs = duration;
-    }
-  }
+  forEachLine(fd, (line) => {
+    if (!line.includes('"msg":"request"')) return;
+    requests++;
+    const status = /"status":(\d+)/.exec(line)?.[1] ?? "?";
+    statuses[status] = (statuses[status] ?? 0) + 1;
+    if (line.includes('"aborted":true')) aborted++;
+    const duration = Number(/"durationMs":(\d+)/.exec(line)?.[1] ?? 0);
+    if (duration > maxDurationMs) maxDurationMs = duration;
+  });
   closeSync(fd);
   return { requests, statuses, aborted, maxDurationMs };
 }

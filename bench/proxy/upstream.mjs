@@ -9,6 +9,7 @@
 //   GET  /sse       text/event-stream: the first event at once, the last one 25 ms later
 import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
+import { serveBenchServer } from "../harness.mjs";
 
 const HOST = "127.0.0.1";
 const MiB = 1024 * 1024;
@@ -89,14 +90,5 @@ function serve() {
       json(res, 404, { error: "no such endpoint" });
     },
   );
-  server.listen(0, HOST, () => {
-    const { port } = server.address();
-    process.stderr.write(
-      `${JSON.stringify({ msg: "listening", url: `http://${HOST}:${port}`, downloadSha256: bigSha })}\n`,
-    );
-  });
-  process.once("SIGTERM", () => {
-    server.close();
-    server.closeAllConnections();
-  });
+  serveBenchServer(server, HOST, { fields: { downloadSha256: bigSha } });
 }

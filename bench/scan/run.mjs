@@ -1,10 +1,16 @@
 #!/usr/bin/env node
 import { generateKeyPairSync } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, release } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { createWorkspace, parseBenchArgs, progress, runBench, summarize } from "../harness.mjs";
+import {
+  createWorkspace,
+  machineInfo,
+  parseBenchArgs,
+  progress,
+  runBench,
+  summarize,
+} from "../harness.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
 const MiB = 1024 * 1024;
@@ -456,13 +462,9 @@ async function main() {
   const overhead = await benchOverhead();
   const gitVersion = (await git(["--version"])).stdout.trim();
   return {
-    machine: {
-      nproc: availableParallelism(),
-      cpu: cpus()[0]?.model.trim() ?? "?",
-      kernel: release(),
-      node: process.version,
+    machine: machineInfo({
       git: gitVersion,
-    },
+    }),
     from: flags.from,
     runs: RUNS,
     scan,

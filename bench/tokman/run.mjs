@@ -8,14 +8,23 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  readSync,
   writeFileSync,
 } from "node:fs";
 import { Agent, createServer, request } from "node:http";
-import { availableParallelism, cpus, release } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { createWorkspace, parseBenchArgs, progress, runBench, summarize } from "../harness.mjs";
+import {
+  createWorkspace,
+  forEachLine,
+  latencyLog,
+  machineBusySeconds,
+  machineInfo,
+  parseBenchArgs,
+  progress,
+  runBench,
+  serveBenchServer,
+  summarize,
+} from "../harness.mjs";
 import { summariseProfile } from "../profile.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -87,16 +96,7 @@ if (flags.floor) {
       send(res, 200, body);
     },
   );
-  server.listen(0, HOST, () => {
-    const { port } = server.address();
-    process.stderr.write(
-      `${JSON.stringify({ msg: "listening", url: `http://${HOST}:${port}` })}\n`,
-    );
-  });
-  process.once("SIGTERM", () => {
-    server.close();
-    server.closeAllConnections();
-  });
+  serveBenchServer(server, HOST);
 } else if (flags.load !== undefined) {
   // -------------------------------------------------------------------------------------------
   // Child mode 2: the load. CALLERS callers, each sending its next request when its answer is
@@ -105,17 +105,6 @@ if (flags.floor) {
   process.stdout.write(`${JSON.stringify(await load(flags.load))}\n`);
 } else {
   await orchestrate();
-}
-
-/** CPU seconds busy on the whole machine so far (every state but idle and iowait), /proc/stat. */
-function machineBusySeconds(clkTck) {
-  try {
-    const line = readFileSync("/proc/stat", "utf8").split("\n")[0];
-    const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number); // user … steal
-    return (ticks.reduce((a, b) => a + b, 0) - ticks[3] - ticks[4]) / clkTck;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 /** CPU seconds in user and in kernel mode (every thread) of a process so far, /proc/PID/stat. */
@@ -147,8 +136,7 @@ async function load(url) {
   const started = performance.now();
   const windowStart = started + WARMUP_S * 1000;
   const windowEnd = windowStart + SECONDS * 1000;
-  let latencies = new Float64Array(64 * 1024); // grows by doubling
-  let answers = 0;
+  const latencies = latencyLog();
   let errors = 0;
   let all200 = 0;
   let requests = 0; // every request answered, warm-up included
@@ -184,14 +172,8 @@ async function load(url) {
       else if (bytes !== bodyBytes) bodyBytes = Number.NaN; // answers differ in size
     }
     if (done < windowStart || done >= windowEnd) return;
-    if (status === 200) {
-      if (answers === latencies.length) {
-        const grown = new Float64Array(2 * latencies.length);
-        grown.set(latencies);
-        latencies = grown;
-      }
-      latencies[answers++] = done - sent;
-    } else {
+    if (status === 200) latencies.add(done - sent);
+    else {
       errors++;
       if (failure) failures[failure] = (failures[failure] ?? 0) + 1;
       else statuses[status] = (statuses[status] ?? 0) + 1;
@@ -222,7 +204,8 @@ async function load(url) {
   };
   await Promise.all(Array.from({ length: CALLERS }, () => new Promise(caller)));
   agent.destroy();
-  const measured = latencies.subarray(0, answers).sort();
+  const measured = latencies.sorted();
+  const answers = latencies.count;
   const at = (q) =>
     measured.length === 0
       ? Number.NaN
@@ -256,7 +239,7 @@ async function load(url) {
 
 async function orchestrate() {
   const ws = createWorkspace("tokman");
-  const { work, HOME, PATH, track, run, must, sleep } = ws;
+  const { work, HOME, PATH, run, must, sleep, startListening } = ws;
   const env = { PATH, HOME };
   const closers = [];
   // The fake GitHub lives in this process: cleanup closes it too (also on a signal).
@@ -292,33 +275,9 @@ async function orchestrate() {
     });
   }
 
-  /**
-   * Starts a server child whose first `"msg":"listening"` line gives its URL; `stderr` is a file
-   * descriptor it writes its log to (read here until the line appears).
-   */
-  async function startServer(name, argv, childEnv, logFile) {
-    const fd = openSync(logFile, "a", 0o600);
-    const child = track(process.execPath, argv, {
-      cwd: work,
-      env: childEnv,
-      stdio: ["ignore", "ignore", fd],
-    });
-    closeSync(fd);
-    let exited = null;
-    child.once("exit", (code, signal) => {
-      exited = code ?? signal;
-    });
-    for (let i = 0; i < 200; i++) {
-      const text = readFileSync(logFile, "utf8");
-      for (const line of text.split("\n").slice(0, -1)) {
-        if (!line.includes('"msg":"listening"')) continue;
-        return { child, url: JSON.parse(line).url };
-      }
-      if (exited !== null) throw new Error(`${name} exited (${exited}):\n${text.slice(-4000)}`);
-      await sleep(50);
-    }
-    throw new Error(`${name} did not listen within 10 s:\n${readFileSync(logFile, "utf8")}`);
-  }
+  /** Starts a Node server child and waits for its `listening` record (10 s at most). */
+  const startServer = (name, argv, env, logFile) =>
+    startListening(name, process.execPath, argv, { env, logFile, timeoutMs: 10_000 });
 
   async function main() {
     for (const file of [TOKMAN_CLI, TEST_UTILS]) {
@@ -407,21 +366,13 @@ async function orchestrate() {
     const countAudit = () => {
       // The log is opened O_APPEND, so truncating it while tokman writes is safe.
       const fd = openSync(tokmanLog, "r+");
-      const buffer = Buffer.alloc(1024 * 1024);
       let count = 0;
       let fresh = 0;
-      let pending = "";
-      for (;;) {
-        const n = readSync(fd, buffer, 0, buffer.length, null);
-        if (n === 0) break;
-        const lines = (pending + buffer.toString("utf8", 0, n)).split("\n");
-        pending = lines.pop() ?? "";
-        for (const line of lines) {
-          if (!line.includes('"audit":"issued"')) continue;
-          count++;
-          if (!line.includes('"cached":true')) fresh++;
-        }
-      }
+      forEachLine(fd, (line) => {
+        if (!line.includes('"audit":"issued"')) return;
+        count++;
+        if (!line.includes('"cached":true')) fresh++;
+      });
       ftruncateSync(fd, 0);
       closeSync(fd);
       return { count, fresh };
@@ -535,12 +486,7 @@ async function orchestrate() {
       p99Ms: t.p99Ms.median / f.p99Ms.median,
     };
     return {
-      machine: {
-        nproc: availableParallelism(),
-        cpu: cpus()[0]?.model.trim() ?? "?",
-        kernel: release(),
-        node: process.version,
-      },
+      machine: machineInfo(),
       load: {
         callers: CALLERS,
         warmupSeconds: WARMUP_S,
