@@ -94,20 +94,6 @@ export function defineErrors<T extends ErrorTable>(
 }
 
 /**
- * The base of a package's one error class, bound to its table:
- * `export class ProxyError extends errorClass(PROXY_ERRORS) {}`. Its constructor takes a code of
- * the table only, and the status and exit code come from the table's row; `name` is the
- * subclass's own (`ProxyError`).
- */
-export function errorClass<T extends ErrorTable>(table: T) {
-  return class extends BottleError {
-    constructor(code: keyof T & string, message: string, options: BottleErrorOptions = {}) {
-      super(code, message, table[code] as ErrorSpec, options);
-    }
-  };
-}
-
-/**
  * Wraps anything thrown into a `BottleError`: bottle errors pass through unchanged,
  * everything else becomes `BTL_INTERNAL` with a generic message and the original as `cause`.
  */

@@ -3,7 +3,7 @@ export {
   BottleError,
   COMMON_ERRORS,
   defineErrors,
-  errorClass,
   isBottleError,
   toBottleError,
 } from "./bottle-error.ts";
+export { errorClass } from "./error-class.ts";
