@@ -29,6 +29,21 @@ const pathGlob = v.pipe(
   ),
 );
 
+/** A read-only list of 1 to 64 `item`s: `key` holds at least one `noun`, at most 64. */
+const upTo64 = <const T extends v.GenericSchema>(
+  item: T,
+  key: string,
+  noun: string,
+  description: string,
+) =>
+  v.pipe(
+    v.array(item),
+    v.minLength(1, `Expected \`${key}\` to hold at least one ${noun}`),
+    v.maxLength(64, `Expected \`${key}\` to hold at most 64 ${noun}s`),
+    v.readonly(),
+    v.description(description),
+  );
+
 /** One allow rule: a request passes when its method and its path both match. */
 export const AllowRuleSchema = v.pipe(
   v.strictObject({
@@ -38,28 +53,22 @@ export const AllowRuleSchema = v.pipe(
       v.readonly(),
       v.description("HTTP methods the rule allows (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)."),
     ),
-    paths: v.pipe(
-      v.array(pathGlob),
-      v.minLength(1, "Expected `paths` to hold at least one glob"),
-      v.maxLength(64, "Expected `paths` to hold at most 64 globs"),
-      v.readonly(),
-      v.description(
-        "Path globs under the route, matched whole against the raw path after the route prefix (`/repos/acme/*/pulls/**`): `*` is one segment, `**` any number of segments (zero included).",
-      ),
+    paths: upTo64(
+      pathGlob,
+      "paths",
+      "glob",
+      "Path globs under the route, matched whole against the raw path after the route prefix (`/repos/acme/*/pulls/**`): `*` is one segment, `**` any number of segments (zero included).",
     ),
   }),
   v.readonly(),
 );
 
 /** A route's allow rules: one to 64. */
-export const AllowRulesSchema = v.pipe(
-  v.array(AllowRuleSchema),
-  v.minLength(1, "Expected `allow` to hold at least one rule"),
-  v.maxLength(64, "Expected `allow` to hold at most 64 rules"),
-  v.readonly(),
-  v.description(
-    "Only requests matching one of these rules pass; others are refused with 403 before the upstream is contacted.",
-  ),
+export const AllowRulesSchema = upTo64(
+  AllowRuleSchema,
+  "allow",
+  "rule",
+  "Only requests matching one of these rules pass; others are refused with 403 before the upstream is contacted.",
 );
 
 /** One allow rule of a route: methods and path globs. */
