@@ -7,6 +7,7 @@ import { gitEnv } from "@bottle/secret-scan/git";
 import { commanderExit, type SidecarProcess, withOutput } from "@bottle/sidecar";
 import { Command, Option } from "commander";
 import { asGitGateError, GIT_GATE_ERRORS } from "./errors.ts";
+import type { HookContext } from "./hooks.ts";
 import type { StageFlags, StageIo } from "./stage.ts";
 
 // Each command loads what it needs when it runs: the access hook runs before every fetch and
@@ -97,40 +98,38 @@ export async function runGitGate(proc: GitGateProcess): Promise<number> {
       });
     });
 
-  program
-    .command("access-hook")
-    .description(
-      "refresh the mirror in GIT_DIR from its upstream (run by bottle-gate before upload-pack)",
-    )
-    .requiredOption("--state <dir>", "the gate's state directory (<stage>/git-gate)")
-    .action(async (flags: { state: string }) => {
-      const { runAccessHook } = await import("./hooks.ts");
-      exitCode = await runAccessHook({
-        stateDir: flags.state,
-        env: proc.env,
-        cwd: proc.cwd,
-        out: (line) => proc.stderr.write(`${line}\n`),
-        logger: log("access-hook", `${flags.state}/gate.log`),
+  // The two hooks: run by bottle-gate and by git, with the gate's state directory; they log to
+  // its gate.log and write their reasons for the git client on stderr.
+  const hookCommand = (
+    name: "access-hook" | "pre-receive",
+    description: string,
+    run: (ctx: HookContext) => Promise<number>,
+  ) =>
+    program
+      .command(name)
+      .description(description)
+      .requiredOption("--state <dir>", "the gate's state directory (<stage>/git-gate)")
+      .action(async (flags: { state: string }) => {
+        exitCode = await run({
+          stateDir: flags.state,
+          env: proc.env,
+          cwd: proc.cwd,
+          out: (line) => proc.stderr.write(`${line}\n`),
+          logger: log(name, `${flags.state}/gate.log`),
+        });
       });
-    });
 
-  program
-    .command("pre-receive")
-    .description(
-      "git's pre-receive hook: scan the commits a push adds, forward a clean push upstream",
-    )
-    .requiredOption("--state <dir>", "the gate's state directory (<stage>/git-gate)")
-    .action(async (flags: { state: string }) => {
-      const { runPreReceive } = await import("./hooks.ts");
-      exitCode = await runPreReceive({
-        stateDir: flags.state,
-        env: proc.env,
-        cwd: proc.cwd,
-        stdin: await readAll(proc.stdin),
-        out: (line) => proc.stderr.write(`${line}\n`),
-        logger: log("pre-receive", `${flags.state}/gate.log`),
-      });
-    });
+  hookCommand(
+    "access-hook",
+    "refresh the mirror in GIT_DIR from its upstream (run by bottle-gate before upload-pack)",
+    async (ctx) => (await import("./hooks.ts")).runAccessHook(ctx),
+  );
+  hookCommand(
+    "pre-receive",
+    "git's pre-receive hook: scan the commits a push adds, forward a clean push upstream",
+    async (ctx) =>
+      (await import("./hooks.ts")).runPreReceive({ ...ctx, stdin: await readAll(proc.stdin) }),
+  );
 
   program
     .command("scan")
