@@ -1,6 +1,5 @@
 // The real `bottle-cred-proxy` executable (dist/cli.js) as a child process.
 import { stat } from "node:fs/promises";
-import { request } from "node:http";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import {
@@ -13,7 +12,7 @@ import {
   testdir,
 } from "@bottle/test-utils";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { BIN, headerValues, holdSocket, route, send } from "./fixture.ts";
+import { BIN, getOverSocket, headerValues, holdSocket, route, send } from "./fixture.ts";
 
 async function routesFile(routes: unknown[]): Promise<string> {
   const dir = await testdir({ "routes.json": JSON.stringify({ version: 1, routes }) });
@@ -165,15 +164,7 @@ describe("bottle-cred-proxy", { tags: ["slow"] }, () => {
     );
     expect(proc.url).toBe(`unix:${socketPath}`);
     expect((await stat(socketPath)).mode & 0o777).toBe(0o600);
-    const status = await new Promise<number>((resolve, reject) => {
-      request({ socketPath, path: "/a/x", agent: false }, (res) => {
-        res.resume();
-        res.on("end", () => resolve(res.statusCode ?? 0));
-      })
-        .on("error", reject)
-        .end();
-    });
-    expect(status).toBe(200);
+    expect(await getOverSocket(socketPath, "/a/x")).toBe(200);
     expect(headerValues(upstream.requests[0] as never, "authorization")).toEqual(["token t0k"]);
   });
 

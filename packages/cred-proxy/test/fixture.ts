@@ -31,6 +31,35 @@ export function route(
   };
 }
 
+/** What the `anthropic` (api-key) and `github` token kinds expand to, on slots 0 and 1. */
+export const TOKEN_KIND_ROUTES = [
+  route("/anthropic/", "https://api.anthropic.com", { header: "x-api-key" }),
+  route("/gh-api/", "https://api.github.com", { scheme: "Bearer" }, 1),
+  route("/gh-git/", "https://github.com", { scheme: "Basic", username: "x-access-token" }, 1),
+];
+
+/** A proxy of `routes` (not listening), closed when the test finishes. */
+export function createTestProxy(
+  routes: RouteSpec[],
+  options: Omit<CredProxyOptions, "routes">,
+): CredProxy {
+  const proxy = createCredProxy({ ...options, routes: parseRoutes({ version: 1, routes }) });
+  onTestFinished(() => proxy.close(0));
+  return proxy;
+}
+
+/** The status of `GET path` over the unix socket at `socketPath`. */
+export function getOverSocket(socketPath: string, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    request({ socketPath, path, agent: false }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    })
+      .on("error", reject)
+      .end();
+  });
+}
+
 /** A proxy on 127.0.0.1:0 whose log lines (real pino JSON) are captured. */
 export interface TestProxy {
   proxy: CredProxy;

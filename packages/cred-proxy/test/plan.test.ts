@@ -3,7 +3,7 @@ import { GITHUB_APP_ROUTE_YAML, makeCanary, manifestYaml } from "@bottle/test-ut
 import { describe, expect, it } from "vitest";
 import { prepareCredProxy, proxyTokenEnv } from "../src/plan.ts";
 import { parseRoutes } from "../src/routes.ts";
-import { route } from "./fixture.ts";
+import { route, TOKEN_KIND_ROUTES } from "./fixture.ts";
 
 const manifest = parseManifest(
   `version: 1
@@ -26,9 +26,7 @@ describe("prepareCredProxy", () => {
     expect(plan.routesFile).toEqual({
       version: 1,
       routes: [
-        route("/anthropic/", "https://api.anthropic.com", { header: "x-api-key" }),
-        route("/gh-api/", "https://api.github.com", { scheme: "Bearer" }, 1),
-        route("/gh-git/", "https://github.com", { scheme: "Basic", username: "x-access-token" }, 1),
+        ...TOKEN_KIND_ROUTES,
         route("/npm/", "https://registry.npmjs.org", { scheme: "Bearer" }, 2),
         route("/sentry/", "https://sentry.io/api", { scheme: "Bearer" }, 3),
       ],

@@ -9,6 +9,8 @@ import { parseRoutes } from "../src/routes.ts";
 import { createCredProxy } from "../src/server.ts";
 import {
   countConnections,
+  createTestProxy,
+  getOverSocket,
   headerNames,
   headerValues,
   holdSocket,
@@ -308,29 +310,12 @@ describe("proxying", { tags: ["slow"] }, () => {
     const upstream = await startUpstream();
     const dir = await testdir();
     const socketPath = join(dir, "proxy.sock");
-    const unixProxy = () => {
-      const created = createCredProxy({
-        routes: parseRoutes({
-          version: 1,
-          routes: [route("/u/", upstream.url, { scheme: "Bearer" })],
-        }),
-        tokens: TOKENS,
-      });
-      onTestFinished(() => created.close(0));
-      return created;
-    };
+    const unixProxy = () =>
+      createTestProxy([route("/u/", upstream.url, { scheme: "Bearer" })], { tokens: TOKENS });
     const proxy = unixProxy();
     expect(await proxy.listen({ path: socketPath })).toBe(`unix:${socketPath}`);
     expect((await stat(socketPath)).mode & 0o777).toBe(0o600);
-    const status = await new Promise<number>((resolve, reject) => {
-      request({ socketPath, path: "/u/ping", agent: false }, (res) => {
-        res.resume();
-        res.on("end", () => resolve(res.statusCode ?? 0));
-      })
-        .on("error", reject)
-        .end();
-    });
-    expect(status).toBe(200);
+    expect(await getOverSocket(socketPath, "/u/ping")).toBe(200);
     expect(headerValues(upstream.requests[0] as never, "host")).toEqual([
       `127.0.0.1:${upstream.port}`,
     ]);

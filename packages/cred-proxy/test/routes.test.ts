@@ -4,14 +4,12 @@ import { isBottleError } from "@bottle/errors";
 import { testdir } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
 import { loadRoutes, matchRoute, parseRoutes } from "../src/routes.ts";
-import { route } from "./fixture.ts";
+import { route, TOKEN_KIND_ROUTES } from "./fixture.ts";
 
 const EXAMPLE = {
   version: 1,
   routes: [
-    route("/anthropic/", "https://api.anthropic.com", { header: "x-api-key" }),
-    route("/gh-api/", "https://api.github.com", { scheme: "Bearer" }, 1),
-    route("/gh-git/", "https://github.com", { scheme: "Basic", username: "x-access-token" }, 1),
+    ...TOKEN_KIND_ROUTES,
     route("/gitea/gitea.acme.example/", "https://gitea.acme.example/", { scheme: "token" }, 2),
   ],
 };

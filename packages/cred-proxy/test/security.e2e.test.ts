@@ -26,6 +26,7 @@ import { createCredProxy } from "../src/server.ts";
 import {
   BIN,
   countConnections,
+  createTestProxy,
   headerNames,
   headerValues,
   makeCertificate,
@@ -729,14 +730,9 @@ describe("cred-proxy security checklist", { tags: ["slow"] }, () => {
       res.writeHead(200, { "set-cookie": ["a=1", "b=2"], "content-type": "text/plain" });
       res.end("ok");
     });
-    const proxy = createCredProxy({
-      routes: parseRoutes({
-        version: 1,
-        routes: [route("/api/", upstream.url, { scheme: "Bearer" })],
-      }),
+    const proxy = createTestProxy([route("/api/", upstream.url, { scheme: "Bearer" })], {
       tokens: TOKENS,
     });
-    onTestFinished(() => proxy.close(0));
     const url = await proxy.listen();
     expect(proxy.address()).toMatchObject({ address: "127.0.0.1" });
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
