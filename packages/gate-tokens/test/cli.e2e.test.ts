@@ -13,6 +13,11 @@ async function cli(args: string[], options: { input?: string; env?: Record<strin
   });
 }
 
+/** `create` for project alpha, task t1, in `file`: its token is the result's stdout. */
+function createAlphaT1(file: string) {
+  return cli(["create", "--token-file", file, "--project", "alpha", "--task", "t1"]);
+}
+
 async function fileIn(): Promise<string> {
   return join(await testdir(), "tokens", "tokens.json");
 }
@@ -75,15 +80,7 @@ describe("bottle-gate-tokens", { tags: ["slow"] }, () => {
 
   it("verifies a token read from stdin: exit 0 with project, task and scopes", async () => {
     const file = await fileIn();
-    const { stdout } = await cli([
-      "create",
-      "--token-file",
-      file,
-      "--project",
-      "alpha",
-      "--task",
-      "t1",
-    ]);
+    const { stdout } = await createAlphaT1(file);
     const ok = await cli(["verify", "--token-file", file], { input: stdout });
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/^gt_[0-9a-f]{16} {2}project=alpha {2}task=t1 {2}scopes=read,write /);
@@ -97,7 +94,7 @@ describe("bottle-gate-tokens", { tags: ["slow"] }, () => {
     ["malformed", `${"a".repeat(5000)}\n`],
   ])("refuses an %s token with exit 1 and BTL_TOKENS_DENIED", async (reason, input) => {
     const file = await fileIn();
-    await cli(["create", "--token-file", file, "--project", "alpha", "--task", "t1"]);
+    await createAlphaT1(file);
     const bad = await cli(["verify", "--token-file", file], { input });
     expect(bad.code).toBe(1);
     expect(bad.stdout).toBe("");
@@ -106,15 +103,7 @@ describe("bottle-gate-tokens", { tags: ["slow"] }, () => {
 
   it("never takes a token from argv, and does not echo one given there", async () => {
     const file = await fileIn();
-    const { stdout } = await cli([
-      "create",
-      "--token-file",
-      file,
-      "--project",
-      "alpha",
-      "--task",
-      "t1",
-    ]);
+    const { stdout } = await createAlphaT1(file);
     const token = stdout.trim();
     const result = await cli(["verify", "--token-file", file, token]);
     expect(result.code).toBe(2);
@@ -195,7 +184,7 @@ describe("bottle-gate-tokens", { tags: ["slow"] }, () => {
 
   it("exits 3 with the code when the file is unsafe or corrupt", async () => {
     const file = await fileIn();
-    await cli(["create", "--token-file", file, "--project", "alpha", "--task", "t1"]);
+    await createAlphaT1(file);
     const { chmod, writeFile } = await import("node:fs/promises");
     await chmod(file, 0o644);
     const open = await cli(["list", "--token-file", file]);
