@@ -22,10 +22,33 @@ import {
 import { Octokit } from "@octokit/rest";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { prepareCredProxy, proxyTokenEnv } from "../src/plan.ts";
-import { route, startProxy } from "./fixture.ts";
+import { route, startProxy, type TestProxy } from "./fixture.ts";
 import { frontDoor, packageClientEnv, readTree, startRegistry } from "./registry.ts";
 
 const SLOT = "BOTTLE_PROXY_TOKEN_0";
+
+/**
+ * After an install through the proxy: the package works, the client's config is still the
+ * registry line alone (the client never held the token), and neither the registry's token nor
+ * its password appears in anything the client or the proxy wrote.
+ */
+async function expectCleanInstall(
+  client: { dir: string; env: NodeJS.ProcessEnv; home: string; npmrc: string; proxy: TestProxy },
+  secrets: readonly string[],
+  install: { stdout: string; stderr: string },
+  lock: string,
+): Promise<void> {
+  const { dir, env } = client;
+  const used = await runProcess(process.execPath, ["-p", 'require("bottle-hello")'], {
+    cwd: dir,
+    env,
+  });
+  expect(used.stdout.trim()).toBe("hello from the registry");
+  expect(await readFile(join(dir, ".npmrc"), "utf8")).toBe(client.npmrc);
+  const files = await readTree(client.home);
+  const outputs = [install.stdout, install.stderr, lock, files, client.proxy.logText()];
+  for (const secret of secrets) expectNoCanary(secret, JSON.stringify(env), ...outputs);
+}
 
 describe("git through the proxy", { tags: ["slow"] }, () => {
   it("clones and pushes 6 MiB (chunked) through a git_push route; only the proxy holds the token", async () => {
@@ -239,11 +262,6 @@ describe("npm and pnpm through the proxy", { tags: ["slow"] }, () => {
     const { dir, npmrc } = await consumerProject(`${proxyUrl}/npm/`);
     const install = await runProcess("npm", ["install", "bottle-hello"], { cwd: dir, env });
     expect(install.code, install.stderr).toBe(0);
-    const used = await runProcess(process.execPath, ["-p", 'require("bottle-hello")'], {
-      cwd: dir,
-      env,
-    });
-    expect(used.stdout.trim()).toBe("hello from the registry");
     const lock = await readFile(join(dir, "package-lock.json"), "utf8");
     const locked = JSON.parse(lock) as { packages: Record<string, { resolved?: string }> };
     expect(locked.packages["node_modules/bottle-hello"]?.resolved).toBe(
@@ -252,14 +270,7 @@ describe("npm and pnpm through the proxy", { tags: ["slow"] }, () => {
     const answered = proxy.records().filter((r) => r.msg === "request" && r.status === 200);
     // This test's packument GET, then npm's packument and tarball GETs.
     expect(answered.length).toBeGreaterThanOrEqual(3);
-
-    // The client never held the token: its config is the registry line alone.
-    expect(await readFile(join(dir, ".npmrc"), "utf8")).toBe(npmrc);
-    const logs = await readTree(home);
-    for (const secret of [token, password]) {
-      const outputs = [install.stdout, install.stderr, lock, logs, proxy.logText()];
-      expectNoCanary(secret, JSON.stringify(env), ...outputs);
-    }
+    await expectCleanInstall({ dir, env, home, npmrc, proxy }, [token, password], install, lock);
   });
 
   it("pnpm install: packument and tarball come through /npm/ with the proxy's token", async () => {
@@ -270,23 +281,12 @@ describe("npm and pnpm through the proxy", { tags: ["slow"] }, () => {
     // The pnpm on PATH, with its home, store and caches in `home`.
     const install = await runProcess("pnpm", ["install"], { cwd: dir, env });
     expect(install.code, install.stdout + install.stderr).toBe(0);
-    const used = await runProcess(process.execPath, ["-p", 'require("bottle-hello")'], {
-      cwd: dir,
-      env,
-    });
-    expect(used.stdout.trim()).toBe("hello from the registry");
     const lock = await readFile(join(dir, "pnpm-lock.yaml"), "utf8");
     expect(lock).toMatch(/bottle-hello@1\.0\.0/);
     const answered = proxy.records().filter((r) => r.msg === "request" && r.status === 200);
     // pnpm's packument and tarball GETs.
     expect(answered.length).toBeGreaterThanOrEqual(2);
-
-    expect(await readFile(join(dir, ".npmrc"), "utf8")).toBe(npmrc);
-    const files = await readTree(home);
-    for (const secret of [token, password]) {
-      const outputs = [install.stdout, install.stderr, lock, files, proxy.logText()];
-      expectNoCanary(secret, JSON.stringify(env), ...outputs);
-    }
+    await expectCleanInstall({ dir, env, home, npmrc, proxy }, [token, password], install, lock);
   });
 
   it("a registry that does not know the proxy's URL: clients fetch its tarball URL directly, without the token, and are refused", async () => {
