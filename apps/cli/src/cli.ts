@@ -6,4 +6,16 @@ process.exitCode = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
   env: process.env,
+  process: {
+    stdin: process.stdin,
+    stdout: process.stdout,
+    cwd: process.cwd(),
+    onSignal(handler) {
+      const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+      for (const signal of signals) process.on(signal, handler);
+      return () => {
+        for (const signal of signals) process.off(signal, handler);
+      };
+    },
+  },
 });

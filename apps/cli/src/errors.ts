@@ -7,6 +7,41 @@ export const { table: CLI_ERRORS, codes } = defineErrors({
     exit: 2,
     meaning: "The command line is wrong: an unknown command or option, or a missing argument.",
   },
+  BTL_CLI_NOT_CONFIRMED: {
+    status: 400,
+    exit: 2,
+    meaning: "The preflight was declined, or there was no terminal to ask and no --yes.",
+  },
+  BTL_CLI_NAME_TAKEN: {
+    status: 409,
+    exit: 2,
+    meaning: "A bottle of that name is running.",
+  },
+  BTL_CLI_NO_BOTTLE: {
+    status: 404,
+    exit: 2,
+    meaning: "No bottle of that name.",
+  },
+  BTL_CLI_UNSUPPORTED: {
+    status: 400,
+    exit: 2,
+    meaning: "The manifest asks for something this backend cannot do.",
+  },
+  BTL_CLI_STATE: {
+    status: 500,
+    exit: 3,
+    meaning: "The state directory cannot be used, or a record in it is unreadable.",
+  },
+  BTL_CLI_SIDECAR: {
+    status: 502,
+    exit: 4,
+    meaning: "A sidecar did not start, or stopped while the bottle ran.",
+  },
+  BTL_CLI_TEARDOWN: {
+    status: 500,
+    exit: 5,
+    meaning: "Part of a teardown failed (a deploy key not revoked, a process not stopped).",
+  },
   BTL_CLI_AGENT_ENV: {
     status: 400,
     exit: 2,

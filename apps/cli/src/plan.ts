@@ -5,10 +5,11 @@
  */
 import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
-import { join } from "node:path";
-import { prepareCredProxy } from "@bottle/cred-proxy";
-import { type PlannedCredential, prepareGitGate } from "@bottle/git-gate";
+import { type CredProxyPlan, prepareCredProxy } from "@bottle/cred-proxy";
+import { type GitGatePlan, type PlannedCredential, prepareGitGate } from "@bottle/git-gate";
 import type { Manifest, RouteAllow, RouteAuth } from "@bottle/manifest";
+import { DEFAULT_PORTS } from "@bottle/sidecar";
+import { bottlePaths, stateRoot } from "./bottle/state.ts";
 /** How a host environment variable stands: never its value. */
 export type EnvState = "set" | "empty" | "unset";
 
@@ -84,22 +85,46 @@ export function describeAuth(auth: RouteAuth): string {
   return auth.scheme === "Basic" ? `Basic ${auth.username}:<token>` : `${auth.scheme} <token>`;
 }
 
-/**
- * Where a bottle's files live: `$XDG_STATE_HOME/bottle/<name>` (default
- * `~/.local/state/bottle/<name>`).
- */
-export function stageDir(name: string, env: Readonly<Record<string, string | undefined>>): string {
-  const state = env.XDG_STATE_HOME || join(env.HOME ?? "/", ".local", "state");
-  return join(state, "bottle", name);
+/** The sidecars' own plans of a bottle; null for a sidecar the manifest does not need. */
+export interface SidecarPlans {
+  readonly gate: GitGatePlan | null;
+  readonly proxy: CredProxyPlan | null;
 }
 
 /**
- * Builds the plan. `env` is only asked whether a variable is set, never for its value. Throws
- * what `prepareGitGate` and `prepareCredProxy` throw for a manifest they cannot plan.
+ * `prepareGitGate` (the stage in `stage`, the agent reaching the gate at `gateUrl`) and
+ * `prepareCredProxy`. Pure; throws what they throw for a manifest they cannot plan.
+ */
+export function prepareSidecars(
+  manifest: Manifest,
+  stage: string,
+  gateUrl = `http://127.0.0.1:${DEFAULT_PORTS.gate}`,
+): SidecarPlans {
+  const hasRepos = Object.keys(manifest.git_gate?.repos ?? {}).length > 0;
+  const proxy = prepareCredProxy(manifest);
+  return {
+    gate: hasRepos ? prepareGitGate(manifest, stage, { gateUrl }) : null,
+    proxy: proxy.routesFile.routes.length > 0 ? proxy : null,
+  };
+}
+
+/** Where `bottle up` would put the stage of a bottle named after the manifest. */
+function defaultStage(name: string, env: Readonly<Record<string, string | undefined>>): string {
+  try {
+    return bottlePaths(stateRoot(env), name).stage;
+  } catch {
+    return `/${name}/stage`; // no state directory here: the plan shows no path under it
+  }
+}
+
+/**
+ * Builds the plan from the sidecars' plans (by default those of bottle `manifest.name`'s
+ * stage). `env` is only asked whether a variable is set, never for its value.
  */
 export function planBottle(
   manifest: Manifest,
   env: Readonly<Record<string, string | undefined>>,
+  plans: SidecarPlans = prepareSidecars(manifest, defaultStage(manifest.name, env)),
 ): Plan {
   const hostEnv = new Map<string, string[]>();
   const use = (name: string, what: string) => {
@@ -114,8 +139,7 @@ export function planBottle(
     });
   };
 
-  const hasRepos = Object.keys(manifest.git_gate?.repos ?? {}).length > 0;
-  const gate = hasRepos ? prepareGitGate(manifest, stageDir(manifest.name, env)) : undefined;
+  const gate = plans.gate ?? undefined;
   const repos = (gate?.repos ?? []).map((repo) => {
     const credential = describeCredential(repo.credential);
     const { credential: planned, name } = repo;
@@ -140,7 +164,7 @@ export function planBottle(
   for (const [name, app] of Object.entries(manifest.github_apps))
     file(app.private_key, `github_apps.${name}`);
 
-  const proxy = prepareCredProxy(manifest);
+  const proxy = plans.proxy ?? prepareCredProxy(manifest);
   for (const slot of proxy.slots)
     use(slot.token_ref, `proxy ${slot.slot} (${slot.routes.join(", ")})`);
   const rolesOf = (path: string) =>

@@ -3,8 +3,12 @@ import { createRequire } from "node:module";
 import { withOutput } from "@bottle/sidecar";
 import { Command } from "commander";
 import { type CliIo, type CommandContext, EXIT_CODES, report } from "./commands/context.ts";
+import { downCommand } from "./commands/down.ts";
+import { logsCommand } from "./commands/logs.ts";
 import { planCommand } from "./commands/plan.ts";
+import { psCommand } from "./commands/ps.ts";
 import { schemaCommand } from "./commands/schema.ts";
+import { upCommand } from "./commands/up.ts";
 import { validateCommand } from "./commands/validate.ts";
 
 export type { CliIo } from "./commands/context.ts";
@@ -29,7 +33,16 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .showHelpAfterError("(run with --help for usage)")
     .addHelpText("after", EXIT_CODES);
   withOutput(program, io, "BTL_CLI_USAGE");
-  for (const add of [validateCommand, planCommand, schemaCommand]) add(program, ctx);
+  for (const add of [
+    validateCommand,
+    planCommand,
+    upCommand,
+    psCommand,
+    logsCommand,
+    downCommand,
+    schemaCommand,
+  ])
+    add(program, ctx);
 
   try {
     await program.parseAsync([...argv], { from: "user" });

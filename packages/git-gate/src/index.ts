@@ -43,4 +43,6 @@ export type {
 } from "./plan.ts";
 export { prepareGitGate, upstreamSpellings } from "./plan.ts";
 export { checkRefs } from "./refs.ts";
+export type { StageFlags, StageIo } from "./stage.ts";
+export { describePlan, initStage, planStage } from "./stage.ts";
 export { readGateConfig, writePlan } from "./state.ts";

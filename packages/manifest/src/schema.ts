@@ -95,6 +95,22 @@ const Agent = v.strictObject({
     ),
     "/workspace",
   ),
+  binds: v.optional(
+    v.pipe(
+      v.array(
+        v.pipe(
+          v.string(),
+          v.maxLength(1024, "Expected a bind to be at most 1024 characters"),
+          v.regex(/^\/[^\u0000-\u001f\u007f-\u009f]*$/, "Expected a bind to be an absolute path"),
+        ),
+      ),
+      v.maxLength(64, "Expected at most 64 binds"),
+      v.description(
+        "Host paths bound read-only into the sandbox at the same path: where the agent's own program is installed (sandbox backend).",
+      ),
+    ),
+    [],
+  ),
   image: v.optional(
     v.pipe(
       text("`image`", 512),

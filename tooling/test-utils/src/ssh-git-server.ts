@@ -25,6 +25,8 @@ export interface SshGitServerOptions {
   authorizedKeys: readonly string[];
   /** PEM/OpenSSH private host key; an ed25519 key is generated when absent. */
   hostKey?: string;
+  /** Close it when the current test finishes (default); false outside a test (the demo). */
+  closeAfterTest?: boolean;
 }
 
 /** A running SSH git upstream on 127.0.0.1. */
@@ -183,7 +185,8 @@ export function gitSshCommand(options: GitSshCommandOptions): string {
 /**
  * Starts a real SSH server (ssh2) on `127.0.0.1:0` that serves `git-upload-pack` and
  * `git-receive-pack` for repositories under `root` to clients holding an authorized key.
- * Closed, with its connections and git children, when the current test finishes.
+ * Closed, with its connections and git children, when the current test finishes (unless
+ * `closeAfterTest` is false).
  */
 export async function startSshGitServer(options: SshGitServerOptions): Promise<SshGitServer> {
   const root = await realpath(options.root);
@@ -294,7 +297,7 @@ export async function startSshGitServer(options: SshGitServerOptions): Promise<S
     }).then(() => rm(home, { recursive: true, force: true }));
     return closed;
   };
-  onTestFinished(() => close());
+  if (options.closeAfterTest !== false) onTestFinished(() => close());
 
   return {
     host: "127.0.0.1",

@@ -5,9 +5,20 @@ import { reportFailure } from "@bottle/sidecar";
 
 /** Where the CLI reads and writes; `cli.ts` passes the process's own. */
 export interface CliIo {
-  readonly stdout: { write(text: string): unknown };
-  readonly stderr: { write(text: string): unknown };
+  readonly stdout: { write(text: string): unknown; isTTY?: boolean };
+  readonly stderr: { write(text: string): unknown; isTTY?: boolean };
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** The commands that run a bottle need these; `cli.ts` passes the process's own. */
+  readonly process?: CliProcess;
+}
+
+/** The process-level parts of the I/O, for `up`, `run`, `down`, `ps` and `logs`. */
+export interface CliProcess {
+  readonly stdin: NodeJS.ReadStream;
+  readonly stdout: NodeJS.WriteStream;
+  readonly cwd: string;
+  /** Calls `handler` on SIGINT, SIGTERM and SIGHUP until the returned function is called. */
+  onSignal(handler: (signal: NodeJS.Signals) => void): () => void;
 }
 
 /** A command's view of the run: its I/O and the worst exit code seen so far. */
@@ -21,8 +32,12 @@ export const EXIT_CODES = `
 Exit codes:
   0  success
   1  internal error (a bug; rerun with BOTTLE_DEBUG=1 for the stack)
-  2  invalid manifest or command line
-  3  environment: a file or variable the manifest names is missing or unsafe
+  2  invalid manifest or command line, or the preflight not confirmed
+  3  environment: a file or variable the manifest names is missing or unsafe,
+     or the state directory cannot be used
+  4  a sidecar did not start, or stopped while the agent ran
+  5  part of a teardown failed (the message says what to run again)
+  bottle run exits with the agent's own exit code (128+N when a signal N ended it)
 
 Errors print as CODE: message (codes are stable; see the README).`;
 

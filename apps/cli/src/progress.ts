@@ -1,0 +1,95 @@
+/**
+ * Progress of long commands: a spinner with timings on a terminal, plain lines otherwise, JSON
+ * lines (`--json`) for tools. Everything goes to stderr; stdout stays the command's output.
+ */
+import ora from "ora";
+
+/** One running step. */
+export interface Step {
+  /** The step finished; `detail` is shown after its title. */
+  done(detail?: string): void;
+  /** The step failed (the error is reported by the caller). */
+  fail(): void;
+}
+
+export interface Progress {
+  step(title: string): Step;
+  /** A line of information between steps (never a secret). */
+  note(text: string): void;
+  /** A machine-readable event (`--json` only; other modes ignore it). */
+  event(name: string, fields: Readonly<Record<string, unknown>>): void;
+}
+
+export type ProgressMode = "tty" | "plain" | "json";
+
+interface Sink {
+  write(text: string): unknown;
+}
+
+/** The progress reporter for `mode`, writing to `out` (stderr). */
+export function createProgress(mode: ProgressMode, out: Sink & { isTTY?: boolean }): Progress {
+  const ms = (started: number) => `${Date.now() - started} ms`;
+  if (mode === "json") {
+    const emit = (fields: Record<string, unknown>) =>
+      out.write(`${JSON.stringify({ time: new Date().toISOString(), ...fields })}\n`);
+    return {
+      step(title) {
+        const started = Date.now();
+        emit({ event: "step", step: title, status: "started" });
+        return {
+          done: (detail) =>
+            emit({ event: "step", step: title, status: "done", ms: Date.now() - started, detail }),
+          fail: () =>
+            emit({ event: "step", step: title, status: "failed", ms: Date.now() - started }),
+        };
+      },
+      note: (text) => emit({ event: "note", text }),
+      event: (name, fields) => emit({ event: name, ...fields }),
+    };
+  }
+  if (mode === "tty") {
+    return {
+      step(title) {
+        const started = Date.now();
+        const spinner = ora({ text: title, stream: out as NodeJS.WritableStream }).start();
+        return {
+          done: (detail) =>
+            spinner.succeed(`${title}${detail ? `: ${detail}` : ""} (${ms(started)})`),
+          fail: () => spinner.fail(`${title} (${ms(started)})`),
+        };
+      },
+      note: (text) => out.write(`  ${text}\n`),
+      event: () => {},
+    };
+  }
+  return {
+    step(title) {
+      const started = Date.now();
+      out.write(`… ${title}\n`);
+      return {
+        done: (detail) => out.write(`✓ ${title}${detail ? `: ${detail}` : ""} (${ms(started)})\n`),
+        fail: () => out.write(`✗ ${title} (${ms(started)})\n`),
+      };
+    },
+    note: (text) => out.write(`  ${text}\n`),
+    event: () => {},
+  };
+}
+
+/** Runs `work` as a step: done with what it returns as detail, failed when it throws. */
+export async function inStep<T>(
+  progress: Progress,
+  title: string,
+  work: () => Promise<T>,
+  detail?: (result: T) => string | undefined,
+): Promise<T> {
+  const step = progress.step(title);
+  try {
+    const result = await work();
+    step.done(detail?.(result));
+    return result;
+  } catch (error) {
+    step.fail();
+    throw error;
+  }
+}
