@@ -13,13 +13,15 @@ import { CliError } from "./errors.ts";
 export const PLACEHOLDER_KEY = "bottle-placeholder";
 
 /**
- * Switches of known agents and tools that keep them from calling home: Claude Code's
+ * Switches of known agents and tools that keep them from calling home. Claude Code: its
  * nonessential traffic (auto-update, telemetry, error reports, feedback; without it Claude Code
- * connects to api.anthropic.com even with ANTHROPIC_BASE_URL set), the cross-tool DO_NOT_TRACK,
- * and npm's update check.
+ * connects to api.anthropic.com even with ANTHROPIC_BASE_URL set) and, in a terminal, the
+ * official plugin marketplace's installation (github.com, downloads.claude.ai). Then the
+ * cross-tool DO_NOT_TRACK and npm's update check.
  */
 export const QUIET_SWITCHES: Readonly<Record<string, string>> = Object.freeze({
   CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+  CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL: "1",
   DISABLE_AUTOUPDATER: "1",
   DISABLE_TELEMETRY: "1",
   DISABLE_ERROR_REPORTING: "1",
@@ -27,16 +29,31 @@ export const QUIET_SWITCHES: Readonly<Record<string, string>> = Object.freeze({
   npm_config_update_notifier: "false",
 });
 
+/**
+ * Claude Code's state file for a fresh home: onboarding done (its first screen checks that
+ * api.anthropic.com is reachable, which no bottle allows) and the placeholder key approved (it
+ * asks once for a key from the environment, remembering the key's last 20 characters). The
+ * workspace's trust prompt is left to the user.
+ */
+const CLAUDE_STATE = `${JSON.stringify(
+  {
+    hasCompletedOnboarding: true,
+    customApiKeyResponses: { approved: [PLACEHOLDER_KEY.slice(-20)], rejected: [] },
+  },
+  null,
+  2,
+)}\n`;
+
 /** What {@link renderAgentSide} renders from. */
 export interface AgentSideInput {
   /** The validated manifest. */
   readonly manifest: Manifest;
   /** The git gate's plan (`prepareGitGate`); null when the manifest declares no repositories. */
   readonly gitGate: GitGatePlan | null;
-  /** The proxy's plan (`prepareCredProxy`). */
-  readonly credProxy: CredProxyPlan;
+  /** The proxy's plan (`prepareCredProxy`); null when the bottle runs no proxy. */
+  readonly credProxy: CredProxyPlan | null;
   /** The task's gate token: a secret, written into the gitconfig's gate URLs only. */
-  readonly gateToken?: string;
+  readonly gateToken?: string | null;
   /** The gate as the agent reaches it: the URL the git-gate plan was made with. */
   readonly gateUrl?: string;
   /** The proxy as the agent reaches it (`http://127.0.0.1:9420`). */
@@ -99,9 +116,9 @@ function routeSpellings(upstream: string): string[] {
 }
 
 /** The one route with `role`, if any (anthropic-base-url and npm-registry are exclusive). */
-function routeWith(plan: CredProxyPlan, role: keyof CredProxyPlan["roles"]) {
-  const path = plan.roles[role][0];
-  return path === undefined ? undefined : plan.routesFile.routes.find((r) => r.path === path);
+function routeWith(plan: CredProxyPlan | null, role: keyof CredProxyPlan["roles"]) {
+  const path = plan?.roles[role][0];
+  return path === undefined ? undefined : plan?.routesFile.routes.find((r) => r.path === path);
 }
 
 function renderGitconfig(input: AgentSideInput, proxy: string): string {
@@ -125,7 +142,7 @@ function renderGitconfig(input: AgentSideInput, proxy: string): string {
   if (gitGate !== null) {
     const token = input.gateToken;
     // SECURITY: the token is checked, never echoed.
-    if (token === undefined || !isCredentialValue(token))
+    if (typeof token !== "string" || !isCredentialValue(token))
       throw invalid("Expected the task's gate token: printable ASCII without spaces");
     if (input.gateUrl === undefined) throw invalid("Expected the gate's URL with its plan");
     const gate = baseUrl(input.gateUrl, "the gate's URL");
@@ -137,8 +154,8 @@ function renderGitconfig(input: AgentSideInput, proxy: string): string {
       sections.push(section("url", withToken(repo.gateUrl, token), rules));
     }
   }
-  for (const path of input.credProxy.roles["git-insteadof"]) {
-    const route = input.credProxy.routesFile.routes.find((r) => r.path === path);
+  for (const path of input.credProxy?.roles["git-insteadof"] ?? []) {
+    const route = input.credProxy?.routesFile.routes.find((r) => r.path === path);
     if (route === undefined) continue;
     const spellings = routeSpellings(route.upstream);
     for (const spelling of spellings) claim(spelling, `route ${path}`);
@@ -149,8 +166,8 @@ function renderGitconfig(input: AgentSideInput, proxy: string): string {
 }
 
 /** `api.github.com` behind the proxy, for tools that read GitHub Actions' variables. */
-function githubApiRoute(plan: CredProxyPlan): RouteEntry | undefined {
-  return plan.routesFile.routes.find(
+function githubApiRoute(plan: CredProxyPlan | null): RouteEntry | undefined {
+  return plan?.routesFile.routes.find(
     (route) => new URL(route.upstream).hostname === "api.github.com",
   );
 }
@@ -160,7 +177,9 @@ function githubApiRoute(plan: CredProxyPlan): RouteEntry | undefined {
  * anthropic-base-url route, npm_config_registry at the npm-registry route, GITHUB_API_URL and
  * GITHUB_GRAPHQL_URL at a route to api.github.com, {@link QUIET_SWITCHES}, then the manifest's
  * `agent.env`) and `homeFiles` (`.gitconfig`: identity and insteadOf rules to the gate, with
- * the task token, and to git-insteadof routes; `.npmrc`: the registry line, no auth line).
+ * the task token, and to git-insteadof routes; `.npmrc`: the registry line, no auth line;
+ * `.claude.json` beside ANTHROPIC_BASE_URL: Claude Code's onboarding done, the placeholder
+ * approved).
  * The manifest's `agent.env` may repeat a variable bottle sets, with the same value, but never
  * change it: a bottle whose agent would talk past its proxy is refused.
  * Throws CliError BTL_CLI_AGENT_ENV (agent.env changes a bottle variable) or
@@ -175,6 +194,7 @@ export function renderAgentSide(input: AgentSideInput): AgentSide {
   if (anthropic !== undefined) {
     env.ANTHROPIC_BASE_URL = `${proxy}${anthropic.path.replace(/\/$/, "")}`;
     env.ANTHROPIC_API_KEY = PLACEHOLDER_KEY;
+    homeFiles[".claude.json"] = CLAUDE_STATE;
   }
   const npm = routeWith(input.credProxy, "npm-registry");
   if (npm !== undefined) {

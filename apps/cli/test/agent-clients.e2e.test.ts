@@ -247,6 +247,77 @@ describe("Claude Code through the real proxy", { tags: ["slow"], timeout: 180_00
   });
 });
 
+/** The screen's text without escape sequences and whitespace (a TUI moves the cursor freely). */
+function screenText(raw: string): string {
+  return raw
+    .replace(/\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)/g, "")
+    .replace(/\x1b\[[0-9;?<=>]*[ -/]*[@-~]/g, "")
+    .replace(/\x1b[@-_]/g, "")
+    .replace(/\s+/g, "");
+}
+
+describe("Claude Code in a terminal through the real proxy", {
+  tags: ["slow"],
+  timeout: 180_000,
+}, () => {
+  it("starts past onboarding and the key question with the rendered .claude.json, answers, and reaches nothing else", async () => {
+    const host = await startHostSide();
+    const observer = await startEgressObserver();
+    const pty = await import("node-pty");
+    const term = pty.spawn(claudeBinary(), [], {
+      name: "xterm-256color",
+      cols: 120,
+      rows: 40,
+      cwd: await testdir(),
+      env: host.agentEnv({ TERM: "xterm-256color", ...observer.env }),
+    });
+    let raw = "";
+    term.onData((data) => {
+      raw += data;
+    });
+    const exited = new Promise<void>((resolve) => term.onExit(() => resolve()));
+    onTestFinished(async () => {
+      term.kill("SIGKILL");
+      await exited;
+    });
+    /** Waits until the screen (from `from` on) shows `text`; fails with the screen's tail. */
+    const waitFor = async (text: string, from = 0, timeoutMs = 30_000) => {
+      const deadline = Date.now() + timeoutMs;
+      const wanted = text.replace(/\s+/g, "");
+      while (!screenText(raw.slice(from)).includes(wanted)) {
+        if (Date.now() > deadline)
+          throw new Error(`the screen did not show "${text}": …${screenText(raw).slice(-600)}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return raw.length;
+    };
+    // Keys typed at human pace: a menu that has just drawn may not read input yet.
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 700));
+
+    // The workspace's trust question is the user's: answer it as a user would.
+    const trusted = await waitFor("Yes, I trust this folder");
+    await pause();
+    term.write("\x1b[B");
+    await pause();
+    term.write("\r");
+    const ready = await waitFor("Claude Code v", trusted);
+    await pause();
+    term.write("say hi");
+    await pause();
+    term.write("\r");
+    await waitFor(ANSWER, ready);
+
+    const screen = screenText(raw);
+    for (const question of ["Detected a custom API key", "Unable to connect to Anthropic services"])
+      expect(screen).not.toContain(question.replace(/\s+/g, ""));
+    expect(host.anthropic.requests.length).toBeGreaterThan(0);
+    for (const request of host.anthropic.requests)
+      expect(request.headers["x-api-key"]).toBe(host.key);
+    expect(observer.attempts).toEqual([]);
+    expectNoCanary(host.key, raw, await readTree(host.home), host.proxyOutput());
+  });
+});
+
 describe("npm through the real proxy", { tags: ["slow"], timeout: 180_000 }, () => {
   it("npm install with only the rendered .npmrc and environment; the registry got the real token, the agent never held it", async () => {
     const host = await startHostSide();
