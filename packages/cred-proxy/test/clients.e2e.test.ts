@@ -14,8 +14,11 @@ import {
   expectNoCanary,
   git,
   makeCanary,
+  packageClientEnv,
+  readTree,
   runProcess,
   startHttpGitUpstream,
+  startRegistry,
   startUpstream,
   testdir,
 } from "@bottle/test-utils";
@@ -23,7 +26,7 @@ import { Octokit } from "@octokit/rest";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { prepareCredProxy, proxyTokenEnv } from "../src/plan.ts";
 import { route, startProxy, type TestProxy } from "./fixture.ts";
-import { frontDoor, packageClientEnv, readTree, startRegistry } from "./registry.ts";
+import { frontDoor } from "./front-door.ts";
 
 const SLOT = "BOTTLE_PROXY_TOKEN_0";
 
@@ -204,24 +207,13 @@ describe("git push through a route without git_push", { tags: ["slow"] }, () => 
 const TARBALL = "bottle-hello/-/bottle-hello-1.0.0.tgz";
 
 /**
- * A registry with `bottle-hello@1.0.0`, published by `npm publish` with a registry token straight
- * to the registry (not through the proxy). `publicUrl` as in {@link startRegistry}.
+ * A registry with `bottle-hello@1.0.0`, published by `npm publish` with the registry's token
+ * straight to the registry (not through the proxy). `publicUrl` as in {@link startRegistry}.
  */
 async function publishedRegistry(publicUrl?: string) {
   const registry = await startRegistry(publicUrl === undefined ? {} : { publicUrl });
-  const password = makeCanary("password");
-  const token = await registry.addUser("publisher", password);
-  const pkg = await testdir({
-    "package.json": JSON.stringify({ name: "bottle-hello", version: "1.0.0", main: "index.js" }),
-    "index.js": 'module.exports = "hello from the registry";\n',
-    ".npmrc": `registry=${registry.url}/\n${registry.url.slice("http:".length)}/:_authToken=${token}\n`,
-  });
-  const publish = await runProcess("npm", ["publish"], {
-    cwd: pkg,
-    env: packageClientEnv("npm", await testdir()),
-  });
-  expect(publish.code, publish.stderr).toBe(0);
-  return { registry, token, password };
+  await registry.publish({ name: "bottle-hello", text: "hello from the registry" });
+  return { registry, token: registry.token, password: registry.password };
 }
 
 /** A fresh project whose `.npmrc` names the registry and nothing else: no token. */

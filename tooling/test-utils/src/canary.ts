@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { expect } from "vitest";
 
 /**
@@ -69,4 +71,26 @@ export function expectNoCanary(
   }
   const summary = `the canary leaked: ${findings.join("; ")}`;
   expect(findings, summary).toEqual([]);
+}
+
+/**
+ * The text of every file under `dir` (recursively; `""` when it does not exist), for leak
+ * checks over what a client left behind: its logs, caches and config.
+ */
+export async function readTree(dir: string): Promise<string> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir, { recursive: true });
+  } catch {
+    return "";
+  }
+  const texts: string[] = [];
+  for (const entry of entries) {
+    try {
+      texts.push(await readFile(join(dir, entry), "latin1"));
+    } catch {
+      // A directory, or gone already.
+    }
+  }
+  return texts.join("\n");
 }

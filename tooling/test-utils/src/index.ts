@@ -6,7 +6,7 @@ export type {
   AnthropicFakeRequest,
 } from "./anthropic-fake.ts";
 export { startAnthropicFake } from "./anthropic-fake.ts";
-export { expectNoCanary, makeCanary } from "./canary.ts";
+export { expectNoCanary, makeCanary, readTree } from "./canary.ts";
 export type { ProcessExit } from "./child-supervisor.ts";
 export type { Deferred } from "./deferred.ts";
 export { createDeferred } from "./deferred.ts";
@@ -43,7 +43,7 @@ export { runProcess, startProcess } from "./process.ts";
 export type { ErrorClassCheck, ErrorTableRow } from "./readme.ts";
 export { expectErrorTable, expectErrorTableDocumented, readErrorTable } from "./readme.ts";
 export type { Registry, RegistryOptions, TinyPackage } from "./registry.ts";
-export { startRegistry } from "./registry.ts";
+export { packageClientEnv, startRegistry } from "./registry.ts";
 export type {
   GitSshCommandOptions,
   SshGitServer,

@@ -57,6 +57,8 @@ export interface Registry {
   url: string;
   /** The token the registry issued to its only user: a secret, needed for every request. */
   token: string;
+  /** That user's password: a secret too, for tests that check where secrets went. */
+  password: string;
   /** Publishes a tiny package with `npm publish` and the token, straight to the registry. */
   publish(pkg: TinyPackage): Promise<void>;
   /** Stops verdaccio; calling it again is a no-op. */
@@ -64,18 +66,36 @@ export interface Registry {
 }
 
 /**
- * The environment of an npm run that reads no configuration of this machine: `HOME`, its cache
- * and its user and global config files in `home`.
+ * The environment of an npm or pnpm run that reads no configuration of this machine: `HOME`,
+ * caches, stores and the user and global config files all inside `home`, so only the
+ * project's own `.npmrc` (in the working directory) says anything. npm logs verbosely, for
+ * tests that look for secrets in what a client wrote.
  */
-function isolatedNpmEnv(home: string): NodeJS.ProcessEnv {
-  return createBaseEnv({
+export function packageClientEnv(tool: "npm" | "pnpm", home: string): NodeJS.ProcessEnv {
+  const shared = {
     HOME: home,
+    XDG_CONFIG_HOME: join(home, ".config"),
+    XDG_CACHE_HOME: join(home, ".cache"),
+    XDG_DATA_HOME: join(home, ".local/share"),
+    XDG_STATE_HOME: join(home, ".local/state"),
     npm_config_userconfig: join(home, "user.npmrc"),
+    npm_config_update_notifier: "false",
+  };
+  if (tool === "pnpm") {
+    return createBaseEnv({
+      ...shared,
+      npm_config_store_dir: join(home, "pnpm-store"),
+      npm_config_cache_dir: join(home, "pnpm-cache"),
+      npm_config_state_dir: join(home, "pnpm-state"),
+    });
+  }
+  return createBaseEnv({
+    ...shared,
     npm_config_globalconfig: join(home, "global.npmrc"),
     npm_config_cache: join(home, "npm-cache"),
-    npm_config_update_notifier: "false",
     npm_config_audit: "false",
     npm_config_fund: "false",
+    npm_config_loglevel: "verbose",
   });
 }
 
@@ -124,7 +144,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
     });
     const result = await runProcess("npm", ["publish"], {
       cwd: source,
-      env: isolatedNpmEnv(await testdir()),
+      env: packageClientEnv("npm", await testdir()),
       timeoutMs: 60_000,
     });
     if (result.code !== 0) {
@@ -134,5 +154,5 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
     }
   };
 
-  return { url, token, publish, close };
+  return { url, token, password, publish, close };
 }

@@ -1,5 +1,6 @@
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { expectNoCanary, makeCanary } from "../src/index.ts";
+import { expectNoCanary, makeCanary, readTree, testdir } from "../src/index.ts";
 
 function leakMessage(run: () => void): string {
   try {
@@ -68,5 +69,15 @@ describe("expectNoCanary", () => {
 
   it("refuses a canary too short to be recognisable", () => {
     expect(() => expectNoCanary("abc", "abc")).toThrow(/at least 16/);
+  });
+});
+
+describe("readTree", () => {
+  it("joins the text of every file below a directory, and is empty for a missing one", async () => {
+    const dir = await testdir({ "a.log": "first", "cache/deep/b.json": '{"k":"second"}' });
+    const text = await readTree(dir);
+    expect(text).toContain("first");
+    expect(text).toContain('{"k":"second"}');
+    expect(await readTree(join(dir, "missing"))).toBe("");
   });
 });

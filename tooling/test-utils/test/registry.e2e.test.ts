@@ -1,20 +1,14 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { createBaseEnv, expectNoCanary, runProcess, startRegistry, testdir } from "../src/index.ts";
-
-/** npm with its home, cache and config files in `home`: only the project's .npmrc speaks. */
-function npmEnv(home: string): NodeJS.ProcessEnv {
-  return createBaseEnv({
-    HOME: home,
-    npm_config_userconfig: join(home, "user.npmrc"),
-    npm_config_globalconfig: join(home, "global.npmrc"),
-    npm_config_cache: join(home, "npm-cache"),
-    npm_config_update_notifier: "false",
-    npm_config_audit: "false",
-    npm_config_fund: "false",
-  });
-}
+import {
+  createBaseEnv,
+  expectNoCanary,
+  packageClientEnv,
+  runProcess,
+  startRegistry,
+  testdir,
+} from "../src/index.ts";
 
 async function consumer(npmrc: string): Promise<string> {
   return testdir({
@@ -53,7 +47,7 @@ describe("startRegistry", { tags: ["slow"] }, () => {
     const denied = await consumer(`registry=${registry.url}/\n`);
     const refused = await runProcess("npm", ["install", "bottle-tiny"], {
       cwd: denied,
-      env: npmEnv(home),
+      env: packageClientEnv("npm", home),
       timeoutMs: 60_000,
     });
     expect(refused.code).not.toBe(0);
@@ -62,7 +56,7 @@ describe("startRegistry", { tags: ["slow"] }, () => {
     const allowed = await consumer(`registry=${registry.url}/\n${auth}`);
     const install = await runProcess("npm", ["install", "bottle-tiny"], {
       cwd: allowed,
-      env: npmEnv(home),
+      env: packageClientEnv("npm", home),
       timeoutMs: 60_000,
     });
     expect(install.code, install.stderr).toBe(0);
