@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { StringDecoder } from "node:string_decoder";
-import { git } from "./run.ts";
+import { git, parsingStdout } from "./run.ts";
 
 /** Receives one added line: its commit, path, 1-based line number and text. */
 export type AddedLineSink = (commit: string, file: string, line: number, text: string) => void;
@@ -334,16 +334,7 @@ export async function streamAddedLines(options: StreamOptions): Promise<AddedLin
   if (options.commits.length === 0) return { binaries: [], covered: new Set() };
   const nonce = randomBytes(12).toString("hex");
   const parser = new DiffParser({ nonce, onLine: options.onLine });
-  // The parser runs inside the stdout handler: an exception there must not escape it.
-  let failure: unknown;
-  const push = (chunk: Buffer) => {
-    if (failure !== undefined) return;
-    try {
-      parser.push(chunk);
-    } catch (error) {
-      failure = error;
-    }
-  };
+  const stdout = parsingStdout((chunk) => parser.push(chunk));
   await git(
     [
       // Settings a repository's own config could change under us.
@@ -377,9 +368,9 @@ export async function streamAddedLines(options: StreamOptions): Promise<AddedLin
       input: `${options.commits.join("\n")}\n`,
       timeoutMs: options.timeoutMs,
       maxOutputBytes: options.maxOutputBytes ?? 1024 * 1024 * 1024,
-      onStdout: push,
+      onStdout: stdout.onStdout,
     },
   );
-  if (failure !== undefined) throw failure;
+  stdout.rethrow();
   return { binaries: parser.end(), covered: parser.covered };
 }

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import type { AddedLineSink, BinaryChange } from "./diff.ts";
 import { ScanError } from "./errors.ts";
-import { git } from "./run.ts";
+import { git, parsingStdout } from "./run.ts";
 
 /** An object read whole by {@link readObjects}. */
 export interface GitObject {
@@ -41,24 +41,16 @@ export async function streamObjects(
 ): Promise<void> {
   if (oids.length === 0) return;
   const reader = new BatchReader(handler);
-  let failure: unknown;
-  const push = (chunk: Buffer) => {
-    if (failure !== undefined) return;
-    try {
-      reader.push(chunk);
-    } catch (error) {
-      failure = error;
-    }
-  };
+  const stdout = parsingStdout((chunk) => reader.push(chunk));
   await git(["cat-file", "--batch"], {
     env: options.env,
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     input: `${oids.join("\n")}\n`,
     timeoutMs: options.timeoutMs,
     maxOutputBytes: Number.MAX_SAFE_INTEGER,
-    onStdout: push,
+    onStdout: stdout.onStdout,
   });
-  if (failure !== undefined) throw failure;
+  stdout.rethrow();
   reader.end();
 }
 

@@ -174,3 +174,28 @@ const HOOK_VARIABLES = [
   "GIT_ALTERNATE_OBJECT_DIRECTORIES",
   "GIT_QUARANTINE_PATH",
 ] as const;
+
+/**
+ * A stdout handler that feeds each chunk to `parse`. The parser runs inside the child's data
+ * event, so an exception there must not escape it: the first one is kept, later chunks are
+ * dropped, and `rethrow()` throws it once the child has finished.
+ */
+export function parsingStdout(parse: (chunk: Buffer) => void): {
+  onStdout(chunk: Buffer): void;
+  rethrow(): void;
+} {
+  let failure: unknown;
+  return {
+    onStdout(chunk) {
+      if (failure !== undefined) return;
+      try {
+        parse(chunk);
+      } catch (error) {
+        failure = error;
+      }
+    },
+    rethrow() {
+      if (failure !== undefined) throw failure;
+    },
+  };
+}

@@ -177,22 +177,33 @@ export function createBroker(options: BrokerOptions): Broker {
     throw error;
   }
 
+  /**
+   * The permissions a token of the request gets: what it asks for within the caller's policy.
+   * Throws BTL_TOKMAN_SCOPE_DENIED for a repository or a permission the policy does not grant.
+   */
+  function scopeOf(
+    request: Pick<TokenRequest, "caller" | "owner" | "repo" | "permissions">,
+    verb: "have" | "revoke",
+  ) {
+    const { caller, owner, repo } = request;
+    if (!coversRepository(caller, owner, repo))
+      throw new TokmanError(
+        "BTL_TOKMAN_SCOPE_DENIED",
+        `caller ${caller.name} may not ${verb} tokens for ${owner}/${repo}`,
+      );
+    const permissions = grantedPermissions(caller, request.permissions);
+    if (permissions === undefined)
+      throw new TokmanError(
+        "BTL_TOKMAN_SCOPE_DENIED",
+        `caller ${caller.name} asked for permissions beyond its policy`,
+      );
+    return permissions;
+  }
+
   async function issue(request: TokenRequest): Promise<IssuedToken> {
     try {
       const { caller, owner, repo } = request;
-      if (!coversRepository(caller, owner, repo)) {
-        throw new TokmanError(
-          "BTL_TOKMAN_SCOPE_DENIED",
-          `caller ${caller.name} may not have tokens for ${owner}/${repo}`,
-        );
-      }
-      const permissions = grantedPermissions(caller, request.permissions);
-      if (permissions === undefined) {
-        throw new TokmanError(
-          "BTL_TOKMAN_SCOPE_DENIED",
-          `caller ${caller.name} asked for permissions beyond its policy`,
-        );
-      }
+      const permissions = scopeOf(request, "have");
       const minTtl = request.minTtl ?? 0;
       if (!Number.isInteger(minTtl) || minTtl < 0 || minTtl > MAX_MIN_TTL) {
         throw new TokmanError(
@@ -265,15 +276,7 @@ export function createBroker(options: BrokerOptions): Broker {
   async function revoke(request: Omit<TokenRequest, "minTtl" | "forceRefresh">): Promise<boolean> {
     try {
       const { caller, owner, repo } = request;
-      if (!coversRepository(caller, owner, repo)) {
-        throw new TokmanError(
-          "BTL_TOKMAN_SCOPE_DENIED",
-          `caller ${caller.name} may not revoke tokens for ${owner}/${repo}`,
-        );
-      }
-      const permissions = grantedPermissions(caller, request.permissions);
-      if (permissions === undefined)
-        throw new TokmanError("BTL_TOKMAN_SCOPE_DENIED", "permissions beyond the policy");
+      const permissions = scopeOf(request, "revoke");
       const app = appOf(caller);
       const { id } = await installation(app, owner, repo);
       const key = cacheKey(app, id, repo, permissions);
