@@ -53,22 +53,29 @@ async function expectCleanInstall(
   for (const secret of secrets) expectNoCanary(secret, JSON.stringify(env), ...outputs);
 }
 
+/**
+ * The upstream side of the git tests: a bare repository `repo.git` with one commit, served by
+ * git http-backend that demands `x-access-token:<token>` (a fresh canary).
+ */
+async function seededUpstream() {
+  const token = makeCanary("ghs");
+  const host = await createGitEnv();
+  const root = await testdir();
+  const bare = join(root, "repo.git");
+  await git(["init", "--quiet", "--bare", "-b", "main", bare], { cwd: root, env: host.env });
+  const seed = await createWorkRepo(host, { files: { "README.md": "# seeded\n" }, remote: bare });
+  await git(["push", "--quiet", "origin", "main"], { cwd: seed, env: host.env });
+  const upstream = await startHttpGitUpstream({
+    root,
+    username: "x-access-token",
+    password: token,
+  });
+  return { token, host, root, bare, upstream };
+}
+
 describe("git through the proxy", { tags: ["slow"] }, () => {
   it("clones and pushes 6 MiB (chunked) through a git_push route; only the proxy holds the token", async () => {
-    const token = makeCanary("ghs");
-    // The upstream side: a bare repository with one commit, served by git http-backend that
-    // demands `x-access-token:<token>`.
-    const host = await createGitEnv();
-    const root = await testdir();
-    const bare = join(root, "repo.git");
-    await git(["init", "--quiet", "--bare", "-b", "main", bare], { cwd: root, env: host.env });
-    const seed = await createWorkRepo(host, { files: { "README.md": "# seeded\n" }, remote: bare });
-    await git(["push", "--quiet", "origin", "main"], { cwd: seed, env: host.env });
-    const upstream = await startHttpGitUpstream({
-      root,
-      username: "x-access-token",
-      password: token,
-    });
+    const { token, host, root, bare, upstream } = await seededUpstream();
     const proxy = await startProxy({
       routes: [
         {
@@ -143,21 +150,10 @@ describe("git through the proxy", { tags: ["slow"] }, () => {
 
 describe("git push through a route without git_push", { tags: ["slow"] }, () => {
   it("clones and fetches, but the push is refused before anything reaches the upstream", async () => {
-    const token = makeCanary("ghs");
-    const host = await createGitEnv();
-    const root = await testdir();
-    const bare = join(root, "repo.git");
-    await git(["init", "--quiet", "--bare", "-b", "main", bare], { cwd: root, env: host.env });
-    const seed = await createWorkRepo(host, { files: { "README.md": "# seeded\n" }, remote: bare });
-    await git(["push", "--quiet", "origin", "main"], { cwd: seed, env: host.env });
+    const { token, host, root, bare, upstream } = await seededUpstream();
     const before = (
       await git(["--git-dir", bare, "rev-parse", "main"], { cwd: root, env: host.env })
     ).stdout;
-    const upstream = await startHttpGitUpstream({
-      root,
-      username: "x-access-token",
-      password: token,
-    });
     const proxy = await startProxy({
       routes: [
         route("/git/", new URL(upstream.url("repo.git")).origin, {
