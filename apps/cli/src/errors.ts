@@ -42,6 +42,12 @@ export const { table: CLI_ERRORS, codes } = defineErrors({
     exit: 5,
     meaning: "Part of a teardown failed (a deploy key not revoked, a process not stopped).",
   },
+  BTL_CLI_SANDBOX_ARCH: {
+    status: 500,
+    exit: 3,
+    meaning:
+      "The sandbox's seccomp filter does not know this CPU architecture (x64 and arm64 only).",
+  },
   ...COMMON_ERRORS,
 });
 
