@@ -42,6 +42,18 @@ export const { table: CLI_ERRORS, codes } = defineErrors({
     exit: 5,
     meaning: "Part of a teardown failed (a deploy key not revoked, a process not stopped).",
   },
+  BTL_CLI_AGENT_ENV: {
+    status: 400,
+    exit: 2,
+    meaning:
+      "The manifest's agent.env changes a variable bottle sets to route the agent through its sidecars.",
+  },
+  BTL_CLI_AGENT_CONFIG: {
+    status: 400,
+    exit: 2,
+    meaning:
+      "The agent's side cannot be rendered: a bad gate or proxy URL or gate token, a git-gate plan made for another gate URL, or two rules rewriting one git URL.",
+  },
   BTL_CLI_SANDBOX_SPEC: {
     status: 400,
     exit: 2,

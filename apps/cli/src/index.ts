@@ -1,3 +1,5 @@
+export type { AgentSide, AgentSideInput } from "./agent-side.ts";
+export { PLACEHOLDER_KEY, QUIET_SWITCHES, renderAgentSide } from "./agent-side.ts";
 export { CLI_ERRORS, CliError, codes } from "./errors.ts";
 export { formatPlan } from "./format.ts";
 export type { EnvState, Plan } from "./plan.ts";

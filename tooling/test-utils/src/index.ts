@@ -1,5 +1,11 @@
 // Shared test utilities of the bottle workspace. Every resource they create is released by
 // vitest's onTestFinished, so call them inside a test, not in beforeAll.
+export type {
+  AnthropicFake,
+  AnthropicFakeOptions,
+  AnthropicFakeRequest,
+} from "./anthropic-fake.ts";
+export { startAnthropicFake } from "./anthropic-fake.ts";
 export { expectNoCanary, makeCanary } from "./canary.ts";
 export type { ProcessExit } from "./child-supervisor.ts";
 export { createBaseEnv } from "./env.ts";
@@ -33,6 +39,8 @@ export type {
 export { runProcess, startProcess } from "./process.ts";
 export type { ErrorTableRow } from "./readme.ts";
 export { expectErrorTableDocumented, readErrorTable } from "./readme.ts";
+export type { Registry, RegistryOptions, TinyPackage } from "./registry.ts";
+export { startRegistry } from "./registry.ts";
 export type {
   GitSshCommandOptions,
   SshGitServer,
