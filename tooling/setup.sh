@@ -5,11 +5,13 @@
 #   tooling/setup.sh                 # set up only
 #   tooling/setup.sh -- pnpm test    # set up, then run the tests
 #
-# Steps: Node (the machine's when >= 22.12, else a pinned Node 24 from the npm registry,
-# cached per user), pnpm at the version pinned in package.json's "packageManager" (cached
-# per user), `pnpm install --frozen-lockfile`, and `turbo run build`. Every step is skipped
-# when its result is already in place, so a second run takes seconds. Nothing is fetched
-# from anywhere but the npm registry.
+# Steps: bubblewrap (the CLI's sandbox backend runs the agent under `bwrap`; installed with
+# apt-get when it is missing and this runs as root), Node (the machine's when >= 22.12, else a
+# pinned Node 24 from the npm registry, cached per user), pnpm at the version pinned in
+# package.json's "packageManager" (cached per user), `pnpm install --frozen-lockfile`, and
+# `turbo run build`. Every step is skipped when its result is already in place, so a second
+# run takes seconds. Nothing is fetched from anywhere but the npm registry and, for bubblewrap,
+# the machine's own apt sources.
 set -euo pipefail
 
 NODE_VERSION=24.21.0 # Node 24 LTS; bump together with .ci/run and the Dockerfiles
@@ -20,6 +22,7 @@ cache=${BOTTLE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bottle}
 quiet=${BOTTLE_SETUP_QUIET:-}
 
 say() { [ -n "$quiet" ] || printf 'setup: %s\n' "$*" >&2; }
+warn() { printf 'setup: warning: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 version_ge() { # version_ge A B: A >= B, both x.y.z
@@ -48,7 +51,21 @@ unpack_npm() { # unpack_npm SPEC DIR
   rm -rf "$tmp"
 }
 
-# 1. Node
+# 1. bubblewrap (Debian and Ubuntu package name; a fresh image may have no package lists yet)
+if ! command -v bwrap >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing bubblewrap (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends bubblewrap >&2 2>/dev/null ||
+      { apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends bubblewrap >&2; } ||
+      die "could not install bubblewrap with apt-get"
+  else
+    warn "bwrap is missing: the sandbox backend and its tests need bubblewrap 0.8 or later" \
+      "(as root on Debian or Ubuntu: apt-get install bubblewrap)"
+  fi
+fi
+
+# 2. Node
 node_ok=
 if command -v node >/dev/null; then
   current=$(node -p 'process.versions.node' 2>/dev/null || echo 0.0.0)
@@ -71,7 +88,7 @@ if [ -z "$node_ok" ]; then
 fi
 say "node $(node -p 'process.versions.node')"
 
-# 2. pnpm, at the version package.json pins
+# 3. pnpm, at the version package.json pins
 pm=$(node -p 'require(process.argv[1]).packageManager' "$root/package.json")
 case "$pm" in pnpm@*) ;; *) die "package.json must pin pnpm in packageManager (got '$pm')" ;; esac
 pnpm_version=${pm#pnpm@}
@@ -94,11 +111,11 @@ export COREPACK_ENABLE_STRICT=0
 
 cd "$root"
 
-# 3. Dependencies (pnpm itself skips the work when node_modules matches the lockfile)
+# 4. Dependencies (pnpm itself skips the work when node_modules matches the lockfile)
 say "installing dependencies (frozen lockfile)"
 pnpm install --frozen-lockfile --prefer-offline >&2
 
-# 4. Build (turbo replays unchanged packages from its cache)
+# 5. Build (turbo replays unchanged packages from its cache)
 say "building"
 pnpm exec turbo run build --output-logs=errors-only --log-prefix=none >&2
 

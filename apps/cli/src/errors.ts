@@ -54,6 +54,48 @@ export const { table: CLI_ERRORS, codes } = defineErrors({
     meaning:
       "The agent's side cannot be rendered: a bad gate or proxy URL or gate token, a git-gate plan made for another gate URL, or two rules rewriting one git URL.",
   },
+  BTL_CLI_SANDBOX_SPEC: {
+    status: 400,
+    exit: 2,
+    meaning: "The sandbox's description cannot make a sandbox (a path, port, variable or command).",
+  },
+  BTL_CLI_SANDBOX_PATH: {
+    status: 500,
+    exit: 3,
+    meaning:
+      "A host directory of the sandbox is missing, not a directory, too open, or not the caller's.",
+  },
+  BTL_CLI_SANDBOX_ARCH: {
+    status: 500,
+    exit: 3,
+    meaning:
+      "The sandbox's seccomp filter does not know this CPU architecture (x64 and arm64 only).",
+  },
+  BTL_CLI_SANDBOX_BWRAP: {
+    status: 500,
+    exit: 3,
+    meaning: "bubblewrap (bwrap) 0.8.0 or later is not installed.",
+  },
+  BTL_CLI_SANDBOX_START: {
+    status: 500,
+    exit: 125,
+    meaning: "bwrap ended without starting the sandbox, or the agent did not start in time.",
+  },
+  BTL_CLI_SANDBOX_EXITED: {
+    status: 500,
+    exit: 125,
+    meaning: "The sandbox ended before its agent's process could be seen.",
+  },
+  BTL_CLI_SANDBOX_FORWARDER: {
+    status: 500,
+    exit: 125,
+    meaning: "Inside the sandbox, the port forwarder could not start, so the agent did not.",
+  },
+  BTL_CLI_SANDBOX_STOP: {
+    status: 500,
+    exit: 5,
+    meaning: "A process of the sandbox was still running after SIGKILL.",
+  },
   ...COMMON_ERRORS,
 });
 
