@@ -7,6 +7,7 @@ import { downCommand } from "./commands/down.ts";
 import { logsCommand } from "./commands/logs.ts";
 import { planCommand } from "./commands/plan.ts";
 import { psCommand } from "./commands/ps.ts";
+import { runCommand } from "./commands/run.ts";
 import { schemaCommand } from "./commands/schema.ts";
 import { upCommand } from "./commands/up.ts";
 import { validateCommand } from "./commands/validate.ts";
@@ -37,6 +38,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     validateCommand,
     planCommand,
     upCommand,
+    runCommand,
     psCommand,
     logsCommand,
     downCommand,

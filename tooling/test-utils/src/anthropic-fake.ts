@@ -29,6 +29,8 @@ const MODELS = [
 export interface AnthropicFakeOptions {
   /** The only credential accepted, as `x-api-key` or as `Authorization: Bearer`. */
   key: string;
+  /** Close it when the current test finishes (default); false outside a test (the demo). */
+  closeAfterTest?: boolean;
   /** The text every message answers. */
   answer: string;
 }
@@ -299,6 +301,6 @@ export async function startAnthropicFake(options: AnthropicFakeOptions): Promise
     if (failures.length > 0)
       throw new Error("the Anthropic fake failed", { cause: failures.splice(0)[0] });
   };
-  onTestFinished(() => close());
+  if (options.closeAfterTest !== false) onTestFinished(() => close());
   return { url: `http://127.0.0.1:${port}`, requests, close };
 }
