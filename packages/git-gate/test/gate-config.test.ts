@@ -56,7 +56,7 @@ const gateJson = (plan: GitGatePlan) => join(plan.stateDir, "gate.json");
 describe("gate.json", () => {
   it("reads back exactly what every plan of the example manifests wrote", async () => {
     const sources = await manifests();
-    expect(sources.map(([name]) => name)).toEqual(["bottle.yaml", "token-and-scan"]);
+    expect(sources.map(([name]) => name)).toEqual(["bottle.yaml", "claude.yaml", "token-and-scan"]);
     const kinds = new Set<string>();
     for (const [name, text] of sources) {
       const plan = await written(text);
