@@ -4,7 +4,9 @@ import { expectNoCanary, git, makeCanary, testdir } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
 import { basic, rawRequest, startGate } from "./fixture.ts";
 
-const REFS = "/alpha.git/info/refs?service=git-upload-pack";
+const UPLOAD = "info/refs?service=git-upload-pack";
+const RECEIVE = "info/refs?service=git-receive-pack";
+const REFS = `/alpha.git/${UPLOAD}`;
 
 describe("routes and authentication", { tags: ["slow"] }, () => {
   it("answers the route/auth table", async () => {
@@ -16,48 +18,24 @@ describe("routes and authentication", { tags: ["slow"] }, () => {
     const auth = (token: string) => ({ authorization: basic(token) });
     const table: Array<[string, string, string, Record<string, string>, number]> = [
       ["upload-pack refs", "GET", REFS, auth(rw), 200],
-      ["receive-pack refs", "GET", "/alpha.git/info/refs?service=git-receive-pack", auth(rw), 200],
+      ["receive-pack refs", "GET", `/alpha.git/${RECEIVE}`, auth(rw), 200],
       ["Bearer", "GET", REFS, { authorization: `Bearer ${rw}` }, 200],
       ["HEAD file", "GET", "/alpha.git/HEAD", auth(rw), 200],
-      ["traversal", "GET", "/../alpha.git/info/refs?service=git-upload-pack", auth(rw), 404],
-      [
-        "traversal inside",
-        "GET",
-        "/beta/../alpha.git/info/refs?service=git-upload-pack",
-        auth(rw),
-        404,
-      ],
-      ["encoded dots", "GET", "/%2e%2e/alpha.git/info/refs?service=git-upload-pack", auth(rw), 404],
-      [
-        "encoded slash",
-        "GET",
-        "/alpha%2fdocs.git/info/refs?service=git-upload-pack",
-        auth(rw),
-        404,
-      ],
-      ["backslash", "GET", "/alpha\\docs.git/info/refs?service=git-upload-pack", auth(rw), 404],
+      ["traversal", "GET", `/../alpha.git/${UPLOAD}`, auth(rw), 404],
+      ["traversal inside", "GET", `/beta/../alpha.git/${UPLOAD}`, auth(rw), 404],
+      ["encoded dots", "GET", `/%2e%2e/alpha.git/${UPLOAD}`, auth(rw), 404],
+      ["encoded slash", "GET", `/alpha%2fdocs.git/${UPLOAD}`, auth(rw), 404],
+      ["backslash", "GET", `/alpha\\docs.git/${UPLOAD}`, auth(rw), 404],
       ["objects path", "GET", "/alpha.git/objects/info/packs", auth(rw), 404],
       ["config file", "GET", "/alpha.git/config", auth(rw), 404],
       ["dumb refs", "GET", "/alpha.git/info/refs", auth(rw), 404],
       ["objects path without auth", "GET", "/alpha.git/objects/info/packs", {}, 404],
-      ["unknown repo", "GET", "/alpha/nope.git/info/refs?service=git-upload-pack", auth(rw), 404],
+      ["unknown repo", "GET", `/alpha/nope.git/${UPLOAD}`, auth(rw), 404],
       ["another project", "GET", REFS, auth(beta), 403],
-      [
-        "read-only token pushing (refs)",
-        "GET",
-        "/alpha.git/info/refs?service=git-receive-pack",
-        auth(ro),
-        403,
-      ],
+      ["read-only token pushing (refs)", "GET", `/alpha.git/${RECEIVE}`, auth(ro), 403],
       ["read-only token pushing (pack)", "POST", "/alpha.git/git-receive-pack", auth(ro), 403],
       ["read-only token fetching", "GET", REFS, auth(ro), 200],
-      [
-        "admin token, any project",
-        "GET",
-        "/beta.git/info/refs?service=git-receive-pack",
-        auth(admin),
-        200,
-      ],
+      ["admin token, any project", "GET", `/beta.git/${RECEIVE}`, auth(admin), 200],
       ["missing header", "GET", REFS, {}, 401],
       ["malformed Basic", "GET", REFS, { authorization: "Basic %%%" }, 401],
       ["unknown scheme", "GET", REFS, { authorization: `Digest ${rw}` }, 401],
@@ -149,7 +127,7 @@ describe("routes and authentication", { tags: ["slow"] }, () => {
 
   it("never takes the admin token from the token file", async () => {
     const gate = await startGate();
-    const res = await rawRequest(gate.url, "GET", "/beta.git/info/refs?service=git-upload-pack", {
+    const res = await rawRequest(gate.url, "GET", `/beta.git/${UPLOAD}`, {
       authorization: basic("admin"),
     });
     expect(res.status).toBe(401);

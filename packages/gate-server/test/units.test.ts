@@ -15,27 +15,19 @@ import { readCredential } from "../src/auth.ts";
 import { parseCgiHead } from "../src/cgi.ts";
 
 describe("parseGitRoute", () => {
+  const UPLOAD_REFS = "/alpha.git/info/refs?service=git-upload-pack";
+  const RECEIVE_REFS = "/alpha.git/info/refs?service=git-receive-pack";
+  const UPLOAD_PACK = "/alpha.git/git-upload-pack";
+  const RECEIVE_PACK = "/alpha.git/git-receive-pack";
   it.each([
     [
       "GET",
-      "/alpha.git/info/refs?service=git-upload-pack",
+      UPLOAD_REFS,
       { project: "alpha", repo: undefined, repoPath: "alpha.git", scope: "read" },
     ],
-    [
-      "GET",
-      "/alpha.git/info/refs?service=git-receive-pack",
-      { project: "alpha", scope: "write", service: "git-receive-pack" },
-    ],
-    [
-      "POST",
-      "/alpha.git/git-upload-pack",
-      { project: "alpha", endpoint: "/git-upload-pack", scope: "read" },
-    ],
-    [
-      "POST",
-      "/alpha.git/git-receive-pack",
-      { project: "alpha", endpoint: "/git-receive-pack", scope: "write" },
-    ],
+    ["GET", RECEIVE_REFS, { project: "alpha", scope: "write", service: "git-receive-pack" }],
+    ["POST", UPLOAD_PACK, { project: "alpha", endpoint: "/git-upload-pack", scope: "read" }],
+    ["POST", RECEIVE_PACK, { project: "alpha", endpoint: "/git-receive-pack", scope: "write" }],
     [
       "POST",
       "/alpha/docs.git/git-upload-pack",
