@@ -24,7 +24,7 @@ import {
   readToken,
   trimSlash,
 } from "./gitea.ts";
-import { writeFileSafely } from "./state.ts";
+import { writeFileSafely } from "./private-file.ts";
 
 /** One deploy key to create: for manifest repository `repo`, on Gitea repository owner/name. */
 export interface DeployKeyRequest {

@@ -13,8 +13,9 @@ import {
 import { GitGateError } from "./errors.ts";
 import { initMirror } from "./mirror.ts";
 import { type GitGatePlan, prepareGitGate } from "./plan.ts";
+import { writeFileSafely } from "./private-file.ts";
 import { shellQuote } from "./render.ts";
-import { tokmanSettingsFile, writeFileSafely, writePlan } from "./state.ts";
+import { tokmanSettingsFile, writePlan } from "./state.ts";
 
 /** The options of `plan`, `init` and `entrypoint`. */
 export interface StageFlags {

@@ -11,8 +11,9 @@ import { createTokmanClient } from "@bottle/tokman/client";
 import lockfile from "proper-lockfile";
 import { GitGateError } from "./errors.ts";
 import type { GateConfig, PlannedRepo } from "./gate-config.ts";
+import { readPrivateFile } from "./private-file.ts";
 import { shellQuote } from "./render.ts";
-import { readPrivateFile, readTokmanSettings } from "./state.ts";
+import { readTokmanSettings } from "./state.ts";
 
 /**
  * The environment of a git command that talks to `repo`'s upstream: `base` (see `gitEnv`) plus
