@@ -19,7 +19,7 @@ import {
   type RefUpdate,
   ZERO_OID,
 } from "../src/commits.ts";
-import { type Repo, run, setup } from "./helpers.ts";
+import { commitIn, inRepo, type Repo, run, setup } from "./helpers.ts";
 
 const A = "a".repeat(40);
 const B = "b".repeat(40);
@@ -29,14 +29,7 @@ async function unreferenced(repo: Repo, count: number, from = "main"): Promise<s
   await run(repo, ["checkout", "-q", "--detach", from]);
   const shas: string[] = [];
   for (let index = 0; index < count; index++) {
-    shas.push(
-      await commitFiles(
-        repo.dir,
-        repo.testEnv,
-        { [`new-${index}.txt`]: `${index}\n` },
-        `new ${index}`,
-      ),
-    );
+    shas.push(await commitIn(repo, { [`new-${index}.txt`]: `${index}\n` }, `new ${index}`));
   }
   await run(repo, ["checkout", "-q", "main"]);
   return shas;
@@ -84,32 +77,24 @@ describe("newCommits", () => {
   test("lists the commits no existing ref reaches, for a new branch", async () => {
     const repo = await setup();
     const shas = await unreferenced(repo, 3);
-    const found = await newCommits({
-      env: repo.env,
-      cwd: repo.dir,
-      updates: [create(shas[2] ?? "")],
-    });
+    const found = await newCommits({ ...inRepo(repo), updates: [create(shas[2] ?? "")] });
     expect(found.sort()).toEqual([...shas].sort());
   });
 
   test("adds nothing for a new branch at an existing commit, or for a delete", async () => {
     const repo = await setup();
     const head = await run(repo, ["rev-parse", "HEAD"]);
-    expect(await newCommits({ env: repo.env, cwd: repo.dir, updates: [create(head)] })).toEqual([]);
+    expect(await newCommits({ ...inRepo(repo), updates: [create(head)] })).toEqual([]);
     const deletion = { oldOid: head, newOid: ZERO_OID, ref: "refs/heads/main" };
-    expect(await newCommits({ env: repo.env, cwd: repo.dir, updates: [deletion] })).toEqual([]);
+    expect(await newCommits({ ...inRepo(repo), updates: [deletion] })).toEqual([]);
   });
 
   test("stops at history any ref already holds, also below other branches", async () => {
     const repo = await setup();
     await run(repo, ["branch", "old"]);
-    await commitFiles(repo.dir, repo.testEnv, { "old.txt": "old\n" }, "old work on main");
+    await commitIn(repo, { "old.txt": "old\n" }, "old work on main");
     const shas = await unreferenced(repo, 2, "old");
-    const found = await newCommits({
-      env: repo.env,
-      cwd: repo.dir,
-      updates: [create(shas[1] ?? "")],
-    });
+    const found = await newCommits({ ...inRepo(repo), updates: [create(shas[1] ?? "")] });
     expect(found.sort()).toEqual([...shas].sort());
   });
 
@@ -119,19 +104,14 @@ describe("newCommits", () => {
     await run(repo, ["tag", "-a", "-m", "release", "v1", shas[0] ?? ""]);
     const tag = await run(repo, ["rev-parse", "v1"]);
     await run(repo, ["tag", "-d", "v1"]);
-    const found = await newCommits({
-      env: repo.env,
-      cwd: repo.dir,
-      updates: [create(tag, "refs/tags/v1")],
-    });
+    const found = await newCommits({ ...inRepo(repo), updates: [create(tag, "refs/tags/v1")] });
     expect(found).toEqual(shas);
   });
 
   test("refuses a malformed oid in an update", async () => {
     const repo = await setup();
-    await expect(
-      newCommits({ env: repo.env, cwd: repo.dir, updates: [create("--all")] }),
-    ).rejects.toMatchObject({ code: "BTL_SCAN_CONFIG" });
+    const found = newCommits({ ...inRepo(repo), updates: [create("--all")] });
+    await expect(found).rejects.toMatchObject({ code: "BTL_SCAN_CONFIG" });
   });
 });
 
@@ -143,9 +123,9 @@ describe("newTagObjects", () => {
     const tag = await run(repo, ["rev-parse", "v2"]);
     const updates = [create(tag, "refs/tags/v2-copy"), create(commit, "refs/tags/light")];
     // v2 itself still points at the tag object: it is not new.
-    expect(await newTagObjects({ env: repo.env, cwd: repo.dir, updates })).toEqual([]);
+    expect(await newTagObjects({ ...inRepo(repo), updates })).toEqual([]);
     await run(repo, ["tag", "-d", "v2"]);
-    expect(await newTagObjects({ env: repo.env, cwd: repo.dir, updates })).toEqual([tag]);
+    expect(await newTagObjects({ ...inRepo(repo), updates })).toEqual([tag]);
   });
 
   test("lists a tag of a blob and a ref that points at a tree; newObjects reads what they reach", async () => {
@@ -162,14 +142,12 @@ describe("newTagObjects", () => {
     await run(repo, ["tag", "-d", "blobtag"]);
     const tree = await run(repo, ["rev-parse", "HEAD^{tree}"]);
     const found = await newTagObjects({
-      env: repo.env,
-      cwd: repo.dir,
+      ...inRepo(repo),
       updates: [create(tag, "refs/tags/blobtag"), create(tree, "refs/tags/tree")],
     });
     expect(found).toEqual([tag, tree]);
     const objects = await newObjects({
-      env: repo.env,
-      cwd: repo.dir,
+      ...inRepo(repo),
       commits: [],
       tips: found,
       since: "refs",
@@ -190,9 +168,9 @@ describe("commitsInRange", () => {
   test("reads A..B, A...B and a single revision", async () => {
     const repo = await setup();
     const base = await run(repo, ["rev-parse", "HEAD"]);
-    const one = await commitFiles(repo.dir, repo.testEnv, { "1.txt": "1\n" }, "one");
-    const two = await commitFiles(repo.dir, repo.testEnv, { "2.txt": "2\n" }, "two");
-    const options = { env: repo.env, cwd: repo.dir };
+    const one = await commitIn(repo, { "1.txt": "1\n" }, "one");
+    const two = await commitIn(repo, { "2.txt": "2\n" }, "two");
+    const options = inRepo(repo);
     expect(await commitsInRange({ ...options, range: `${base}..HEAD` })).toEqual([two, one]);
     expect(await commitsInRange({ ...options, range: `${base}...${two}` })).toEqual([two, one]);
     expect(await commitsInRange({ ...options, range: "HEAD~1" })).toEqual([one]);
@@ -203,7 +181,7 @@ describe("commitsInRange", () => {
     "refuses %j with BTL_SCAN_CONFIG",
     async (range) => {
       const repo = await setup();
-      await expect(commitsInRange({ env: repo.env, cwd: repo.dir, range })).rejects.toMatchObject({
+      await expect(commitsInRange({ ...inRepo(repo), range })).rejects.toMatchObject({
         code: "BTL_SCAN_CONFIG",
       });
     },
@@ -212,7 +190,7 @@ describe("commitsInRange", () => {
   test("reports an unknown revision as a git error", async () => {
     const repo = await setup();
     await expect(
-      commitsInRange({ env: repo.env, cwd: repo.dir, range: "no-such-branch..HEAD" }),
+      commitsInRange({ ...inRepo(repo), range: "no-such-branch..HEAD" }),
     ).rejects.toMatchObject({ code: "BTL_SCAN_GIT" });
   });
 });

@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { commitFiles } from "@bottle/test-utils";
 import { describe, expect, test } from "vitest";
 import {
   type BinaryChange,
@@ -11,7 +10,7 @@ import {
   unquote,
 } from "../src/diff.ts";
 import { printableRuns, scanBlobs } from "../src/objects.ts";
-import { type Repo, run, setup } from "./helpers.ts";
+import { commitIn, inRepo, type Repo, run, setup } from "./helpers.ts";
 
 type Added = [commit: string, file: string, line: number, text: string];
 
@@ -203,8 +202,7 @@ async function addedLines(
 ): Promise<{ added: Added[]; binaries: BinaryChange[] }> {
   const added: Added[] = [];
   const { binaries } = await streamAddedLines({
-    env: repo.env,
-    cwd: repo.dir,
+    ...inRepo(repo),
     commits,
     onLine: (...line) => added.push(line),
     timeoutMs: 30_000,
@@ -212,22 +210,18 @@ async function addedLines(
   return { added, binaries: [...binaries] };
 }
 
+/** The lines of files only: not those of a commit's header or message (`(commit message)`). */
+const inFiles = (added: Added[]) => added.filter(([, file]) => !file.startsWith("("));
+
 describe("streamAddedLines on a real repository", () => {
   test("reports a renamed and edited file's edit at the new path", async () => {
     const lines = Array.from({ length: 20 }, (_, index) => `line ${index + 1}`);
     const repo = await setup({ "docs/old name.md": `${lines.join("\n")}\n` });
     await run(repo, ["mv", "docs/old name.md", "docs/new name.md"]);
     lines[9] = "line ten, edited";
-    const commit = await commitFiles(
-      repo.dir,
-      repo.testEnv,
-      { "docs/new name.md": `${lines.join("\n")}\n` },
-      "rename",
-    );
+    const commit = await commitIn(repo, { "docs/new name.md": `${lines.join("\n")}\n` }, "rename");
     const { added } = await addedLines(repo, [commit]);
-    expect(added.filter(([, file]) => !file.startsWith("("))).toEqual([
-      [commit, "docs/new name.md", 10, "line ten, edited"],
-    ]);
+    expect(inFiles(added)).toEqual([[commit, "docs/new name.md", 10, "line ten, edited"]]);
   });
 
   test("handles names with spaces, quotes, non-ASCII and newlines, and deletions", async () => {
@@ -240,9 +234,8 @@ describe("streamAddedLines on a real repository", () => {
       "tab\there.txt",
     ];
     await run(repo, ["rm", "-q", "doomed.txt"]);
-    const commit = await commitFiles(
-      repo.dir,
-      repo.testEnv,
+    const commit = await commitIn(
+      repo,
       Object.fromEntries(names.map((name, index) => [name, `content ${index}\n`])),
       "names",
     );
@@ -256,39 +249,26 @@ describe("streamAddedLines on a real repository", () => {
   test("scans a merge's own lines, not what it merges in", async () => {
     const repo = await setup({ "f.txt": "a\nb\n" });
     await run(repo, ["checkout", "-q", "-b", "side"]);
-    await commitFiles(repo.dir, repo.testEnv, { "side.txt": "from side\n" }, "side");
+    await commitIn(repo, { "side.txt": "from side\n" }, "side");
     await run(repo, ["checkout", "-q", "main"]);
-    await commitFiles(repo.dir, repo.testEnv, { "main.txt": "from main\n" }, "main");
+    await commitIn(repo, { "main.txt": "from main\n" }, "main");
     await run(repo, ["merge", "-q", "--no-commit", "side"]);
     await writeFile(join(repo.dir, "f.txt"), "a\nevil line\nb\n");
-    const merge = await commitFiles(
-      repo.dir,
-      repo.testEnv,
-      { "f.txt": "a\nevil line\nb\n" },
-      "merge",
-    );
+    const merge = await commitIn(repo, { "f.txt": "a\nevil line\nb\n" }, "merge");
     const { added } = await addedLines(repo, [merge]);
-    expect(added.filter(([, file]) => !file.startsWith("("))).toEqual([
-      [merge, "f.txt", 2, "evil line"],
-    ]);
+    expect(inFiles(added)).toEqual([[merge, "f.txt", 2, "evil line"]]);
   });
 
   test("collects binary files with their old and new blobs", async () => {
     const repo = await setup({ "blob.bin": "\0old binary content\n" });
-    const commit = await commitFiles(
-      repo.dir,
-      repo.testEnv,
-      { "blob.bin": "\0new binary content\n" },
-      "bin",
-    );
+    const commit = await commitIn(repo, { "blob.bin": "\0new binary content\n" }, "bin");
     const { binaries } = await addedLines(repo, [commit]);
     const oldBlob = await run(repo, ["rev-parse", "HEAD~1:blob.bin"]);
     const newBlob = await run(repo, ["rev-parse", "HEAD:blob.bin"]);
     expect(binaries).toEqual([{ commit, file: "blob.bin", oldBlobs: [oldBlob], newBlob }]);
     const runs: Added[] = [];
     await scanBlobs({
-      env: repo.env,
-      cwd: repo.dir,
+      ...inRepo(repo),
       changes: binaries,
       onLine: (...line) => runs.push(line),
       timeoutMs: 30_000,

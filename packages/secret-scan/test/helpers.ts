@@ -1,6 +1,6 @@
 /** Helpers shared by the unit tests: a work repository with the gate's git environment. */
 import { randomBytes } from "node:crypto";
-import { createGitEnv, createWorkRepo, type GitEnv, git } from "@bottle/test-utils";
+import { commitFiles, createGitEnv, createWorkRepo, type GitEnv, git } from "@bottle/test-utils";
 import { gitEnv } from "../src/run.ts";
 
 export const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -28,4 +28,18 @@ export async function setup(files?: Record<string, string>): Promise<Repo> {
 /** Runs git in the repository; resolves with its trimmed stdout. */
 export async function run(repo: Repo, args: string[]): Promise<string> {
   return (await git(args, { cwd: repo.dir, env: repo.testEnv.env })).stdout.trim();
+}
+
+/** The gate's git options in the repository, as the scanner's functions take them. */
+export function inRepo(repo: Repo): { env: Record<string, string>; cwd: string } {
+  return { env: repo.env, cwd: repo.dir };
+}
+
+/** Commits `files` in the repository; resolves with the new commit's sha. */
+export function commitIn(
+  repo: Repo,
+  files: Record<string, string>,
+  message: string,
+): Promise<string> {
+  return commitFiles(repo.dir, repo.testEnv, files, message);
 }

@@ -2,12 +2,12 @@ import { generateKeyPairSync } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
-import { commitFiles, expectNoCanary, testdir } from "@bottle/test-utils";
+import { expectNoCanary, testdir } from "@bottle/test-utils";
 import { describe, expect, test } from "vitest";
 import { newCommits, newTagObjects, ZERO_OID } from "../src/commits.ts";
 import { type Finding, fingerprintOf, formatFindings, redact } from "../src/findings.ts";
 import { type ScanOptions, type ScanResult, scanCommits } from "../src/scan.ts";
-import { ALNUM, B64URL, type Repo, random, run, setup } from "./helpers.ts";
+import { ALNUM, B64URL, commitIn, inRepo, type Repo, random, run, setup } from "./helpers.ts";
 
 const FIXTURES = join(import.meta.dirname, "fixtures");
 
@@ -33,11 +33,10 @@ async function scanPush(
   ref = "refs/heads/feature",
 ): Promise<ScanResult> {
   const updates = [{ oldOid: ZERO_OID, newOid: tip, ref }];
-  const base = { env: repo.env, cwd: repo.dir, updates };
+  const base = { ...inRepo(repo), updates };
   const [commits, tags] = await Promise.all([newCommits(base), newTagObjects(base)]);
   return scanCommits({
-    env: repo.env,
-    cwd: repo.dir,
+    ...inRepo(repo),
     commits,
     tags,
     scanner: "builtin",
@@ -51,13 +50,8 @@ describe("scanCommits with the built-in scanner", () => {
   test("finds nothing in clean commits", async () => {
     const repo = await setup();
     const tip = await offBranch(repo, async () => {
-      await commitFiles(repo.dir, repo.testEnv, { "src/a.ts": "export const a = 1;\n" }, "a");
-      await commitFiles(
-        repo.dir,
-        repo.testEnv,
-        { "src/b.ts": "export const sha = 'deadbeef';\n" },
-        "b",
-      );
+      await commitIn(repo, { "src/a.ts": "export const a = 1;\n" }, "a");
+      await commitIn(repo, { "src/b.ts": "export const sha = 'deadbeef';\n" }, "b");
     });
     const result = await scanPush(repo, tip);
     expect(result).toMatchObject({ scanner: "builtin", findings: [], allowed: [], commits: 2 });
@@ -107,9 +101,8 @@ describe("scanCommits with the built-in scanner", () => {
       "acme.cfg": [`acme key acme_${random("abcdef0123456789", 24)}\n`, ["acme-key"]],
     };
     const tip = await offBranch(repo, () =>
-      commitFiles(
-        repo.dir,
-        repo.testEnv,
+      commitIn(
+        repo,
         Object.fromEntries(Object.entries(files).map(([name, [content]]) => [name, content])),
         "all kinds",
       ),
@@ -130,7 +123,7 @@ describe("scanCommits with the built-in scanner", () => {
   test("does not flag a secret already in history below a new branch", async () => {
     const repo = await setup({ "fixture.env": `TOKEN=${ghp()}\n` });
     const tip = await offBranch(repo, () =>
-      commitFiles(repo.dir, repo.testEnv, { "feature.txt": "new work\n" }, "feature"),
+      commitIn(repo, { "feature.txt": "new work\n" }, "feature"),
     );
     const result = await scanPush(repo, tip);
     expect(result.commits).toBe(1);
@@ -141,7 +134,7 @@ describe("scanCommits with the built-in scanner", () => {
     const repo = await setup();
     let added = "";
     const tip = await offBranch(repo, async () => {
-      added = await commitFiles(repo.dir, repo.testEnv, { "leak.txt": `one\n${ghp()}\n` }, "oops");
+      added = await commitIn(repo, { "leak.txt": `one\n${ghp()}\n` }, "oops");
       await run(repo, ["rm", "-q", "leak.txt"]);
       await run(repo, ["commit", "-q", "-m", "remove it"]);
     });
@@ -153,7 +146,7 @@ describe("scanCommits with the built-in scanner", () => {
   test("flags a secret a merge adds itself, not one it merges in from existing history", async () => {
     const repo = await setup({ "config.txt": "a\nb\n" });
     await run(repo, ["checkout", "-q", "-b", "old-side"]);
-    await commitFiles(repo.dir, repo.testEnv, { "old.env": `OLD=${ghp()}\n` }, "old secret");
+    await commitIn(repo, { "old.env": `OLD=${ghp()}\n` }, "old secret");
     await run(repo, ["checkout", "-q", "main"]);
     // Merging an existing branch with an old secret: nothing new.
     const clean = await offBranch(repo, () =>
@@ -163,7 +156,7 @@ describe("scanCommits with the built-in scanner", () => {
     // An evil merge: the resolution adds a line neither parent has.
     const evil = await offBranch(repo, async () => {
       await run(repo, ["merge", "-q", "--no-ff", "--no-commit", "old-side"]);
-      await commitFiles(repo.dir, repo.testEnv, { "config.txt": `a\n${ghp()}\nb\n` }, "evil merge");
+      await commitIn(repo, { "config.txt": `a\n${ghp()}\nb\n` }, "evil merge");
     });
     const result = await scanPush(repo, evil);
     expect(places(result)).toEqual(["config.txt:2:@secretlint/secretlint-rule-github"]);
@@ -173,7 +166,7 @@ describe("scanCommits with the built-in scanner", () => {
   test("flags a secret in a commit and a message of an annotated tag pushed alone", async () => {
     const repo = await setup();
     const tip = await offBranch(repo, () =>
-      commitFiles(repo.dir, repo.testEnv, { "tagged.txt": `${ghp()}\n` }, "tagged"),
+      commitIn(repo, { "tagged.txt": `${ghp()}\n` }, "tagged"),
     );
     await run(repo, ["tag", "-a", "-m", `release\n\nnotes ${ghp()}`, "v1", tip]);
     const tag = await run(repo, ["rev-parse", "v1"]);
@@ -191,12 +184,7 @@ describe("scanCommits with the built-in scanner", () => {
     const tip = await offBranch(repo, async () => {
       await run(repo, ["mv", "old/name.txt", "new name.txt"]);
       lines.splice(5, 0, `key=${ghp()}`);
-      await commitFiles(
-        repo.dir,
-        repo.testEnv,
-        { "new name.txt": `${lines.join("\n")}\n` },
-        "move",
-      );
+      await commitIn(repo, { "new name.txt": `${lines.join("\n")}\n` }, "move");
     });
     expect(places(await scanPush(repo, tip))).toEqual([
       "new name.txt:6:@secretlint/secretlint-rule-github",
@@ -206,12 +194,7 @@ describe("scanCommits with the built-in scanner", () => {
   test("flags a secret hidden in a binary file behind a NUL byte", async () => {
     const repo = await setup({ "data.bin": "\0old harmless content\n" });
     const tip = await offBranch(repo, () =>
-      commitFiles(
-        repo.dir,
-        repo.testEnv,
-        { "data.bin": `\0old harmless content\nx\0${ghp()}\0` },
-        "bin",
-      ),
+      commitIn(repo, { "data.bin": `\0old harmless content\nx\0${ghp()}\0` }, "bin"),
     );
     const result = await scanPush(repo, tip);
     expect(result.findings.map((f) => [f.file, f.line])).toEqual([["data.bin", 2]]);
@@ -220,7 +203,7 @@ describe("scanCommits with the built-in scanner", () => {
   test("flags a secret in a commit message", async () => {
     const repo = await setup();
     const tip = await offBranch(repo, () =>
-      commitFiles(repo.dir, repo.testEnv, { "a.txt": "a\n" }, `subject\n\ntoken was ${ghp()}`),
+      commitIn(repo, { "a.txt": "a\n" }, `subject\n\ntoken was ${ghp()}`),
     );
     expect(places(await scanPush(repo, tip))).toEqual([
       "(commit message):3:@secretlint/secretlint-rule-github",
@@ -231,12 +214,7 @@ describe("scanCommits with the built-in scanner", () => {
     const repo = await setup();
     const names = ["with space.txt", 'quo"te.txt', "naïve 名前.txt", "new\nline.txt"];
     const tip = await offBranch(repo, () =>
-      commitFiles(
-        repo.dir,
-        repo.testEnv,
-        Object.fromEntries(names.map((name) => [name, `${ghp()}\n`])),
-        "names",
-      ),
+      commitIn(repo, Object.fromEntries(names.map((name) => [name, `${ghp()}\n`])), "names"),
     );
     const result = await scanPush(repo, tip);
     expect(result.findings.map((f) => f.file).sort()).toEqual([...names].sort());
@@ -253,7 +231,7 @@ describe("scanCommits with the built-in scanner", () => {
       `sk-ant-api03-${random(B64URL, 93)}AA`,
     ];
     const tip = await offBranch(repo, () =>
-      commitFiles(repo.dir, repo.testEnv, { "s.txt": `${secrets.join("\n")}\n` }, "secrets"),
+      commitIn(repo, { "s.txt": `${secrets.join("\n")}\n` }, "secrets"),
     );
     const result = await scanPush(repo, tip);
     expect(result.findings).toHaveLength(3);
@@ -264,7 +242,7 @@ describe("scanCommits with the built-in scanner", () => {
   test("moves an allowlisted fingerprint to allowed", async () => {
     const repo = await setup();
     const tip = await offBranch(repo, () =>
-      commitFiles(repo.dir, repo.testEnv, { "a.txt": `${ghp()}\n`, "b.txt": `${ghp()}\n` }, "two"),
+      commitIn(repo, { "a.txt": `${ghp()}\n`, "b.txt": `${ghp()}\n` }, "two"),
     );
     const first = await scanPush(repo, tip);
     const fingerprint = first.findings.find((f) => f.file === "a.txt")?.fingerprint ?? "";
@@ -280,9 +258,7 @@ describe("scanCommits with the built-in scanner", () => {
       { length: 20_000 },
       (_, index) => `const v${index} = compute(${index});`,
     ).join("\n");
-    const tip = await offBranch(repo, () =>
-      commitFiles(repo.dir, repo.testEnv, { "big.ts": big }, "big"),
-    );
+    const tip = await offBranch(repo, () => commitIn(repo, { "big.ts": big }, "big"));
     await expect(scanPush(repo, tip, { timeoutMs: 1 })).rejects.toMatchObject({
       code: "BTL_SCAN_FAILED",
     });
@@ -291,7 +267,7 @@ describe("scanCommits with the built-in scanner", () => {
   test("stops a pathological operator regex at the timeout", async () => {
     const repo = await setup();
     const tip = await offBranch(repo, () =>
-      commitFiles(repo.dir, repo.testEnv, { "a.txt": `${"a".repeat(40)}!\n` }, "a"),
+      commitIn(repo, { "a.txt": `${"a".repeat(40)}!\n` }, "a"),
     );
     const rules = [{ id: "redos", regex: "(a+)+$" }];
     const started = Date.now();
@@ -305,15 +281,14 @@ describe("scanCommits with the built-in scanner", () => {
     const repo = await setup();
     await expect(
       scanCommits({
-        env: repo.env,
-        cwd: repo.dir,
+        ...inRepo(repo),
         commits: [],
         rules: [{ id: "bad", regex: "(" }],
       }),
     ).rejects.toMatchObject({ code: "BTL_SCAN_CONFIG" });
-    await expect(
-      scanCommits({ env: repo.env, cwd: repo.dir, commits: ["--all"] }),
-    ).rejects.toMatchObject({ code: "BTL_SCAN_CONFIG" });
+    await expect(scanCommits({ ...inRepo(repo), commits: ["--all"] })).rejects.toMatchObject({
+      code: "BTL_SCAN_CONFIG",
+    });
   });
 });
 
@@ -338,13 +313,8 @@ describe("scanCommits with gitleaks", { tags: ["slow"] }, () => {
     const secret = ghp();
     let first = "";
     const tip = await offBranch(repo, async () => {
-      first = await commitFiles(
-        repo.dir,
-        repo.testEnv,
-        { "a.txt": `x\n${secret}\n` },
-        `a\n\nmessage ${ghp()}`,
-      );
-      await commitFiles(repo.dir, repo.testEnv, { "b.txt": "clean\n" }, "b");
+      first = await commitIn(repo, { "a.txt": `x\n${secret}\n` }, `a\n\nmessage ${ghp()}`);
+      await commitIn(repo, { "b.txt": "clean\n" }, "b");
     });
     const { env, args } = await withFakeGitleaks(repo, "ok");
     const result = await scanPush(repo, tip, { env, scanner: "auto" });
@@ -377,12 +347,7 @@ describe("scanCommits with gitleaks", { tags: ["slow"] }, () => {
       "go.sum",
     ];
     const tip = await offBranch(repo, () =>
-      commitFiles(
-        repo.dir,
-        repo.testEnv,
-        Object.fromEntries(paths.map((path) => [path, `k=${ghp()}\n`])),
-        "deps",
-      ),
+      commitIn(repo, Object.fromEntries(paths.map((path) => [path, `k=${ghp()}\n`])), "deps"),
     );
     for (const scanner of ["builtin", "gitleaks"] as const) {
       const { env } = await withFakeGitleaks(repo, "ok");
@@ -399,9 +364,7 @@ describe("scanCommits with gitleaks", { tags: ["slow"] }, () => {
 
   test("is used when given by path, and required when asked for", async () => {
     const repo = await setup();
-    const tip = await offBranch(repo, () =>
-      commitFiles(repo.dir, repo.testEnv, { "a.txt": "a\n" }, "a"),
-    );
+    const tip = await offBranch(repo, () => commitIn(repo, { "a.txt": "a\n" }, "a"));
     const { env } = await withFakeGitleaks(repo, "ok");
     const byPath = await scanPush(repo, tip, {
       env: { ...env, PATH: repo.env.PATH ?? "" },
@@ -419,9 +382,7 @@ describe("scanCommits with gitleaks", { tags: ["slow"] }, () => {
     "fails closed with BTL_SCAN_FAILED when gitleaks does %s",
     async (mode) => {
       const repo = await setup();
-      const tip = await offBranch(repo, () =>
-        commitFiles(repo.dir, repo.testEnv, { "a.txt": "a\n" }, "a"),
-      );
+      const tip = await offBranch(repo, () => commitIn(repo, { "a.txt": "a\n" }, "a"));
       const { env } = await withFakeGitleaks(repo, mode);
       await expect(scanPush(repo, tip, { env, scanner: "gitleaks" })).rejects.toMatchObject({
         code: "BTL_SCAN_FAILED",
@@ -431,9 +392,7 @@ describe("scanCommits with gitleaks", { tags: ["slow"] }, () => {
 
   test("kills a hanging gitleaks at the timeout", async () => {
     const repo = await setup();
-    const tip = await offBranch(repo, () =>
-      commitFiles(repo.dir, repo.testEnv, { "a.txt": "a\n" }, "a"),
-    );
+    const tip = await offBranch(repo, () => commitIn(repo, { "a.txt": "a\n" }, "a"));
     const { env } = await withFakeGitleaks(repo, "hang");
     const started = Date.now();
     await expect(
