@@ -13,6 +13,8 @@ import { type BottleGate, hookLog, startBottleGate } from "./fixture.ts";
 /** A GitHub-token-shaped canary: `ghp_` and 36 characters (hex is alphanumeric). */
 const secret = () => `ghp_${randomBytes(18).toString("hex")}`;
 
+const REF_REFUSED = "BTL_GITGATE_REF_REFUSED";
+
 function tryGit(bottle: BottleGate, cwd: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   return git(args, { cwd, env: { ...bottle.gitEnv.env, ...env }, allowFailure: true });
 }
@@ -34,13 +36,13 @@ async function upstreamHolds(bottle: BottleGate, text: string): Promise<boolean>
   return all.includes(text) || all.includes(utf16);
 }
 
-/** Pushes, expects the gate to refuse with `code`, and the upstream to hold no trace of `text`. */
+/** Pushes, expects the gate to refuse with `code`, and the upstream to hold no trace of `texts`. */
 async function expectRefused(
   bottle: BottleGate,
   work: string,
   args: string[],
   code: string,
-  text: string,
+  texts: string[],
   env: NodeJS.ProcessEnv = {},
 ): Promise<string> {
   const before = await bottle.upstreamRef("refs/heads/main");
@@ -51,18 +53,36 @@ async function expectRefused(
     expect(pushed.stderr).toMatch(/push rejected: \d+ possible secrets? in the pushed commits/);
     expect(await hookLog(bottle.stateDir)).toContain(code);
   } else expect(pushed.stderr).toContain(code);
-  expect(await upstreamHolds(bottle, text)).toBe(false);
+  for (const text of texts) expect(await upstreamHolds(bottle, text)).toBe(false);
   expect(await bottle.upstreamRef("refs/heads/main")).toBe(before);
-  // SECURITY: the refusal and the gate's log show the secret redacted at most.
+  // SECURITY: the refusal and the gate's log show the secrets redacted at most.
   for (const output of [pushed.stdout, pushed.stderr, await hookLog(bottle.stateDir)]) {
-    expect(output).not.toContain(text);
+    for (const text of texts) expect(output).not.toContain(text);
   }
   return pushed.stderr;
 }
 
-/** {@link expectRefused} for a push of `main` that the scan must reject. */
-function expectFound(bottle: BottleGate, work: string, text: string, env: NodeJS.ProcessEnv = {}) {
-  return expectRefused(bottle, work, ["origin", "main"], "BTL_GITGATE_SECRETS_FOUND", text, env);
+/**
+ * {@link expectRefused} for a push of `main` that the scan must reject, naming each of `places`
+ * (`file:line`) in its findings.
+ */
+async function expectFound(
+  bottle: BottleGate,
+  work: string,
+  texts: string[],
+  places: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<string> {
+  const code = "BTL_GITGATE_SECRETS_FOUND";
+  const stderr = await expectRefused(bottle, work, ["origin", "main"], code, texts, env);
+  for (const place of places) expect(stderr).toContain(place);
+  return stderr;
+}
+
+/** A gate started with `options`, and an agent's clone through it. */
+async function agentClone(options?: Parameters<typeof startBottleGate>[0]) {
+  const bottle = await startBottleGate(options);
+  return { bottle, work: await bottle.clone() };
 }
 
 /** Stages `paths` (written by the test) and commits them. */
@@ -88,8 +108,7 @@ async function rawCommit(
 
 describe("the push scanner reads everything it forwards", { tags: ["slow"] }, () => {
   it("catches a blob hidden by a replace ref, pushed or already in the mirror, and refuses refs/replace/*", async () => {
-    const bottle = await startBottleGate();
-    const work = await bottle.clone();
+    const { bottle, work } = await agentClone();
     const token = secret();
     const content = `token=${token}\n`;
     const hidden = await sh(bottle, work, ["hash-object", "-w", "--stdin"], content);
@@ -99,8 +118,8 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
       bottle,
       work,
       ["origin", `refs/replace/${hidden}`],
-      "BTL_GITGATE_REF_REFUSED",
-      token,
+      REF_REFUSED,
+      [token],
     );
     expect(refused).toContain("only branches (refs/heads/*) and tags (refs/tags/*)");
     // The mirror has the same replacement all the same (written before this gate, or by hand).
@@ -108,13 +127,11 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
     await sh(bottle, bottle.mirror, ["update-ref", `refs/replace/${hidden}`, harmless]);
     await writeFile(join(work, "config.env"), content);
     await commitPaths(bottle, work, ["config.env"], "config");
-    const stderr = await expectFound(bottle, work, token, { GIT_NO_REPLACE_OBJECTS: "1" });
-    expect(stderr).toContain("config.env:1");
+    await expectFound(bottle, work, [token], ["config.env:1"], { GIT_NO_REPLACE_OBJECTS: "1" });
   });
 
   it("catches a commit hidden by a replace ref in the mirror", async () => {
-    const bottle = await startBottleGate();
-    const work = await bottle.clone();
+    const { bottle, work } = await agentClone();
     const token = secret();
     await commitFiles(work, bottle.gitEnv, { "a.txt": "a\n" }, `add a\n\nkey ${token}`);
     const real = await sh(bottle, work, ["rev-parse", "HEAD"]);
@@ -130,67 +147,48 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
     const first = await tryGit(bottle, work, ["push", "origin", `${clean}:refs/heads/twin`]);
     expect(first.code, first.stderr).toBe(0);
     await sh(bottle, bottle.mirror, ["update-ref", `refs/replace/${real}`, clean]);
-    const stderr = await expectFound(bottle, work, token, { GIT_NO_REPLACE_OBJECTS: "1" });
-    expect(stderr).toContain("(commit message):3");
+    await expectFound(bottle, work, [token], ["(commit message):3"], {
+      GIT_NO_REPLACE_OBJECTS: "1",
+    });
   });
 
   it("refuses pushes to refs/notes/*, refs/pull/*, and any namespace but heads and tags", async () => {
-    const bottle = await startBottleGate();
-    const work = await bottle.clone();
+    const { bottle, work } = await agentClone();
     const token = secret();
     await sh(bottle, work, ["notes", "add", "-m", `note ${token}`, "HEAD"]);
-    await expectRefused(
-      bottle,
-      work,
-      ["origin", "refs/notes/commits"],
-      "BTL_GITGATE_REF_REFUSED",
-      token,
-    );
+    await expectRefused(bottle, work, ["origin", "refs/notes/commits"], REF_REFUSED, [token]);
     await commitFiles(work, bottle.gitEnv, { "pr.txt": `${token}\n` }, "pr");
     for (const ref of ["refs/pull/1/head", "refs/foo/bar"]) {
-      await expectRefused(
-        bottle,
-        work,
-        ["origin", `HEAD:${ref}`],
-        "BTL_GITGATE_REF_REFUSED",
-        token,
-      );
+      await expectRefused(bottle, work, ["origin", `HEAD:${ref}`], REF_REFUSED, [token]);
       expect(await bottle.upstreamRef(ref)).toBeUndefined();
     }
   });
 
   it("scans a commit's unknown header lines", async () => {
-    const bottle = await startBottleGate();
-    const work = await bottle.clone();
+    const { bottle, work } = await agentClone();
     const token = secret();
     await rawCommit(bottle, work, `x-note ${token}\n`, "harmless message\n");
-    const stderr = await expectFound(bottle, work, token);
-    expect(stderr).toContain("(commit header):5");
+    await expectFound(bottle, work, [token], ["(commit header):5"]);
   });
 
   it("scans a message in its stored bytes whatever encoding the commit claims", async () => {
-    const bottle = await startBottleGate();
-    const work = await bottle.clone();
+    const { bottle, work } = await agentClone();
     const token = secret();
     await rawCommit(bottle, work, "encoding IBM037\n", `release\n\ntoken ${token}\n`);
-    const stderr = await expectFound(bottle, work, token);
-    expect(stderr).toContain("(commit message):3");
+    await expectFound(bottle, work, [token], ["(commit message):3"]);
   });
 
   it("reads a binary file to its end: a secret after a NUL byte and 17 MiB of padding", async () => {
-    const bottle = await startBottleGate();
-    const work = await bottle.clone();
+    const { bottle, work } = await agentClone();
     const token = secret();
     const padding = Buffer.alloc(17 * 1024 * 1024, 0);
     await writeFile(join(work, "blob.bin"), Buffer.concat([padding, Buffer.from(token)]));
     await commitPaths(bottle, work, ["blob.bin"], "binary");
-    const stderr = await expectFound(bottle, work, token);
-    expect(stderr).toContain("blob.bin:1");
+    await expectFound(bottle, work, [token], ["blob.bin:1"]);
   });
 
   it("scans file and directory names, and keeps them out of the output whole", async () => {
-    const bottle = await startBottleGate();
-    const work = await bottle.clone();
+    const { bottle, work } = await agentClone();
     const [file, dir] = [secret(), secret()];
     await commitFiles(
       work,
@@ -198,17 +196,12 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
       { [`docs/${file}.txt`]: "clean\n", [`${dir}/readme.md`]: "clean\n" },
       "names",
     );
-    let stderr = await expectFound(bottle, work, file);
-    expect(stderr).toContain("docs/:");
-    expect(stderr).not.toContain(dir);
-    expect(await upstreamHolds(bottle, dir)).toBe(false);
-    stderr = await expectFound(bottle, work, dir);
-    expect(stderr).toContain("./:");
+    await expectFound(bottle, work, [file, dir], ["docs/:"]);
+    await expectFound(bottle, work, [dir], ["./:"]);
   });
 
   it("scans a symlink's target and the URLs of .gitmodules", async () => {
-    const bottle = await startBottleGate();
-    const work = await bottle.clone();
+    const { bottle, work } = await agentClone();
     const [target, url] = [secret(), secret()];
     await symlink(`../${target}`, join(work, "link"));
     await writeFile(
@@ -216,15 +209,11 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
       `[submodule "lib"]\n\tpath = lib\n\turl = https://x:${url}@git.example/lib.git\n`,
     );
     await commitPaths(bottle, work, ["link", ".gitmodules"], "link and modules");
-    const stderr = await expectFound(bottle, work, target);
-    expect(stderr).toContain("link:1");
-    expect(stderr).toContain(".gitmodules:3");
-    expect(await upstreamHolds(bottle, url)).toBe(false);
+    await expectFound(bottle, work, [target, url], ["link:1", ".gitmodules:3"]);
   });
 
   it("scans a UTF-16LE text file with a BOM, and the end of a 2 MiB single-line file", async () => {
-    const bottle = await startBottleGate();
-    const work = await bottle.clone();
+    const { bottle, work } = await agentClone();
     const [wide, long] = [secret(), secret()];
     const bom = Buffer.from([0xff, 0xfe]);
     await writeFile(
@@ -233,15 +222,11 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
     );
     await writeFile(join(work, "long.min.js"), `${"a=1;".repeat(512 * 1024)} ${long}`);
     await commitPaths(bottle, work, ["wide.txt", "long.min.js"], "wide and long");
-    const stderr = await expectFound(bottle, work, wide);
-    expect(stderr).toContain("wide.txt:2");
-    expect(stderr).toContain("long.min.js:1");
-    expect(await upstreamHolds(bottle, long)).toBe(false);
+    await expectFound(bottle, work, [wide, long], ["wide.txt:2", "long.min.js:1"]);
   });
 
   it("scans an orphan branch in full", async () => {
-    const bottle = await startBottleGate();
-    const work = await bottle.clone();
+    const { bottle, work } = await agentClone();
     const token = secret();
     await sh(bottle, work, ["checkout", "-q", "--orphan", "pages"]);
     await sh(bottle, work, ["rm", "-rfq", "."]);
@@ -251,15 +236,14 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
       work,
       ["origin", "pages"],
       "BTL_GITGATE_SECRETS_FOUND",
-      token,
+      [token],
     );
     expect(stderr).toContain("index.html:1");
     expect(await bottle.upstreamRef("refs/heads/pages")).toBeUndefined();
   });
 
   it("finds a secret in the 150th of 300 pushed commits", async () => {
-    const bottle = await startBottleGate();
-    const work = await bottle.clone();
+    const { bottle, work } = await agentClone();
     const token = secret();
     const head = await sh(bottle, work, ["rev-parse", "HEAD"]);
     const commands: string[] = [];
@@ -278,14 +262,12 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
       );
     }
     await sh(bottle, work, ["fast-import", "--quiet", "--force"], `${commands.join("\n")}\n`);
-    const stderr = await expectFound(bottle, work, token);
-    expect(stderr).toContain("file-150.txt:1");
+    const stderr = await expectFound(bottle, work, [token], ["file-150.txt:1"]);
     expect(stderr).toMatch(/1 possible secret in/);
   });
 
   it("refuses an object larger than max_blob_bytes rather than forwarding it unread", async () => {
-    const bottle = await startBottleGate({ scanYaml: "    max_blob_bytes: 1048576" });
-    const work = await bottle.clone();
+    const { bottle, work } = await agentClone({ scanYaml: "    max_blob_bytes: 1048576" });
     const token = secret();
     await mkdir(join(work, "assets"));
     await writeFile(join(work, "assets", "big.txt"), `${"x".repeat(2 * 1024 * 1024)}\n${token}\n`);
@@ -295,7 +277,7 @@ describe("the push scanner reads everything it forwards", { tags: ["slow"] }, ()
       work,
       ["origin", "main"],
       "BTL_GITGATE_OBJECT_TOO_LARGE",
-      token,
+      [token],
     );
     expect(stderr).toContain("assets/big.txt");
     expect(stderr).toContain("max_blob_bytes");

@@ -22,6 +22,14 @@ async function head(bottle: BottleGate, cwd: string): Promise<string> {
   return (await git(["rev-parse", "HEAD"], { cwd, env: bottle.gitEnv.env })).stdout.trim();
 }
 
+/** Pushes `branch` and expects it forwarded: the upstream's branch is then the clone's HEAD. */
+async function expectForwarded(bottle: BottleGate, work: string, branch = "main") {
+  const pushed = await tryGit(bottle, work, ["push", "origin", branch]);
+  expect(pushed.code, pushed.stderr).toBe(0);
+  expect(await bottle.upstreamRef(`refs/heads/${branch}`)).toBe(await head(bottle, work));
+  return pushed;
+}
+
 describe("git-gate over an SSH upstream", { tags: ["slow"] }, () => {
   it("forwards a clean push upstream and moves the mirror after the upstream accepted", async () => {
     const bottle = await startBottleGate();
@@ -78,9 +86,7 @@ describe("git-gate over an SSH upstream", { tags: ["slow"] }, () => {
     const work = await bottle.clone();
     await git(["checkout", "-q", "-b", "topic"], { cwd: work, env: bottle.gitEnv.env });
     await commitFiles(work, bottle.gitEnv, { "notes.md": "clean\n" }, "topic work");
-    const pushed = await tryGit(bottle, work, ["push", "origin", "topic"]);
-    expect(pushed.code, pushed.stderr).toBe(0);
-    expect(await bottle.upstreamRef("refs/heads/topic")).toBe(await head(bottle, work));
+    await expectForwarded(bottle, work, "topic");
   });
 
   it("flags a secret added and deleted again within the same push", async () => {
@@ -245,9 +251,7 @@ describe("git-gate over an SSH upstream", { tags: ["slow"] }, () => {
     });
     const work = await bottle.clone();
     await commitFiles(work, bottle.gitEnv, { "h.txt": "h\n" }, "h");
-    const pushed = await tryGit(bottle, work, ["push", "origin", "main"]);
-    expect(pushed.code, pushed.stderr).toBe(0);
-    expect(await bottle.upstreamRef("refs/heads/main")).toBe(await head(bottle, work));
+    await expectForwarded(bottle, work);
   });
 
   it("serialises a fetch and a push on one mirror: both succeed and agree", async () => {
@@ -306,9 +310,7 @@ describe("git-gate over an HTTPS-style upstream that demands a credential", {
     const bottle = await startBottleGate({ transport: "https", env: { UPSTREAM_TOKEN: canary } });
     const work = await bottle.clone();
     await commitFiles(work, bottle.gitEnv, { "b.txt": "b\n" }, "b");
-    const pushed = await tryGit(bottle, work, ["push", "origin", "main"]);
-    expect(pushed.code, pushed.stderr).toBe(0);
-    expect(await bottle.upstreamRef("refs/heads/main")).toBe(await head(bottle, work));
+    const pushed = await expectForwarded(bottle, work);
     const mirrorConfig = await readFile(join(bottle.mirror, "config"), "utf8");
     const gitconfig = await readFile(join(bottle.stage, "agent", "gitconfig"), "utf8");
     const log = await hookLog(bottle.stateDir);
@@ -366,9 +368,7 @@ describe("git-gate with a Gitea deploy key", { tags: ["slow"] }, () => {
     ]);
     const work = await bottle.clone();
     await commitFiles(work, bottle.gitEnv, { "d.txt": "d\n" }, "d");
-    const pushed = await tryGit(bottle, work, ["push", "origin", "main"]);
-    expect(pushed.code, pushed.stderr).toBe(0);
-    expect(await bottle.upstreamRef("refs/heads/main")).toBe(await head(bottle, work));
+    await expectForwarded(bottle, work);
     await bottle.gate.kill();
     const revoke = () =>
       runProcess(process.execPath, [BIN, "revoke-keys", "--stage", bottle.stage], {
@@ -396,9 +396,7 @@ describe("git-gate with a GitHub App token from tokman", { tags: ["slow"] }, () 
     const bottle = await startBottleGate({ transport: "github-app" });
     const work = await bottle.clone();
     await commitFiles(work, bottle.gitEnv, { "app.txt": "from the agent\n" }, "app");
-    const pushed = await tryGit(bottle, work, ["push", "origin", "main"]);
-    expect(pushed.code, pushed.stderr).toBe(0);
-    expect(await bottle.upstreamRef("refs/heads/main")).toBe(await head(bottle, work));
+    const pushed = await expectForwarded(bottle, work);
     expect(bottle.github?.mints).toBe(1); // init, the clone's fetch and the push share one token
     const [token] = bottle.github?.tokens() ?? [];
     expect(token?.repositories).toEqual([{ id: 1, name: "api" }]);
