@@ -8,7 +8,6 @@ import { join } from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
 import { parseManifest } from "@bottle/manifest";
 import {
-  createDeferred,
   createGitEnv,
   createWorkRepo,
   expectNoCanary,
@@ -23,9 +22,9 @@ import {
   testdir,
 } from "@bottle/test-utils";
 import { Octokit } from "@octokit/rest";
-import { describe, expect, it, onTestFinished, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { prepareCredProxy, proxyTokenEnv } from "../src/plan.ts";
-import { route, startProxy, type TestProxy } from "./fixture.ts";
+import { eventGates, route, startProxy, type TestProxy } from "./fixture.ts";
 import { frontDoor } from "./front-door.ts";
 
 const SLOT = "BOTTLE_PROXY_TOKEN_0";
@@ -385,18 +384,6 @@ describe("@anthropic-ai/sdk through the proxy", { tags: ["slow"] }, () => {
     });
   }
 
-  /** One deferred per delta, released as the client reads them; a guard ends a stalled run. */
-  function deltaGates() {
-    const received = WORDS.map(() => createDeferred<void>());
-    let stalled = false;
-    const guard = setTimeout(() => {
-      stalled = true;
-      for (const gate of received) gate.resolve();
-    }, 10_000);
-    onTestFinished(() => clearTimeout(guard));
-    return { received, stalled: () => stalled };
-  }
-
   /** A logger that keeps every line the SDK logs, for the leak check. */
   function captureLogger() {
     const lines: string[] = [];
@@ -420,7 +407,7 @@ describe("@anthropic-ai/sdk through the proxy", { tags: ["slow"] }, () => {
   it("messages.stream with an API-key placeholder: x-api-key injected, events arrive one by one", async () => {
     hermeticSdkEnv();
     const token = makeCanary("sk-ant-api03");
-    const { received, stalled } = deltaGates();
+    const { gates: received, stalled } = eventGates(WORDS.length, 10_000);
     const upstream = await messagesUpstream(
       (h) => h["x-api-key"] === token && h.authorization === undefined,
       received,
@@ -479,7 +466,7 @@ describe("@anthropic-ai/sdk through the proxy", { tags: ["slow"] }, () => {
   it("create({ stream: true }) with an OAuth-token placeholder: Bearer injected", async () => {
     hermeticSdkEnv();
     const token = makeCanary("sk-ant-oat01");
-    const { received, stalled } = deltaGates();
+    const { gates: received, stalled } = eventGates(WORDS.length, 10_000);
     const upstream = await messagesUpstream(
       (h) => h.authorization === `Bearer ${token}` && h["x-api-key"] === undefined,
       received,

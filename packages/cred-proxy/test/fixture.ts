@@ -6,7 +6,7 @@ import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { createLogger } from "@bottle/log";
-import { type RecordedRequest, runProcess, testdir } from "@bottle/test-utils";
+import { createDeferred, type RecordedRequest, runProcess, testdir } from "@bottle/test-utils";
 import { onTestFinished } from "vitest";
 import { parseRoutes, type RouteEntry } from "../src/routes.ts";
 import { type CredProxy, type CredProxyOptions, createCredProxy } from "../src/server.ts";
@@ -280,4 +280,20 @@ export function patternHash(n: number): string {
   const hash = createHash("sha256");
   for (const chunk of pattern(n)) hash.update(chunk);
   return hash.digest("hex");
+}
+
+/**
+ * `count` deferreds a streaming upstream waits on, each resolved once the client has read that
+ * event. A guard resolves them all after `ms` and `stalled()` turns true, so a proxy that holds
+ * events back fails the test fast, not at its timeout.
+ */
+export function eventGates(count: number, ms: number) {
+  const gates = Array.from({ length: count }, () => createDeferred<void>());
+  let stalled = false;
+  const guard = setTimeout(() => {
+    stalled = true;
+    for (const gate of gates) gate.resolve();
+  }, ms);
+  onTestFinished(() => clearTimeout(guard));
+  return { gates, stalled: () => stalled };
 }

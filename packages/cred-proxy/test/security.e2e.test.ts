@@ -13,7 +13,6 @@ import { gzipSync } from "node:zlib";
 import { isBottleError } from "@bottle/errors";
 import {
   createBaseEnv,
-  createDeferred,
   expectNoCanary,
   makeCanary,
   runProcess,
@@ -27,6 +26,7 @@ import {
   BIN,
   countConnections,
   createTestProxy,
+  eventGates,
   headerNames,
   headerValues,
   makeCertificate,
@@ -69,6 +69,19 @@ function exampleRoutes(upstream: string): RouteSpec[] {
   ];
 }
 
+/** The proxy with the example routes in front of `upstream`, and their tokens. */
+function startExampleProxy(upstream: { url: string }) {
+  return startProxy({ routes: exampleRoutes(upstream.url), tokens: TOKENS });
+}
+
+/** A recording upstream, the count of connections made to it, and the example proxy before it. */
+async function startExample() {
+  const upstream = await startUpstream();
+  const connections = countConnections(upstream.server);
+  const proxy = await startExampleProxy(upstream);
+  return { upstream, connections, proxy };
+}
+
 function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
 }
@@ -94,7 +107,7 @@ describe("cred-proxy security checklist", { tags: ["slow"] }, () => {
     "(1) on %s the upstream sees the route's credential and no client credential",
     async (prefix, name, value) => {
       const upstream = await startUpstream();
-      const proxy = await startProxy({ routes: exampleRoutes(upstream.url), tokens: TOKENS });
+      const proxy = await startExampleProxy(upstream);
       const reply = await send(proxy.url, `${prefix}v1/thing`, {
         headers: {
           Authorization: "Bearer evil",
@@ -137,7 +150,7 @@ describe("cred-proxy security checklist", { tags: ["slow"] }, () => {
       });
       res.end("ok");
     });
-    const proxy = await startProxy({ routes: exampleRoutes(upstream.url), tokens: TOKENS });
+    const proxy = await startExampleProxy(upstream);
 
     const tricked = await send(proxy.url, "/anthropic/v1/messages", {
       headers: {
@@ -193,9 +206,7 @@ describe("cred-proxy security checklist", { tags: ["slow"] }, () => {
   });
 
   it("(3) refuses absolute-form targets and CONNECT before contacting any upstream", async () => {
-    const upstream = await startUpstream();
-    const connections = countConnections(upstream.server);
-    const proxy = await startProxy({ routes: exampleRoutes(upstream.url), tokens: TOKENS });
+    const { upstream, connections, proxy } = await startExample();
     for (const target of [
       "http://evil.test/anthropic/v1",
       `http://127.0.0.1:${upstream.port}/anthropic/v1`,
@@ -226,9 +237,7 @@ describe("cred-proxy security checklist", { tags: ["slow"] }, () => {
   });
 
   it("(4) refuses every odd path spelling with 400 and zero upstream hits", async () => {
-    const upstream = await startUpstream();
-    const connections = countConnections(upstream.server);
-    const proxy = await startProxy({ routes: exampleRoutes(upstream.url), tokens: TOKENS });
+    const { upstream, connections, proxy } = await startExample();
     const targets: Array<string | Buffer> = [
       "//evil.test/x",
       "/anthropic//evil.test/x",
@@ -269,16 +278,15 @@ describe("cred-proxy security checklist", { tags: ["slow"] }, () => {
   });
 
   it("(5) a gitea host key that is not configured is a 404 and no connection anywhere", async () => {
-    const upstream = await startUpstream();
-    const connections = countConnections(upstream.server);
-    const proxy = await startProxy({ routes: exampleRoutes(upstream.url), tokens: TOKENS });
-    for (const target of [
+    const { upstream, connections, proxy } = await startExample();
+    const unrouted = [
       "/gitea/evil.test/api/v1/user",
       `/gitea/127.0.0.1:${upstream.port}/api/v1/user`,
       "/gitea/",
       "/anthropic",
       "/unknown/x",
-    ]) {
+    ];
+    for (const target of unrouted) {
       const reply = await send(proxy.url, target, { headers: { Authorization: "token evil" } });
       expect(reply.status, target).toBe(404);
       expect(JSON.parse(reply.body.toString())).toEqual({
@@ -365,9 +373,7 @@ describe("cred-proxy security checklist", { tags: ["slow"] }, () => {
   });
 
   it("(8) refuses TRACE, TRACK, upgrades and smuggling attempts before the upstream", async () => {
-    const upstream = await startUpstream();
-    const connections = countConnections(upstream.server);
-    const proxy = await startProxy({ routes: exampleRoutes(upstream.url), tokens: TOKENS });
+    const { upstream, connections, proxy } = await startExample();
     const trace = await send(proxy.url, "/anthropic/v1", { method: "TRACE" });
     expect(trace.status).toBe(405);
     expect(JSON.parse(trace.body.toString()).code).toBe("BTL_PROXY_METHOD");
@@ -517,7 +523,9 @@ describe("cred-proxy security checklist", { tags: ["slow"] }, () => {
   });
 
   it("(11) SSE passes event by event: the upstream sends n+1 only after the client got n", async () => {
-    const seen = Array.from({ length: 5 }, () => createDeferred<void>());
+    // A proxy that holds events back never lets the upstream finish: fail fast, not at the
+    // test timeout.
+    const { gates: seen, stalled } = eventGates(5, 5_000);
     const upstream = await startUpstream(async (_req, res) => {
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
       for (const [n, event] of seen.entries()) {
@@ -531,14 +539,6 @@ describe("cred-proxy security checklist", { tags: ["slow"] }, () => {
       tokens: TOKENS,
     });
     const events: string[] = [];
-    // A proxy that holds events back never lets the upstream finish: fail fast, not at the
-    // test timeout.
-    let stalled = false;
-    const guard = setTimeout(() => {
-      stalled = true;
-      for (const event of seen) event.resolve();
-    }, 5_000);
-    onTestFinished(() => clearTimeout(guard));
     const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
       const req = request(
         `${proxy.url}/anthropic/v1/messages`,
@@ -563,7 +563,7 @@ describe("cred-proxy security checklist", { tags: ["slow"] }, () => {
       req.on("error", reject);
       req.end("{}");
     });
-    expect(stalled).toBe(false);
+    expect(stalled()).toBe(false);
     expect(events).toEqual([0, 1, 2, 3, 4].map((n) => `id: ${n}\ndata: event ${n}`));
     expect(headers["content-type"]).toBe("text/event-stream");
     expect(headers["content-encoding"]).toBeUndefined();
@@ -765,7 +765,7 @@ describe("cred-proxy security checklist", { tags: ["slow"] }, () => {
       });
       res.end(answer);
     });
-    const proxy = await startProxy({ routes: exampleRoutes(upstream.url), tokens: TOKENS });
+    const proxy = await startExampleProxy(upstream);
     const reply = await send(proxy.url, "/gh-git/acme/api.git/git-upload-pack", {
       method: "POST",
       headers: {
