@@ -19,6 +19,7 @@ import {
   startHttpGitUpstream,
   startRegistry,
   startUpstream,
+  streamedEventTypes,
   testdir,
 } from "@bottle/test-utils";
 import { Octokit } from "@octokit/rest";
@@ -446,14 +447,7 @@ describe("@anthropic-ai/sdk through the proxy", { tags: ["slow"] }, () => {
     expect(stalled()).toBe(false);
     expect(texts).toEqual(WORDS);
     expect(await stream.finalText()).toBe(WORDS.join(""));
-    expect(types).toEqual([
-      "message_start",
-      "content_block_start",
-      ...WORDS.map(() => "content_block_delta"),
-      "content_block_stop",
-      "message_delta",
-      "message_stop",
-    ]);
+    expect(types).toEqual(streamedEventTypes(WORDS.length));
 
     // The upstream got the real key and nothing of the placeholder.
     const [seen] = upstream.requests.slice(-1);

@@ -107,6 +107,21 @@ function checkMessagesBody(body: Record<string, unknown>, tokenCountOnly: boolea
 }
 
 /**
+ * The event types the Anthropic SDK yields for a streamed message of one text block in `deltas`
+ * deltas, in order (the SDK drops `ping`).
+ */
+export function streamedEventTypes(deltas: number): string[] {
+  return [
+    "message_start",
+    "content_block_start",
+    ...Array.from({ length: deltas }, () => "content_block_delta"),
+    "content_block_stop",
+    "message_delta",
+    "message_stop",
+  ];
+}
+
+/**
  * Starts the fake on `127.0.0.1:0`; closed when the current test finishes. Routes:
  * `POST /v1/messages` (JSON, or SSE with `stream: true`: message_start, content_block_start,
  * ping, content_block_delta per word, content_block_stop, message_delta, message_stop),

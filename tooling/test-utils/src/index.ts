@@ -5,7 +5,7 @@ export type {
   AnthropicFakeOptions,
   AnthropicFakeRequest,
 } from "./anthropic-fake.ts";
-export { startAnthropicFake } from "./anthropic-fake.ts";
+export { startAnthropicFake, streamedEventTypes } from "./anthropic-fake.ts";
 export { expectNoCanary, makeCanary, readTree } from "./canary.ts";
 export type { ProcessExit } from "./child-supervisor.ts";
 export type { Deferred } from "./deferred.ts";

@@ -38,6 +38,7 @@ describe("@bottle/test-utils", () => {
       "startSshGitServer",
       "startTokmanWithGitHubFake",
       "startUpstream",
+      "streamedEventTypes",
       "testdir",
       "writeFiles",
     ]);
