@@ -1,5 +1,6 @@
-// What every bench script shares: its command line (--runs N, --json, --help) and its ending
-// (signals stop the children and remove the temp dir; results go to stdout, progress to stderr).
+// What every bench script shares: its command line (--runs N, --json, --help), its workspace (a
+// temp dir, an isolated git environment, tracked children) and its ending (signals stop the
+// children and remove the temp dir; results go to stdout, progress to stderr).
 import { spawn } from "node:child_process";
 import {
   closeSync,
@@ -9,23 +10,24 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  readSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { connect, createServer as createNetServer } from "node:net";
-import { availableParallelism, cpus, release, tmpdir } from "node:os";
-import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
 /** Progress lines on stderr. */
 export const progress = (text) => process.stderr.write(`bench: ${text}\n`);
 
 /**
- * Parses `--runs N` (1–100), `--json` and `--help` plus `options`; prints `usage` and exits 2 on
- * a bad command line, 0 for `--help`. Returns the flags and the number of runs.
+ * Parses `--runs N` (1–100), `--json` and `--help` plus `options`; `integers` gives the range of
+ * each integer flag among them (`{ seconds: [1, 600] }`), and a `--profile F` among them must
+ * name a file in an existing directory. Prints `usage` and exits 2 on a bad command line, 0 for
+ * `--help`. Returns the flags, the number of runs, and the values of the integer flags (`runs`
+ * among them).
  */
-export function parseBenchArgs(usage, { runs = "3", options = {} } = {}) {
+export function parseBenchArgs(usage, { runs = "3", options = {}, integers = {} } = {}) {
   let flags;
   try {
     flags = parseArgs({
@@ -44,20 +46,33 @@ export function parseBenchArgs(usage, { runs = "3", options = {} } = {}) {
     process.stdout.write(usage);
     process.exit(0);
   }
-  const count = Number(flags.runs);
-  if (!Number.isInteger(count) || count < 1 || count > 100) {
-    process.stderr.write(`bench: expected \`--runs\` to be an integer 1–100, got ${flags.runs}\n`);
+  const integer = (name, [min, max]) => {
+    const value = Number(flags[name]);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      process.stderr.write(
+        `bench: expected \`--${name}\` to be an integer ${min}–${max}, got ${flags[name]}\n`,
+      );
+      process.exit(2);
+    }
+    return value;
+  };
+  const count = integer("runs", [1, 100]);
+  const values = { runs: count };
+  for (const [name, range] of Object.entries(integers)) values[name] = integer(name, range);
+  if (flags.profile !== undefined && !existsSync(dirname(resolve(flags.profile)))) {
+    process.stderr.write(`bench: no such directory for \`--profile\`: ${flags.profile}\n`);
     process.exit(2);
   }
-  return { flags, runs: count };
+  return { flags, runs: count, integers: values };
 }
 
 /**
- * Runs `main`, prints `report(result)` (or JSON), and always ends with `cleanup()`. SIGINT,
- * SIGTERM and SIGHUP clean up and exit 130; `killAll` is the last resort on exit, so no child
- * outlives the bench.
+ * Runs `main`, prints `report(result)` (or JSON), and always ends with `cleanup()`. A missing
+ * file of `needs.files` (a built CLI, a system program) fails the bench before `main`, saying
+ * how to get it (`needs.hint`). SIGINT, SIGTERM and SIGHUP clean up and exit 130; `killAll` is
+ * the last resort on exit, so no child outlives the bench.
  */
-export async function runBench({ main, report, json, workspace }) {
+export async function runBench({ main, report, json, workspace, needs = { files: [] } }) {
   const { cleanup, killAll, work } = workspace;
   let interrupted = false;
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
@@ -69,6 +84,9 @@ export async function runBench({ main, report, json, workspace }) {
   }
   process.once("exit", killAll);
   try {
+    for (const file of needs.files) {
+      if (!existsSync(file)) throw new Error(`missing ${file}: ${needs.hint}`);
+    }
     const result = await main();
     process.stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : report(result));
   } catch (error) {
@@ -80,7 +98,8 @@ export async function runBench({ main, report, json, workspace }) {
 }
 
 const MiB = 1024 * 1024;
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves after `ms`. */
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Direct children of `pid`, from /proc (all threads: libuv may fork from any). */
 function childPids(pid) {
@@ -266,157 +285,4 @@ export function createWorkspace(name) {
     killAll,
     sleep,
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Figures and ports shared by the benchmarks.
-
-/** The median of `xs` (the mean of the two middle values for an even count). */
-export function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-const round1 = (x) => Math.round(x * 10) / 10;
-
-/** Median, min, max and every run of `xs`, to one decimal. */
-export function summarize(xs) {
-  return {
-    median: round1(median(xs)),
-    min: round1(Math.min(...xs)),
-    max: round1(Math.max(...xs)),
-    runs: xs.map(round1),
-  };
-}
-
-/** CPU seconds busy on the whole machine so far (every state but idle and iowait), /proc/stat. */
-export function machineBusySeconds(clkTck) {
-  try {
-    const line = readFileSync("/proc/stat", "utf8").split("\n")[0];
-    const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number); // user … steal
-    return (ticks.reduce((a, b) => a + b, 0) - ticks[3] - ticks[4]) / clkTck;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/**
- * Calls `onLine` for each complete line of the file open at `fd`, read from its current offset
- * in 1 MiB chunks (a server's log of one JSON line per request can be hundreds of MiB).
- */
-export function forEachLine(fd, onLine) {
-  const buffer = Buffer.alloc(1024 * 1024);
-  let pending = "";
-  for (;;) {
-    const n = readSync(fd, buffer, 0, buffer.length, null);
-    if (n === 0) return;
-    const lines = (pending + buffer.toString("utf8", 0, n)).split("\n");
-    pending = lines.pop() ?? "";
-    for (const line of lines) onLine(line);
-  }
-}
-
-/** The machine a result was measured on: cores, CPU model, kernel and Node, and `extra`. */
-export function machineInfo(extra = {}) {
-  return {
-    nproc: availableParallelism(),
-    cpu: cpus()[0]?.model.trim() ?? "?",
-    kernel: release(),
-    node: process.version,
-    ...extra,
-  };
-}
-
-/**
- * Latencies in ms, in a typed array that grows by doubling (a load generator records hundreds
- * of thousands): `add(ms)`, `count`, and `sorted()`.
- */
-export function latencyLog(initial = 64 * 1024) {
-  let values = new Float64Array(initial);
-  let count = 0;
-  return {
-    add(ms) {
-      if (count === values.length) {
-        const grown = new Float64Array(2 * values.length);
-        grown.set(values);
-        values = grown;
-      }
-      values[count++] = ms;
-    },
-    get count() {
-      return count;
-    },
-    sorted: () => values.subarray(0, count).sort(),
-  };
-}
-
-/**
- * For a bench's own server child: listens on `host` port 0, logs the `listening` record (with
- * `url`, and `fields`) on stderr as the sidecars do, and on SIGTERM closes, cuts its
- * connections and runs `onStop`.
- */
-export function serveBenchServer(server, host, { fields = {}, onStop = () => {} } = {}) {
-  server.listen(0, host, () => {
-    const { port } = server.address();
-    const record = { msg: "listening", url: `http://${host}:${port}`, ...fields };
-    process.stderr.write(`${JSON.stringify(record)}\n`);
-  });
-  process.once("SIGTERM", () => {
-    server.close();
-    server.closeAllConnections();
-    onStop();
-  });
-}
-
-/** A TCP port free on `host` right now (for programs that cannot report the one they bound). */
-export function freePort(host) {
-  return new Promise((resolve, reject) => {
-    const server = createNetServer();
-    server.once("error", reject);
-    server.listen(0, host, () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Whether something accepts connections on `host:port`. */
-export function canConnect(port, host) {
-  return new Promise((resolve) => {
-    const socket = connect(port, host);
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
-
-/**
- * Starts a server that cannot report the port it bound (nginx, lighttpd) on a free port of
- * `host`: `launch(port)` spawns it (a tracked child with piped stderr); it must accept
- * connections within 5 s, else it is killed and started again on another port (another process
- * may have taken the first), three times at most. The error quotes its stderr and the tail of
- * `logFile`. Resolves to `{ child, port }`.
- */
-export async function startOnFreePort(name, host, logFile, launch) {
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort(host);
-    const child = await launch(port);
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (chunk) => {
-      stderr = (stderr + chunk).slice(-4000);
-    });
-    let exited = false;
-    child.once("exit", () => {
-      exited = true;
-    });
-    for (let i = 0; i < 100 && !exited && !(await canConnect(port, host)); i++) await sleep(50);
-    if (!exited && (await canConnect(port, host))) return { child, port };
-    signalTree(child, "SIGKILL");
-    const log = existsSync(logFile) ? readFileSync(logFile, "utf8") : "";
-    if (attempt === 3) throw new Error(`${name} did not start:\n${stderr}${log.slice(-2000)}`);
-    progress(`${name} did not start on port ${port}, retrying`);
-  }
 }

@@ -1,6 +1,30 @@
-// Summarises a V8 .cpuprofile (from `node --cpu-prof`): self time by area and by function, and
-// inclusive time of bottle's own functions and its libraries', as a share of the non-idle time and in
-// µs per request served. These are wall-clock samples while the process is not idle.
+// CPU profiles of a bench's servers: collects the .cpuprofile a child wrote under
+// `node --cpu-prof`, and summarises it: self time by area and by function, and inclusive time of
+// bottle's own functions and its libraries', as a share of the non-idle time and in µs per
+// request served. These are wall-clock samples while the process is not idle.
+import { once } from "node:events";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { progress, sleep } from "./harness.mjs";
+
+/**
+ * Stops a server child running under `node --cpu-prof --cpu-prof-dir dir` with SIGTERM (it
+ * closes and exits, which writes its profile), waits for it `timeoutMs` at most, keeps the
+ * profile as `out` and returns it parsed.
+ */
+export async function collectCpuProfile(name, child, dir, out, timeoutMs) {
+  const exited = once(child, "exit");
+  child.kill("SIGTERM");
+  await Promise.race([exited, sleep(timeoutMs)]);
+  const file = existsSync(dir)
+    ? readdirSync(dir).find((f) => f.endsWith(".cpuprofile"))
+    : undefined;
+  if (file === undefined) throw new Error(`${name} wrote no .cpuprofile`);
+  const text = readFileSync(join(dir, file), "utf8");
+  writeFileSync(out, text);
+  progress(`${name}: CPU profile written to ${out}`);
+  return JSON.parse(text);
+}
 
 /** Where a profiled function lives, in a few words: a package, a node module, or native code. */
 function areaOf(frame) {

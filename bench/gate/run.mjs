@@ -1,31 +1,20 @@
 #!/usr/bin/env node
 import { randomBytes } from "node:crypto";
-import {
-  chmodSync,
-  cpSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  createWorkspace,
-  descendants,
-  machineInfo,
-  median,
-  parseBenchArgs,
-  progress,
-  runBench,
-  startOnFreePort,
-  summarize,
-} from "../harness.mjs";
+import { createWorkspace, descendants, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import { startOnFreePort } from "../servers.mjs";
+import { machineInfo, median, summarize } from "../stats.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
 const GATE_CLI = join(ROOT, "packages/gate-server/dist/cli.js");
 const TOKENS_CLI = join(ROOT, "packages/gate-tokens/dist/cli.js");
 const HTTP_BACKEND = "/usr/lib/git-core/git-http-backend";
+/** What the bench runs, checked before it starts. */
+const NEEDS = {
+  files: [GATE_CLI, TOKENS_CLI, HTTP_BACKEND],
+  hint: "build the packages, install git",
+};
 const MiB = 1024 * 1024;
 const HOST = "127.0.0.1"; // loopback only, never `localhost`
 
@@ -451,9 +440,6 @@ function report(r) {
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
-  for (const file of [GATE_CLI, TOKENS_CLI, HTTP_BACKEND]) {
-    if (!existsSync(file)) throw new Error(`missing ${file} (build the packages / install git)`);
-  }
   progress(`work dir ${work}`);
   const source = join(work, "source.git");
   progress("building the repository with git fast-import");
@@ -535,4 +521,4 @@ async function main() {
   };
 }
 
-await runBench({ main, report, json: flags.json, workspace: ws });
+await runBench({ main, report, json: flags.json, workspace: ws, needs: NEEDS });

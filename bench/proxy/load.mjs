@@ -13,7 +13,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
-import { latencyLog, machineBusySeconds } from "../harness.mjs";
+import { latencyLog, machineBusySeconds } from "../stats.mjs";
 import { DOWNLOAD_BYTES, SMALL_BODY } from "./upstream.mjs";
 
 const MiB = 1024 * 1024;

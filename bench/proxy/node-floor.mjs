@@ -8,7 +8,7 @@
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { serveBenchServer } from "../harness.mjs";
+import { serveBenchServer } from "../servers.mjs";
 
 // undici as bottle-cred-proxy resolves it (a dependency of that package, not of the root).
 const require = createRequire(join(import.meta.dirname, "../../packages/cred-proxy/package.json"));

@@ -5,7 +5,7 @@
 // Env: BENCH_UPSTREAM_URL, BENCH_UPSTREAM_TOKEN. Logs a JSON `listening` line on stderr.
 import { Agent, createServer } from "node:http";
 import httpProxy from "http-proxy";
-import { serveBenchServer } from "../harness.mjs";
+import { serveBenchServer } from "../servers.mjs";
 
 const HOST = "127.0.0.1";
 const PREFIX = "/api/";

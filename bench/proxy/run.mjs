@@ -1,39 +1,31 @@
 #!/usr/bin/env node
 import { createHash, randomBytes } from "node:crypto";
-import { once } from "node:events";
 import {
   accessSync,
   closeSync,
   constants,
-  existsSync,
   mkdirSync,
   openSync,
-  readdirSync,
   readFileSync,
   writeFileSync,
 } from "node:fs";
 import { request } from "node:http";
 import { createRequire } from "node:module";
-import { dirname, join, resolve } from "node:path";
-import {
-  createWorkspace,
-  descendants,
-  forEachLine,
-  machineBusySeconds,
-  machineInfo,
-  median,
-  parseBenchArgs,
-  progress,
-  runBench,
-  startOnFreePort,
-  summarize,
-} from "../harness.mjs";
-import { summariseProfile } from "../profile.mjs";
+import { join } from "node:path";
+import { createWorkspace, descendants, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import { collectCpuProfile, summariseProfile } from "../profile.mjs";
+import { startOnFreePort } from "../servers.mjs";
+import { forEachLine, machineBusySeconds, machineInfo, median, summarize } from "../stats.mjs";
 import { rssOf, UPLOAD_BYTES } from "./load.mjs";
 import { DOWNLOAD_BYTES, SMALL_BODY } from "./upstream.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
 const CRED_PROXY_CLI = join(ROOT, "packages/cred-proxy/dist/cli.js");
+/** What the bench runs, checked before it starts. */
+const NEEDS = {
+  files: [CRED_PROXY_CLI],
+  hint: "run `pnpm --filter @bottle/cred-proxy... build` first",
+};
 const UPSTREAM = join(import.meta.dirname, "upstream.mjs");
 const LOAD = join(import.meta.dirname, "load.mjs");
 const HTTP_PROXY = join(import.meta.dirname, "node-http-proxy.mjs");
@@ -79,7 +71,7 @@ const USAGE = `usage: node bench/proxy/run.mjs [--runs N] [--seconds N] [--soak-
 Needs nginx on PATH (apt-get install -y nginx), \`pnpm install\` (http-proxy) and
 \`pnpm --filter @bottle/cred-proxy... build\`.
 `;
-const { flags, runs: RUNS } = parseBenchArgs(USAGE, {
+const { flags, integers } = parseBenchArgs(USAGE, {
   options: {
     seconds: { type: "string", default: "5" },
     "soak-seconds": { type: "string", default: "60" },
@@ -87,26 +79,12 @@ const { flags, runs: RUNS } = parseBenchArgs(USAGE, {
     profile: { type: "string" },
     unpinned: { type: "boolean", default: false },
   },
+  integers: { seconds: [1, 600], "soak-seconds": [0, 3600], "soak-rate": [1, 100_000] },
 });
-const integerFlag = (name, min, max) => {
-  const value = Number(flags[name]);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    process.stderr.write(
-      `bench: expected \`--${name}\` to be an integer ${min}–${max}, got ${flags[name]}\n`,
-    );
-    process.exit(2);
-  }
-  return value;
-};
-const SECONDS = integerFlag("seconds", 1, 600);
-const SOAK_SECONDS = integerFlag("soak-seconds", 0, 3600);
+const { runs: RUNS, seconds: SECONDS } = integers;
+const { "soak-seconds": SOAK_SECONDS, "soak-rate": SOAK_RATE } = integers;
 if (SOAK_SECONDS > 0 && SOAK_SECONDS < 6) {
   process.stderr.write("bench: `--soak-seconds` must be 0 (no soak) or at least 6\n");
-  process.exit(2);
-}
-const SOAK_RATE = integerFlag("soak-rate", 1, 100_000);
-if (flags.profile !== undefined && !existsSync(dirname(resolve(flags.profile)))) {
-  process.stderr.write(`bench: no such directory for \`--profile\`: ${flags.profile}\n`);
   process.exit(2);
 }
 
@@ -175,12 +153,7 @@ function fetchOnce(url, { method = "GET", headers = {} } = {}) {
 }
 
 async function main() {
-  // 0. Prerequisites, before anything slow.
-  if (!existsSync(CRED_PROXY_CLI)) {
-    throw new Error(
-      `missing ${CRED_PROXY_CLI}: run \`pnpm --filter @bottle/cred-proxy... build\` first`,
-    );
-  }
+  // 0. Prerequisites, before anything slow (the built CLI is checked before main).
   let httpProxyVersion;
   try {
     const require = createRequire(import.meta.url);
@@ -457,19 +430,11 @@ async function main() {
       progress(`profiling ${label}: bottle-cred-proxy under --cpu-prof at ${proxy.url}`);
       const cpu = { clkTck, groups: { proxy: [proxy.pid], upstream: [upstream.pid] } };
       const r = await loadRun({ ...spec, url: proxy.url, prefix: "/api", cpu }, timeoutMs);
-      const exited = once(proxy.child, "exit");
-      proxy.child.kill("SIGTERM");
-      await Promise.race([exited, sleep(15_000)]);
-      const written = existsSync(dir)
-        ? readdirSync(dir).find((f) => f.endsWith(".cpuprofile"))
-        : undefined;
-      if (written === undefined) throw new Error(`the profiled proxy (${label}) wrote no profile`);
-      const text = readFileSync(join(dir, written), "utf8");
-      writeFileSync(file, text);
-      progress(`CPU profile (${label}) written to ${file}`);
+      const name = `the profiled proxy (${label})`;
+      const cpuProfile = await collectCpuProfile(name, proxy.child, dir, file, 15_000);
       // Only the measured window: no start-up, no warm-up.
       const served = spec.mode === "closed" ? r.answers : spec.count;
-      const summary = summariseProfile(JSON.parse(text), served, { window: r.windowUs });
+      const summary = summariseProfile(cpuProfile, served, { window: r.windowUs });
       return { result: r, ...summary };
     };
     const rps = await profiled(
@@ -849,4 +814,4 @@ function report(r) {
   return `${lines.join("\n")}\n`;
 }
 
-await runBench({ main, report, json: flags.json, workspace: ws });
+await runBench({ main, report, json: flags.json, workspace: ws, needs: NEEDS });

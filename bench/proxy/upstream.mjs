@@ -9,7 +9,7 @@
 //   GET  /sse       text/event-stream: the first event at once, the last one 25 ms later
 import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
-import { serveBenchServer } from "../harness.mjs";
+import { serveBenchServer } from "../servers.mjs";
 
 const HOST = "127.0.0.1";
 const MiB = 1024 * 1024;

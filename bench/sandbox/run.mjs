@@ -5,7 +5,8 @@ import { existsSync, mkdirSync } from "node:fs";
 import { availableParallelism, cpus, release } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { createWorkspace, parseBenchArgs, progress, runBench, summarize } from "../harness.mjs";
+import { createWorkspace, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import { summarize } from "../stats.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
 const USAGE = "usage: node bench/sandbox/run.mjs [--runs N] [--json] [--from dist|src]\n";

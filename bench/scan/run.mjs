@@ -3,14 +3,8 @@ import { generateKeyPairSync } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import {
-  createWorkspace,
-  machineInfo,
-  parseBenchArgs,
-  progress,
-  runBench,
-  summarize,
-} from "../harness.mjs";
+import { createWorkspace, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import { machineInfo, summarize } from "../stats.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
 const MiB = 1024 * 1024;

@@ -1,35 +1,21 @@
 #!/usr/bin/env node
-import { once } from "node:events";
-import {
-  closeSync,
-  existsSync,
-  ftruncateSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from "node:fs";
+import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import {
-  createWorkspace,
-  forEachLine,
-  latencyLog,
-  machineBusySeconds,
-  machineInfo,
-  parseBenchArgs,
-  progress,
-  runBench,
-  serveBenchServer,
-  summarize,
-} from "../harness.mjs";
-import { summariseProfile } from "../profile.mjs";
+import { createWorkspace, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import { collectCpuProfile, summariseProfile } from "../profile.mjs";
+import { serveBenchServer } from "../servers.mjs";
+import { forEachLine, latencyLog, machineBusySeconds, machineInfo, summarize } from "../stats.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
 const TOKMAN_CLI = join(ROOT, "packages/tokman/dist/cli.js");
 const TEST_UTILS = join(ROOT, "tooling/test-utils/dist/index.js");
+/** What the bench runs, checked before it starts. */
+const NEEDS = {
+  files: [TOKMAN_CLI, TEST_UTILS],
+  hint: "run `pnpm --filter @bottle/tokman... build` first",
+};
 const HOST = "127.0.0.1"; // loopback only, never `localhost`
 const PATH_ASKED = "/api/acme/api";
 const CALLERS = 100;
@@ -46,7 +32,7 @@ const USAGE = `usage: node bench/tokman/run.mjs [--runs N] [--seconds N] [--json
                 as F and the floor's as F.floor.cpuprofile (for Chrome DevTools), and
                 summarise where their time goes; the figures then include the profiler
 `;
-const { flags, runs: RUNS } = parseBenchArgs(USAGE, {
+const { flags, integers } = parseBenchArgs(USAGE, {
   options: {
     seconds: { type: "string", default: "5" },
     profile: { type: "string" },
@@ -56,18 +42,9 @@ const { flags, runs: RUNS } = parseBenchArgs(USAGE, {
     "server-pid": { type: "string" },
     "clk-tck": { type: "string", default: "100" },
   },
+  integers: { seconds: [1, 600] },
 });
-if (flags.profile !== undefined && !existsSync(dirname(resolve(flags.profile)))) {
-  process.stderr.write(`bench: no such directory for \`--profile\`: ${flags.profile}\n`);
-  process.exit(2);
-}
-const SECONDS = Number(flags.seconds);
-if (!Number.isInteger(SECONDS) || SECONDS < 1 || SECONDS > 600) {
-  process.stderr.write(
-    `bench: expected \`--seconds\` to be an integer 1–600, got ${flags.seconds}\n`,
-  );
-  process.exit(2);
-}
+const { runs: RUNS, seconds: SECONDS } = integers;
 
 // ---------------------------------------------------------------------------------------------
 // Child mode 1: the floor. node:http answering GET /api/acme/api with the body and headers
@@ -239,7 +216,7 @@ async function load(url) {
 
 async function orchestrate() {
   const ws = createWorkspace("tokman");
-  const { work, HOME, PATH, run, must, sleep, startListening } = ws;
+  const { work, HOME, PATH, run, must, startListening } = ws;
   const env = { PATH, HOME };
   const closers = [];
   // The fake GitHub lives in this process: cleanup closes it too (also on a signal).
@@ -280,11 +257,6 @@ async function orchestrate() {
     startListening(name, process.execPath, argv, { env, logFile, timeoutMs: 10_000 });
 
   async function main() {
-    for (const file of [TOKMAN_CLI, TEST_UTILS]) {
-      if (!existsSync(file)) {
-        throw new Error(`missing ${file}: run \`pnpm --filter @bottle/tokman... build\` first`);
-      }
-    }
     progress(`work dir ${work}`);
 
     // 1. The fake GitHub, in this process, with the real clock; tokman's configuration (app
@@ -435,18 +407,9 @@ async function orchestrate() {
 
     /** Stops a profiled server (SIGTERM: it closes and exits), keeps and summarises its profile. */
     async function profileOf(name, server, requests, out) {
-      const exited = once(server.child, "exit");
-      server.child.kill("SIGTERM");
-      await Promise.race([exited, sleep(10_000)]);
       const dir = join(work, `cpu-profile-${name}`);
-      const file = existsSync(dir)
-        ? readdirSync(dir).find((f) => f.endsWith(".cpuprofile"))
-        : undefined;
-      if (file === undefined) throw new Error(`${name} wrote no .cpuprofile`);
-      const text = readFileSync(join(dir, file), "utf8");
-      writeFileSync(out, text);
-      progress(`${name} CPU profile written to ${out}`);
-      return summariseProfile(JSON.parse(text), requests, { top: PROFILE_TOP });
+      const cpuProfile = await collectCpuProfile(name, server.child, dir, out, 10_000);
+      return summariseProfile(cpuProfile, requests, { top: PROFILE_TOP });
     }
     let profile = null;
     if (profiling) {
@@ -581,7 +544,7 @@ async function orchestrate() {
     return `${lines.join("\n")}\n`;
   }
 
-  await runBench({ main, report, json: flags.json, workspace });
+  await runBench({ main, report, json: flags.json, workspace, needs: NEEDS });
 }
 
 // ---------------------------------------------------------------------------------------------
