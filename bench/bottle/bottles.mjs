@@ -114,6 +114,14 @@ async function sidecarsOf(ctx, name) {
   return Object.fromEntries(row.sidecars.map((s) => [s.name, s.pid]));
 }
 
+/** How bottle `name`'s gate mirror holds its objects: packed, loose (`git count-objects -v`). */
+async function mirrorLayout(ctx, name) {
+  const dir = join(ctx.state, "bottle", name, "stage", "repos", PROJECT, "api.git");
+  const { stdout } = await ctx.ws.git(["--git-dir", dir, "count-objects", "-v"]);
+  const field = (key) => Number(new RegExp(`^${key}: (\\d+)`, "m").exec(stdout)?.[1] ?? Number.NaN);
+  return { packs: field("packs"), inPack: field("in-pack"), loose: field("count") };
+}
+
 /** The sidecars' memory: VmRSS total (the target) and PSS total, and each process's figures. */
 function memoryOfBottle(pids) {
   const per = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, memoryOf(pid)]));
@@ -197,6 +205,7 @@ export async function measureBottles(
     await ctx.bottle(["up", manifest, "--yes", "--json", "--name", "bench-host"]),
   );
   const hostPids = await sidecarsOf(ctx, "bench-host");
+  const mirror = await mirrorLayout(ctx, "bench-host");
   await ws.sleep(1000);
   const memory = { host: { idle: memoryOfBottle(hostPids) } };
 
@@ -266,7 +275,7 @@ export async function measureBottles(
   checked("bottle down", await ctx.bottle(["down", "bench-host"]));
   forwarder.child.kill("SIGTERM");
 
-  return { memory, bareNode: await bareNodeRss(ctx), clone, requests: requestsResult };
+  return { memory, bareNode: await bareNodeRss(ctx), mirror, clone, requests: requestsResult };
 }
 
 /**

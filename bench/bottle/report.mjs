@@ -65,6 +65,7 @@ function cloneLines(r) {
     row("inside the sandbox, via 127.0.0.1:9419", inside.ms),
     row("host, straight at the gate's socket", host.ms),
     `ratio of the medians inside/host: ${(inside.ms.median / host.ms.median).toFixed(3)}×`,
+    `(the gate's mirror: ${r.mirror.inPack} objects in ${r.mirror.packs} pack(s), ${r.mirror.loose} loose)`,
   ];
 }
 
@@ -174,7 +175,7 @@ export function report(r) {
   const lines = [
     `bench/bottle: nproc ${m.nproc} (${m.cpu}), Linux ${m.kernel}, node ${m.node}, ${m.git}, ${m.bwrap}`,
     `load average ${r.load.before.map(f1).join(" ")} at the start, ${r.load.after.map(f1).join(" ")} at the end`,
-    `repository: ${r.repository.commits} commits, ${r.repository.blobMiB} MiB of random blobs, pack ${r.repository.packMiB.toFixed(1)} MiB, on tooling/serve-git-http.mjs; one proxy route (Bearer) to bench/proxy/upstream.mjs`,
+    `repository: ${r.repository.commits} commits, ${r.repository.sourceFiles} small files and ${r.repository.blobMiB} MiB of random blobs, pack ${r.repository.packMiB.toFixed(1)} MiB, on tooling/serve-git-http.mjs; one proxy route (Bearer) to bench/proxy/upstream.mjs`,
     "",
     ...startupLines(r),
     "",

@@ -18,6 +18,12 @@ const MiB = 1024 * 1024;
 const TARGETS = { runMs: 1000, runToSrt: 2, rssMiB: 150, cloneRatio: 1.1 };
 const COMMITS = 5;
 const BLOBS_PER_COMMIT = 2;
+/**
+ * Small files of the first commit. They keep the object count above git's unpack limit (100):
+ * a fetch of fewer objects is stored loose, and a mirror of loose objects makes every clone
+ * recompress them all (a 50 MiB clone through the gate then takes several times longer).
+ */
+const SOURCE_FILES = 200;
 
 const USAGE = `usage: node bench/bottle/run.mjs [--runs N] [--clones N] [--requests N] [--repo-mib N] [--json]
   --runs N       timed runs of bottle run -- true, srt true and bwrap each (default 10)
@@ -65,6 +71,10 @@ async function buildRepository(dir) {
   };
   for (let i = 0; i < COMMITS; i++) {
     const changes = [`M 100644 :${blob(Buffer.from(`# bench\n\nrevision ${i}\n`))} README.md`];
+    for (let f = 0; i === 0 && f < SOURCE_FILES; f++) {
+      const text = `export const value${f} = ${f};\n`.repeat(20 + (f % 30));
+      changes.push(`M 100644 :${blob(Buffer.from(text))} src/f${f}.js`);
+    }
     for (let b = 0; b < BLOBS_PER_COMMIT; b++) {
       changes.push(`M 100644 :${blob(randomBytes(blobBytes))} assets/blob-${i}-${b}.bin`);
     }
@@ -214,7 +224,7 @@ async function main() {
   return {
     machine: machineInfo({ git: await version("git"), bwrap: await version("bwrap") }),
     load,
-    repository: { commits: COMMITS, blobMiB: REPO_MIB, packMiB },
+    repository: { commits: COMMITS, sourceFiles: SOURCE_FILES, blobMiB: REPO_MIB, packMiB },
     runs: RUNS,
     clones: CLONES,
     concurrency: REQUESTS,
