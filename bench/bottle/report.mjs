@@ -163,10 +163,21 @@ function cloneProfileLines(r) {
 
 function memoryProfileLines(r) {
   const b = r.bareNode;
+  const points = ["host", "inside"].flatMap((who) =>
+    ["idle", "afterClone", "afterClones"].map((when) => ({ who, when, ...r.memory[who][when] })),
+  );
+  const worst = points.reduce((a, x) => (x.totalMiB > a.totalMiB ? x : a));
+  const sum = (key) => Object.values(worst.per).reduce((n, m) => n + (m?.[key] ?? 0), 0);
+  const each = (key) =>
+    Object.entries(worst.per)
+      .map(([name, m]) => `${name} ${f1(m?.[key])}`)
+      .join(", ");
   return [
-    "what bounds the sidecars' RSS: each is a node process; file-backed pages (the node binary, shared libraries)",
-    `are counted in both VmRSS figures but shared, which PSS counts once. A bare node at rest (node -e with a timer):`,
-    `VmRSS ${f1(b?.rss)} MiB = anon ${f1(b?.anon)} + file ${f1(b?.file)}, PSS ${f1(b?.pss)} MiB.`,
+    `what bounds the sidecars' RSS, at the largest (${worst.who}, ${worst.when}): ${f1(worst.totalMiB)} MiB =`,
+    `  anonymous ${f1(sum("anon"))} MiB (${each("anon")}): heap and the code of the modules each loads,`,
+    `  + file-backed ${f1(sum("file"))} MiB (${each("file")}): the node binary's pages, in both processes and shared`,
+    "  between them (PSS counts them once). Each sidecar is a node process: a bare node at rest",
+    `  (node -e with a timer) has VmRSS ${f1(b?.rss)} MiB = anon ${f1(b?.anon)} + file ${f1(b?.file)}.`,
   ];
 }
 
