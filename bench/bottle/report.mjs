@@ -161,6 +161,13 @@ function cloneProfileLines(r) {
   ];
 }
 
+const WHO = { host: "bottle up", inside: "bottle run" };
+const WHEN = {
+  idle: "at rest",
+  afterClone: "after one clone",
+  afterClones: "after the timed clones",
+};
+
 function memoryProfileLines(r) {
   const b = r.bareNode;
   const points = ["host", "inside"].flatMap((who) =>
@@ -173,7 +180,7 @@ function memoryProfileLines(r) {
       .map(([name, m]) => `${name} ${f1(m?.[key])}`)
       .join(", ");
   return [
-    `what bounds the sidecars' RSS, at the largest (${worst.who}, ${worst.when}): ${f1(worst.totalMiB)} MiB =`,
+    `what bounds the sidecars' RSS, at the largest (${WHO[worst.who]}, ${WHEN[worst.when]}): ${f1(worst.totalMiB)} MiB =`,
     `  anonymous ${f1(sum("anon"))} MiB (${each("anon")}): heap and the code of the modules each loads,`,
     `  + file-backed ${f1(sum("file"))} MiB (${each("file")}): the node binary's pages, in both processes and shared`,
     "  between them (PSS counts them once). Each sidecar is a node process: a bare node at rest",
