@@ -17,9 +17,10 @@ import {
 } from "@bottle/test-utils";
 import { describe, expect, it, onTestFinished } from "vitest";
 import type { PsRow } from "../src/commands/ps.ts";
+import { BIN, isRunning } from "./bottle-fixture.ts";
 import { claudeBinary, screenText, watchScreen } from "./claude-code.ts";
+import { pidnsMembers, stillRunning } from "./sandbox-helpers.ts";
 
-const BIN = join(import.meta.dirname, "../dist/cli.js");
 const ANSWER = "Hi from the Anthropic fake, inside the bottle.";
 /** The manifest's name, hence the bottle's. */
 const NAME = "claude-inside";
@@ -95,31 +96,18 @@ function expectKeyInjected(fake: Awaited<ReturnType<typeof setup>>["anthropic"],
   expect(JSON.stringify(requests.map((r) => r.headers))).not.toContain(PLACEHOLDER_KEY);
 }
 
-/** Whether `pid` runs (a zombie has exited: it waits for whichever process adopted it). */
-function isRunning(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
-/** The host's running processes that are in pid namespace `ns` or name `path` in their argv. */
-function processesOf({ ns, path }: { ns: string; path: string }): number[] {
+/** The host's running processes whose argv names `path`. */
+function processesNaming(path: string): number[] {
   const found: number[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
-    const pid = Number(entry);
     try {
-      const inNs = readlinkSync(`/proc/${pid}/ns/pid`) === ns;
-      const named = readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(path);
-      if ((inNs || named) && isRunning(pid)) found.push(pid);
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(path)) found.push(Number(entry));
     } catch {
       // Gone meanwhile.
     }
   }
-  return found;
+  return found.filter(isRunning);
 }
 
 /** `promise`, or a failure saying `what` once `ms` have passed. */
@@ -239,9 +227,12 @@ describe("Claude Code inside a bottle", { tags: ["slow"], timeout: 300_000 }, ()
     });
     const agent = running?.agent?.pid ?? 0;
     const pids = [term.pid, agent, ...(running?.sidecars.map((s) => s.pid) ?? [])];
-    const sandbox = { ns: readlinkSync(`/proc/${agent}/ns/pid`), path: t.dir };
-    expect(readlinkSync("/proc/self/ns/pid")).not.toBe(sandbox.ns);
-    expect(processesOf(sandbox).length).toBeGreaterThanOrEqual(3);
+    // The sandbox's processes (its own pid namespace) and the host's that name this bottle.
+    expect(readlinkSync(`/proc/${agent}/ns/pid`)).not.toBe(readlinkSync("/proc/self/ns/pid"));
+    const inSandbox = await pidnsMembers(agent);
+    // bwrap's init, the forwarder and Claude Code; bottle run, bwrap and the proxy.
+    expect(inSandbox.length).toBeGreaterThanOrEqual(3);
+    expect(processesNaming(t.dir).length).toBeGreaterThanOrEqual(3);
 
     await screen.type("/exit");
     await screen.type("\r");
@@ -259,7 +250,8 @@ describe("Claude Code inside a bottle", { tags: ["slow"], timeout: 300_000 }, ()
       }),
     ]);
     for (const pid of pids) expect(isRunning(pid), `pid ${pid}`).toBe(false);
-    expect(processesOf(sandbox)).toEqual([]);
+    expect(await stillRunning(inSandbox)).toEqual([]);
+    expect(processesNaming(t.dir)).toEqual([]);
     expect(readdirSync(join(t.dir, "state", "bottle", NAME)).sort()).toEqual([
       "bottle.json",
       "logs",
