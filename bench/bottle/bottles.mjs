@@ -202,7 +202,11 @@ export async function measureBottles(
   progress("bottle up bench-host");
   checked(
     "bottle up",
-    await ctx.bottle(["up", manifest, "--yes", "--json", "--name", "bench-host"]),
+    await ctx.bottle([
+      ...["up", manifest, "--yes", "--json", "--name", "bench-host"],
+      // Not the work dir, the default: it holds bottle's state directory, which bottle refuses.
+      ...["--workspace", ctx.agentWorkspace],
+    ]),
   );
   const hostPids = await sidecarsOf(ctx, "bench-host");
   const mirror = await mirrorLayout(ctx, "bench-host");
