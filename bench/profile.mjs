@@ -27,12 +27,12 @@ export async function collectCpuProfile(name, child, dir, out, timeoutMs) {
 }
 
 /** Where a profiled function lives, in a few words: a package, a node module, or native code. */
-function areaOf(frame) {
+export function areaOf(frame) {
   const { url, functionName } = frame;
   if (url === "") return /^\(.*\)$/.test(functionName) ? functionName : "native (V8 builtins, C++)";
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*node_modules)/.exec(url);
   if (pkg) return pkg[1];
-  const own = /\/(packages|tooling)\/([^/]+)\/dist\/(.*)$/.exec(url);
+  const own = /\/(packages|tooling|apps)\/([^/]+)\/dist\/(.*)$/.exec(url);
   if (own) return `@bottle/${own[2]} ${own[3]}`;
   return url;
 }
@@ -40,7 +40,7 @@ function areaOf(frame) {
 /** A frame's file and line, relative to node_modules/ or the workspace. */
 function shortUrl(frame) {
   if (frame.url === "") return "";
-  const url = frame.url.replace(/^.*\/(node_modules|packages|tooling)\//, "$1/");
+  const url = frame.url.replace(/^.*\/(node_modules|packages|tooling|apps)\//, "$1/");
   return `${url.replace(/^file:\/\//, "")}:${frame.lineNumber + 1}`;
 }
 

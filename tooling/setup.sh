@@ -51,17 +51,21 @@ unpack_npm() { # unpack_npm SPEC DIR
   rm -rf "$tmp"
 }
 
-# 1. bubblewrap (Debian and Ubuntu package name; a fresh image may have no package lists yet)
-if ! command -v bwrap >/dev/null; then
+# 1. bubblewrap, and curl for the demo's agent (Debian and Ubuntu package names; a fresh image
+#    may have no package lists yet)
+missing=()
+command -v bwrap >/dev/null || missing+=(bubblewrap)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing bubblewrap (apt-get)"
+    say "installing ${missing[*]} (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends bubblewrap >&2 2>/dev/null ||
-      { apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends bubblewrap >&2; } ||
-      die "could not install bubblewrap with apt-get"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 2>/dev/null ||
+      { apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2; } ||
+      die "could not install ${missing[*]} with apt-get"
   else
-    warn "bwrap is missing: the sandbox backend and its tests need bubblewrap 0.8 or later" \
-      "(as root on Debian or Ubuntu: apt-get install bubblewrap)"
+    warn "${missing[*]} missing: the sandbox backend and its tests need bubblewrap 0.8 or later" \
+      "and the demo curl (as root on Debian or Ubuntu: apt-get install ${missing[*]})"
   fi
 fi
 

@@ -29,6 +29,7 @@ import {
   testdir,
 } from "@bottle/test-utils";
 import { describe, expect, it, onTestFinished } from "vitest";
+import { claudeBinary, screenText, watchScreen } from "./claude-code.ts";
 
 const require = createRequire(import.meta.url);
 const ANSWER = "Hi from the Anthropic fake.";
@@ -42,17 +43,6 @@ function binOf(pkg: string, name: string): string {
     bin: Record<string, string>;
   };
   return join(dirname(manifest), bin[name] ?? "");
-}
-
-/**
- * Claude Code's native binary. The npm package is a wrapper whose postinstall copies the
- * platform package's binary over a placeholder; pnpm runs no install scripts here, so the
- * binary is taken from the platform package (an optional dependency of the wrapper).
- */
-function claudeBinary(): string {
-  const wrapper = require.resolve("@anthropic-ai/claude-code/package.json");
-  const platform = `@anthropic-ai/claude-code-${process.platform}-${process.arch}`;
-  return join(dirname(createRequire(wrapper).resolve(`${platform}/package.json`)), "claude");
 }
 
 /** The text of every file under `dir`, for leak checks over what a client left behind. */
@@ -247,15 +237,6 @@ describe("Claude Code through the real proxy", { tags: ["slow"], timeout: 180_00
   });
 });
 
-/** The screen's text without escape sequences and whitespace (a TUI moves the cursor freely). */
-function screenText(raw: string): string {
-  return raw
-    .replace(/\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)/g, "")
-    .replace(/\x1b\[[0-9;?<=>]*[ -/]*[@-~]/g, "")
-    .replace(/\x1b[@-_]/g, "")
-    .replace(/\s+/g, "");
-}
-
 describe("Claude Code in a terminal through the real proxy", {
   tags: ["slow"],
   timeout: 180_000,
@@ -271,50 +252,30 @@ describe("Claude Code in a terminal through the real proxy", {
       cwd: await testdir(),
       env: host.agentEnv({ TERM: "xterm-256color", ...observer.env }),
     });
-    let raw = "";
-    term.onData((data) => {
-      raw += data;
-    });
     const exited = new Promise<void>((resolve) => term.onExit(() => resolve()));
     onTestFinished(async () => {
       term.kill("SIGKILL");
       await exited;
     });
-    /** Waits until the screen (from `from` on) shows `text`; fails with the screen's tail. */
-    const waitFor = async (text: string, from = 0, timeoutMs = 30_000) => {
-      const deadline = Date.now() + timeoutMs;
-      const wanted = text.replace(/\s+/g, "");
-      while (!screenText(raw.slice(from)).includes(wanted)) {
-        if (Date.now() > deadline)
-          throw new Error(`the screen did not show "${text}": …${screenText(raw).slice(-600)}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      return raw.length;
-    };
-    // Keys typed at human pace: a menu that has just drawn may not read input yet.
-    const pause = () => new Promise((resolve) => setTimeout(resolve, 700));
+    const screen = watchScreen(term);
 
     // The workspace's trust question is the user's: answer it as a user would.
-    const trusted = await waitFor("Yes, I trust this folder");
-    await pause();
-    term.write("\x1b[B");
-    await pause();
-    term.write("\r");
-    const ready = await waitFor("Claude Code v", trusted);
-    await pause();
-    term.write("say hi");
-    await pause();
-    term.write("\r");
-    await waitFor(ANSWER, ready);
+    const trusted = await screen.waitFor("Yes, I trust this folder");
+    await screen.type("\x1b[B");
+    await screen.type("\r");
+    const ready = await screen.waitFor("Claude Code v", trusted.at);
+    await screen.type("say hi");
+    await screen.type("\r");
+    await screen.waitFor(ANSWER, ready.at);
 
-    const screen = screenText(raw);
+    const text = screenText(screen.raw());
     for (const question of ["Detected a custom API key", "Unable to connect to Anthropic services"])
-      expect(screen).not.toContain(question.replace(/\s+/g, ""));
+      expect(text).not.toContain(question.replace(/\s+/g, ""));
     expect(host.anthropic.requests.length).toBeGreaterThan(0);
     for (const request of host.anthropic.requests)
       expect(request.headers["x-api-key"]).toBe(host.key);
     expect(observer.attempts).toEqual([]);
-    expectNoCanary(host.key, raw, await readTree(host.home), host.proxyOutput());
+    expectNoCanary(host.key, screen.raw(), await readTree(host.home), host.proxyOutput());
   });
 });
 

@@ -222,6 +222,19 @@ describe("the sandbox", { tags: ["slow"] }, () => {
     expect(stdout).toBe("tool ran\nread-only\n");
   });
 
+  it("starts with roBinds under /usr, which it shows read-only already", async () => {
+    const { code, stdout, stderr } = await runInSandbox(
+      [
+        "sh",
+        "-c",
+        "test -x /usr/bin/env && echo found; touch /usr/bin/x 2>/dev/null || echo read-only",
+      ],
+      { roBinds: ["/usr/bin"] },
+    );
+    expect(code, stderr).toBe(0);
+    expect(stdout).toBe("found\nread-only\n");
+  });
+
   it("shows of the caller's state only the sockets directory, at /run/bottle", async () => {
     const { code, stdout, spec } = await runInSandbox(
       ["sh", "-c", "ls -A /run/bottle; echo --; ls -A /run; echo --; cat /proc/self/mountinfo"],

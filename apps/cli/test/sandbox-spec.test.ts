@@ -78,6 +78,20 @@ describe("prepareSandbox", () => {
     }
   });
 
+  it("accepts an extra bind under /usr, which the sandbox shows whole already, and binds it no second time", async () => {
+    // Where `npm install --global` puts Claude Code with a Node under /usr/local.
+    const spec = await sandboxSpec({ roBinds: ["/usr/bin", "/usr"] });
+    const { args } = await prepareSandbox(spec);
+    const binds = args.flatMap((arg, i) => (arg === "--ro-bind" ? [args[i + 1]] : []));
+    expect(binds.filter((path) => path === "/usr")).toHaveLength(1);
+    expect(binds).not.toContain("/usr/bin");
+    for (const path of ["/etc/ssl", "/run/bottle/x", "/opt/bottle"]) {
+      expect(await codeOf(prepareSandbox({ ...spec, roBinds: [path] }))).toBe(
+        "BTL_CLI_SANDBOX_SPEC",
+      );
+    }
+  });
+
   it("refuses host directories it cannot use with BTL_CLI_SANDBOX_PATH", async () => {
     const spec = await sandboxSpec();
     const file = join(await testdir({ f: "" }), "f");

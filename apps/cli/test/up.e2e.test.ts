@@ -1,68 +1,9 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
 import { request } from "node:http";
-import { dirname, join } from "node:path";
-import {
-  createBaseEnv,
-  createGitEnv,
-  createWorkRepo,
-  expectNoCanary,
-  git,
-  makeCanary,
-  runProcess,
-  startHttpGitUpstream,
-  startUpstream,
-  testdir,
-} from "@bottle/test-utils";
+import { join } from "node:path";
+import { expectNoCanary, runProcess } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
-
-const BIN = join(import.meta.dirname, "../dist/cli.js");
-
-/** A manifest with one repository on an HTTP git upstream and one proxy route. */
-async function setup() {
-  const dir = await testdir();
-  const upstreamToken = makeCanary("upstream");
-  const apiKey = makeCanary("apikey");
-  const root = join(dir, "upstreams");
-  const gitEnv = await createGitEnv();
-  const bare = join(root, "acme", "api.git");
-  await mkdir(dirname(bare), { recursive: true });
-  await git(["init", "--quiet", "--bare", "-b", "main", bare], { cwd: dir, env: gitEnv.env });
-  const work = await createWorkRepo(gitEnv, { remote: bare });
-  await git(["push", "--quiet", "origin", "main"], { cwd: work, env: gitEnv.env });
-  const gitUpstream = await startHttpGitUpstream({
-    root,
-    username: "x-access-token",
-    password: upstreamToken,
-  });
-  const api = await startUpstream();
-  const manifest = join(dir, "bottle.yaml");
-  await writeFile(
-    manifest,
-    `version: 1
-name: acme
-agent: { command: [sh] }
-git_gate:
-  repos:
-    api: { url: "${gitUpstream.url("acme/api.git")}", key: { provider: token, token_ref: UPSTREAM_TOKEN } }
-  scan: { scanner: builtin }
-cred_proxy:
-  routes:
-    - { path: /api/, upstream: "${api.url}", auth: { scheme: Bearer }, token_ref: API_KEY }
-`,
-  );
-  const env = createBaseEnv({
-    HOME: dir,
-    XDG_STATE_HOME: join(dir, "state"),
-    XDG_CACHE_HOME: join(dir, "cache"),
-    UPSTREAM_TOKEN: upstreamToken,
-    API_KEY: apiKey,
-  });
-  const bottle = (args: string[]) =>
-    runProcess(process.execPath, [BIN, ...args], { env, cwd: dir, timeoutMs: 60_000 });
-  const stateOf = (name: string) => join(dir, "state", "bottle", name);
-  return { dir, manifest, env, bottle, stateOf, api, upstreamToken, apiKey, bare };
-}
+import { BIN, isRunning, setupBottle as setup } from "./bottle-fixture.ts";
 
 /** A GET on a unix socket. */
 function getOnSocket(socket: string, path: string): Promise<number> {
@@ -76,20 +17,18 @@ function getOnSocket(socket: string, path: string): Promise<number> {
   });
 }
 
-/** Whether `pid` runs (a zombie has exited: it waits for whichever process adopted it). */
-function isRunning(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
 describe("bottle up, ps, logs, down", { tags: ["slow"] }, () => {
   it("starts the sidecars on 0600 sockets, and down stops them and removes everything", async () => {
     const t = await setup();
-    const up = await t.bottle(["up", t.manifest, "--yes", "--name", "task-1"]);
+    const up = await t.bottle([
+      "up",
+      t.manifest,
+      "--yes",
+      "--workspace",
+      t.workspace,
+      "--name",
+      "task-1",
+    ]);
     expect(up.code, up.stderr).toBe(0);
     expect(up.stdout).toContain("bottle task-1 is up");
     expect(up.stderr).toMatch(/✓ sidecars: gate, proxy/);
@@ -148,7 +87,7 @@ describe("bottle up, ps, logs, down", { tags: ["slow"] }, () => {
 
   it("refuses without a terminal and without --yes, and creates nothing", async () => {
     const t = await setup();
-    const up = await t.bottle(["up", t.manifest]);
+    const up = await t.bottle(["up", t.manifest, "--workspace", t.workspace]);
     expect(up.code).toBe(2);
     expect(up.stderr).toMatch(/^BTL_CLI_NOT_CONFIRMED: no terminal to confirm/m);
     expect(up.stderr).toContain("UPSTREAM_TOKEN"); // the preflight names the variables it reads
@@ -157,8 +96,8 @@ describe("bottle up, ps, logs, down", { tags: ["slow"] }, () => {
 
   it("names bottles after the manifest, never twice, and refuses a taken --name", async () => {
     const t = await setup();
-    expect((await t.bottle(["up", t.manifest, "--yes"])).code).toBe(0);
-    const second = await t.bottle(["up", t.manifest, "--yes"]);
+    expect((await t.bottle(["up", t.manifest, "--yes", "--workspace", t.workspace])).code).toBe(0);
+    const second = await t.bottle(["up", t.manifest, "--yes", "--workspace", t.workspace]);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout).toContain("bottle acme-2 is up");
     const taken = await t.bottle(["up", t.manifest, "--yes", "--name", "acme"]);
@@ -178,11 +117,15 @@ describe("bottle up, ps, logs, down", { tags: ["slow"] }, () => {
     const t = await setup();
     // A variable the proxy needs is missing: the preflight passes, the bring-up fails.
     const env = { ...t.env, API_KEY: "" };
-    const up = await runProcess(process.execPath, [BIN, "up", t.manifest, "--yes"], {
-      env,
-      cwd: t.dir,
-      timeoutMs: 60_000,
-    });
+    const up = await runProcess(
+      process.execPath,
+      [BIN, "up", t.manifest, "--yes", "--workspace", t.workspace],
+      {
+        env,
+        cwd: t.dir,
+        timeoutMs: 60_000,
+      },
+    );
     expect(up.code).not.toBe(0);
     expect(up.stderr).toMatch(/^BTL_PROXY_TOKEN: .*API_KEY/m);
     const ps = await t.bottle(["ps", "--json"]);
@@ -202,6 +145,9 @@ describe("bottle up, ps, logs, down", { tags: ["slow"] }, () => {
     expect(down.stderr).toMatch(/^BTL_CLI_NO_BOTTLE: no bottle nope/m);
     const logs = await t.bottle(["logs", "nope"]);
     expect(logs.stderr).toMatch(/^BTL_CLI_NO_BOTTLE/m);
+    // The default workspace (here) holds the state directory, which the agent must not see.
+    const wide = await t.bottle(["up", t.manifest, "--yes"]);
+    expect(wide.stderr).toMatch(/^BTL_CLI_USAGE: the workspace .* holds bottle's state directory/m);
     const neither = await t.bottle(["down"]);
     expect(neither.stderr).toMatch(/^BTL_CLI_USAGE: name one bottle, or pass --all/m);
   });

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { type CredProxyPlan, proxyTokenEnv } from "@bottle/cred-proxy";
 import { createTokenStore } from "@bottle/gate-tokens";
 import { type GitGatePlan, initStage, readDeployKeys, revokeDeployKeys } from "@bottle/git-gate";
@@ -94,6 +94,12 @@ export async function bringUp(options: UpOptions): Promise<Bottle> {
   const workspace = resolve(options.cwd, options.workspace ?? ".");
   if (!existsSync(workspace) || !statSync(workspace).isDirectory()) {
     throw new CliError("BTL_CLI_USAGE", `the workspace ${workspace} is not a directory`);
+  }
+  if (!relative(workspace, root).startsWith("..")) {
+    throw new CliError(
+      "BTL_CLI_USAGE",
+      `the workspace ${workspace} holds bottle's state directory ${root}: pass a narrower --workspace`,
+    );
   }
   const paths = bottlePaths(root, name);
   const plans = prepareSidecars(manifest, paths.stage, AGENT_URLS.gate);

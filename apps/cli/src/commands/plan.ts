@@ -14,7 +14,10 @@ export function planCommand(program: Command, ctx: CommandContext): void {
     .argument("<file>", "manifest file (YAML or JSON)")
     .option("--json", "print the plan as JSON")
     .option(FILE_CHECKS.flag, FILE_CHECKS.help)
-    .addHelpText("after", EXIT_CODES)
+    .addHelpText(
+      "after",
+      `\nExamples:\n  bottle plan bottle.yaml\n  bottle plan --json bottle.yaml | jq .host_env\n${EXIT_CODES}`,
+    )
     .action(async (file: string, options: { json?: boolean; fileChecks: boolean }) => {
       const manifest = await loadManifest(file, { checkFiles: options.fileChecks });
       const plan = planBottle(manifest, ctx.io.env);

@@ -10,7 +10,10 @@ export function schemaCommand(program: Command, ctx: CommandContext): void {
   program
     .command("schema")
     .description("print the manifest's JSON Schema (for editors and CI)")
-    .addHelpText("after", EXIT_CODES)
+    .addHelpText(
+      "after",
+      `\nExamples:\n  bottle schema > bottle.schema.json     # for editors: $schema: ./bottle.schema.json\n${EXIT_CODES}`,
+    )
     .action(async () => {
       ctx.io.stdout.write(await readFile(require.resolve("@bottle/manifest/schema.json"), "utf8"));
     });

@@ -9,7 +9,10 @@ export function validateCommand(program: Command, ctx: CommandContext): void {
     .description("check manifests: schema, cross-field rules, secret files")
     .argument("<file...>", "manifest files (YAML or JSON)")
     .option(FILE_CHECKS.flag, FILE_CHECKS.help)
-    .addHelpText("after", EXIT_CODES)
+    .addHelpText(
+      "after",
+      `\nExamples:\n  bottle validate bottle.yaml examples/*.yaml\n  bottle validate --no-file-checks bottle.yaml   # on a machine without the key files\n${EXIT_CODES}`,
+    )
     .action(async (files: string[], options: { fileChecks: boolean }) => {
       // Every file is checked and reported; the exit code is the worst one seen.
       for (const file of files) {

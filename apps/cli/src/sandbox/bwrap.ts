@@ -8,7 +8,7 @@ import { access, lstat, readlink } from "node:fs/promises";
 import { basename, delimiter, dirname, join, relative } from "node:path";
 import { CliError } from "../errors.ts";
 import { SANDBOX_HOSTNAME, SANDBOX_USER } from "./etc.ts";
-import { SANDBOX_PATHS, type SandboxTerminal } from "./spec.ts";
+import { isShownWhole, SANDBOX_PATHS, type SandboxTerminal } from "./spec.ts";
 
 /** The oldest bubblewrap with every flag the sandbox uses. */
 export const MIN_BWRAP_VERSION = [0, 8, 0] as const;
@@ -183,7 +183,10 @@ export async function buildBwrapArgs(layout: BwrapLayout): Promise<string[]> {
   if (layout.node !== null) args.push("--ro-bind", layout.node.source, layout.node.target);
   if (layout.init) args.push("--ro-bind-data", String(LAUNCH_FDS.init), SANDBOX_PATHS.init);
   args.push("--ro-bind", layout.socketsDir, SANDBOX_PATHS.sockets);
-  for (const path of layout.roBinds) args.push("--ro-bind", path, path);
+  // /usr is bound whole above (bwrap binds recursively): a bind under it would show it twice.
+  for (const path of layout.roBinds) {
+    if (!isShownWhole(path)) args.push("--ro-bind", path, path);
+  }
   args.push("--bind", layout.workspace, layout.workdir);
   // The root itself (bwrap's tmpfs, holding the mount points) becomes read-only last.
   args.push("--remount-ro", "/", "--chdir", layout.workdir);

@@ -33,7 +33,10 @@ export interface SandboxSpec {
   readonly env: Readonly<Record<string, string>>;
   /** Files written into the tmpfs $HOME before the agent starts: path relative to $HOME → content. */
   readonly homeFiles: Readonly<Record<string, string>>;
-  /** Host paths bound read-only at the same path (where the agent's own program lives). */
+  /**
+   * Host paths bound read-only at the same path (where the agent's own program lives). One
+   * under /usr is there already: the sandbox shows the host's /usr whole, read-only.
+   */
   readonly roBinds: readonly string[];
   /** The agent's command: the program (looked up on the sandbox's PATH) and its arguments. */
   readonly command: readonly string[];
@@ -54,6 +57,9 @@ export const SANDBOX_PATHS = {
   init: "/opt/bottle/init.mjs",
 } as const;
 
+/** The host tree the sandbox shows whole, read-only, at the same path. */
+const HOST_USR = "/usr";
+
 /** Inside paths a workdir or an extra bind may not be, or be under. */
 const RESERVED_TREES = ["/usr", "/etc", "/proc", "/dev", "/sys", "/run/bottle", "/opt/bottle"];
 /** Inside paths a workdir or an extra bind may not be (they may be under them). */
@@ -69,6 +75,11 @@ function fail(message: string): never {
 function isUnder(path: string, tree: string): boolean {
   const rel = relative(tree, path);
   return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel));
+}
+
+/** Whether host path `path` is in the sandbox already, read-only at the same path. */
+export function isShownWhole(path: string): boolean {
+  return isUnder(path, HOST_USR);
 }
 
 function checkAbsolute(what: string, path: string): void {
@@ -128,7 +139,11 @@ export function checkSandboxSpec(spec: SandboxSpec): void {
     ["workspace", spec.workspace],
     ...spec.roBinds.map((bind) => ["roBinds", bind] as const),
   ] as const) {
-    if (what === "roBinds") checkInsidePath(what, path);
+    if (what === "roBinds") {
+      checkAbsolute(what, path);
+      // A bind under /usr adds nothing (and a global npm install under /usr/local is common).
+      if (!isShownWhole(path)) checkInsidePath(what, path);
+    }
     if (isUnder(spec.dir, path) || isUnder(spec.socketsDir, path)) {
       fail(`\`${what}\` may not show the sandbox's own directories, got ${path}`);
     }
