@@ -9,6 +9,7 @@ import { accessSync, copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createWorkspace, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import { fastImport, importRepository } from "../repository.mjs";
 import { machineInfo } from "../stats.mjs";
 import { measureBottles } from "./bottles.mjs";
 import { createContext, onPath, PATHS, PROJECT } from "./context.mjs";
@@ -32,66 +33,38 @@ const USAGE = `usage: node bench/bottle/run.mjs [--runs N] [--clones N] [--reque
   --requests N   concurrent proxied requests per round (default 50)
   --repo-mib N   the repository's random blobs, in MiB (default 50)
 `;
-const { flags, runs: RUNS } = parseBenchArgs(USAGE, {
+const { flags, integers } = parseBenchArgs(USAGE, {
   runs: "10",
   options: {
     clones: { type: "string", default: "5" },
     requests: { type: "string", default: "50" },
     "repo-mib": { type: "string", default: "50" },
   },
+  integers: { clones: [1, 50], requests: [1, 1000], "repo-mib": [1, 1000] },
 });
-function intFlag(name, min, max) {
-  const value = Number(flags[name]);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    process.stderr.write(
-      `bench: expected \`--${name}\` to be an integer ${min}–${max}, got ${flags[name]}\n`,
-    );
-    process.exit(2);
-  }
-  return value;
-}
-const CLONES = intFlag("clones", 1, 50);
-const REQUESTS = intFlag("requests", 1, 1000);
-const REPO_MIB = intFlag("repo-mib", 1, 1000);
+const { runs: RUNS, clones: CLONES, requests: REQUESTS, "repo-mib": REPO_MIB } = integers;
 
 const ws = createWorkspace("bottle");
 const ctx = createContext(ws);
 
 /** A bare repository: a few commits, each adding random (incompressible) blobs; fast-import. */
-async function buildRepository(dir) {
+function buildRepository(dir) {
   const blobBytes = Math.floor((REPO_MIB * MiB) / (COMMITS * BLOBS_PER_COMMIT));
-  const parts = [];
-  let mark = 0;
-  const blob = (data) => {
-    parts.push(
-      Buffer.from(`blob\nmark :${++mark}\ndata ${data.length}\n`),
-      data,
-      Buffer.from("\n"),
-    );
-    return mark;
-  };
+  const stream = fastImport();
   for (let i = 0; i < COMMITS; i++) {
-    const changes = [`M 100644 :${blob(Buffer.from(`# bench\n\nrevision ${i}\n`))} README.md`];
+    const changes = [
+      `M 100644 :${stream.blob(Buffer.from(`# bench\n\nrevision ${i}\n`))} README.md`,
+    ];
     for (let f = 0; i === 0 && f < SOURCE_FILES; f++) {
       const text = `export const value${f} = ${f};\n`.repeat(20 + (f % 30));
-      changes.push(`M 100644 :${blob(Buffer.from(text))} src/f${f}.js`);
+      changes.push(`M 100644 :${stream.blob(Buffer.from(text))} src/f${f}.js`);
     }
     for (let b = 0; b < BLOBS_PER_COMMIT; b++) {
-      changes.push(`M 100644 :${blob(randomBytes(blobBytes))} assets/blob-${i}-${b}.bin`);
+      changes.push(`M 100644 :${stream.blob(randomBytes(blobBytes))} assets/blob-${i}-${b}.bin`);
     }
-    const message = `commit ${i}\n`;
-    parts.push(
-      Buffer.from(
-        `commit refs/heads/main\ncommitter Bench <bench@bottle.invalid> ${1_700_000_000 + i} +0000\n` +
-          `data ${message.length}\n${message}${changes.join("\n")}\n\n`,
-      ),
-    );
+    stream.commit(i, changes);
   }
-  await ws.git(["init", "-q", "--bare", "-b", "main", dir]);
-  await ws.git(["fast-import", "--quiet"], { cwd: dir, input: Buffer.concat(parts) });
-  await ws.git(["repack", "-adq"], { cwd: dir });
-  const { stdout } = await ws.git(["count-objects", "-v"], { cwd: dir });
-  return Number(/size-pack: (\d+)/.exec(stdout)?.[1] ?? 0) / 1024;
+  return importRepository(ws.git, dir, stream.bytes());
 }
 
 /** tooling/serve-git-http.mjs on `root` (smart HTTP, Basic with the upstream token). */

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createWorkspace, descendants, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import { fastImport, importRepository } from "../repository.mjs";
 import { startOnFreePort } from "../servers.mjs";
 import { machineInfo, median, summarize } from "../stats.mjs";
 
@@ -40,44 +41,23 @@ const { work, HOME, PATH, GIT_ENV, track, run, must, git } = ws;
 
 /** A `git fast-import` stream: `REPO.commits` text commits; every Nth also adds a random blob. */
 function fastImportStream() {
-  const parts = [];
-  let mark = 0;
-  const blob = (data) => {
-    parts.push(
-      Buffer.from(`blob\nmark :${++mark}\ndata ${data.length}\n`),
-      data,
-      Buffer.from("\n"),
-    );
-    return mark;
-  };
+  const stream = fastImport();
   const every = REPO.commits / REPO.bigBlobs;
   for (let i = 0; i < REPO.commits; i++) {
     const file = i % REPO.textFiles;
     const lines = Array.from({ length: 10 + (i % 40) }, (_, n) => `file ${file} rev ${i} ${n}`);
-    const changes = [`M 100644 :${blob(Buffer.from(`${lines.join("\n")}\n`))} src/f${file}.txt`];
+    const text = stream.blob(Buffer.from(`${lines.join("\n")}\n`));
+    const changes = [`M 100644 :${text} src/f${file}.txt`];
     if (i % every === 0) {
-      const big = blob(randomBytes(REPO.bigBlobBytes));
+      const big = stream.blob(randomBytes(REPO.bigBlobBytes));
       changes.push(`M 100644 :${big} assets/big${i / every}.bin`);
     }
-    const message = `commit ${i}\n`;
-    parts.push(
-      Buffer.from(
-        `commit refs/heads/main\ncommitter Bench <bench@bottle.invalid> ${1_700_000_000 + i} +0000\n` +
-          `data ${message.length}\n${message}${changes.join("\n")}\n\n`,
-      ),
-    );
+    stream.commit(i, changes);
   }
-  return Buffer.concat(parts);
+  return stream.bytes();
 }
 
-async function buildRepository(dir) {
-  await git(["init", "-q", "--bare", dir]);
-  await git(["fast-import", "--quiet"], { cwd: dir, input: fastImportStream() });
-  await git(["repack", "-adq"], { cwd: dir });
-  const { stdout } = await git(["count-objects", "-v"], { cwd: dir });
-  const kib = Number(/size-pack: (\d+)/.exec(stdout)?.[1] ?? 0);
-  return kib / 1024;
-}
+const buildRepository = (dir) => importRepository(git, dir, fastImportStream());
 
 // ---------------------------------------------------------------------------------------------
 // The three targets.
