@@ -1,13 +1,6 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  commitFiles,
-  createBareRepo,
-  createGitEnv,
-  createWorkRepo,
-  git,
-  testdir,
-} from "@bottle/test-utils";
+import { git, testdir } from "@bottle/test-utils";
 import { describe, expect, test } from "vitest";
 import {
   commitsInRange,
@@ -19,7 +12,7 @@ import {
   type RefUpdate,
   ZERO_OID,
 } from "../src/commits.ts";
-import { commitIn, inRepo, type Repo, run, setup } from "./helpers.ts";
+import { commitIn, inRepo, type Repo, run, setup, setupWithRemote } from "./helpers.ts";
 
 const A = "a".repeat(40);
 const B = "b".repeat(40);
@@ -197,22 +190,18 @@ describe("commitsInRange", () => {
 
 describe("in a real pre-receive hook", { tags: ["slow"] }, () => {
   test("sees the quarantined commits and tags of a push, and only the new ones", async () => {
-    const testEnv = await createGitEnv();
-    const remote = await createBareRepo(testEnv);
-    const work = await createWorkRepo(testEnv, { remote });
-    const env = testEnv.env;
-    await git(["push", "-q", "origin", "main"], { cwd: work, env });
+    const repo = await setupWithRemote();
     const probe = join(import.meta.dirname, "fixtures", "pre-receive-probe.mjs");
-    const hook = join(remote, "hooks", "pre-receive");
+    const hook = join(repo.remote, "hooks", "pre-receive");
     await writeFile(hook, `#!/bin/sh\nexec node ${JSON.stringify(probe)}\n`, { mode: 0o755 });
-    const one = await commitFiles(work, testEnv, { "a.txt": "a\n" }, "one");
-    const two = await commitFiles(work, testEnv, { "b.txt": "b\n" }, "two");
-    await git(["tag", "-a", "-m", "release", "v1"], { cwd: work, env });
-    const tag = (await git(["rev-parse", "v1"], { cwd: work, env })).stdout.trim();
+    const one = await commitIn(repo, { "a.txt": "a\n" }, "one");
+    const two = await commitIn(repo, { "b.txt": "b\n" }, "two");
+    await run(repo, ["tag", "-a", "-m", "release", "v1"]);
+    const tag = await run(repo, ["rev-parse", "v1"]);
     const out = join(await testdir(), "probe.json");
     const push = await git(["push", "origin", "main:refs/heads/feature", "v1"], {
-      cwd: work,
-      env: { ...env, PROBE_OUT: out },
+      cwd: repo.dir,
+      env: { ...repo.testEnv.env, PROBE_OUT: out },
       allowFailure: true,
     });
     expect(push.code).not.toBe(0); // the probe refuses the push

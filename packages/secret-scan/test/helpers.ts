@@ -1,6 +1,13 @@
 /** Helpers shared by the unit tests: a work repository with the gate's git environment. */
 import { randomBytes } from "node:crypto";
-import { commitFiles, createGitEnv, createWorkRepo, type GitEnv, git } from "@bottle/test-utils";
+import {
+  commitFiles,
+  createBareRepo,
+  createGitEnv,
+  createWorkRepo,
+  type GitEnv,
+  git,
+} from "@bottle/test-utils";
 import { gitEnv } from "../src/run.ts";
 
 export const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -23,6 +30,15 @@ export async function setup(files?: Record<string, string>): Promise<Repo> {
   const testEnv = await createGitEnv();
   const dir = await createWorkRepo(testEnv, files === undefined ? {} : { files });
   return { dir, testEnv, env: gitEnv(testEnv.env) };
+}
+
+/** {@link setup} with a bare `remote` as origin, main pushed to it. */
+export async function setupWithRemote(): Promise<Repo & { readonly remote: string }> {
+  const testEnv = await createGitEnv();
+  const remote = await createBareRepo(testEnv);
+  const dir = await createWorkRepo(testEnv, { remote });
+  await git(["push", "-q", "origin", "main"], { cwd: dir, env: testEnv.env });
+  return { dir, testEnv, env: gitEnv(testEnv.env), remote };
 }
 
 /** Runs git in the repository; resolves with its trimmed stdout. */
