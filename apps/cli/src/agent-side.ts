@@ -5,7 +5,7 @@
  * only: never into the environment, and no credential helper is configured.
  */
 import type { CredProxyPlan, RouteEntry } from "@bottle/cred-proxy";
-import type { GitGatePlan } from "@bottle/git-gate";
+import type { GitGatePlan } from "@bottle/git-gate/stage";
 import { checkHttpUrl, isCredentialValue, type Manifest } from "@bottle/manifest";
 import { CliError } from "./errors.ts";
 

@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 // The `bottle` executable: the only place that touches process globals.
-import { runCli } from "./program.ts";
+import { enableCompileCache } from "node:module";
+
+// Start-up is most of a short command's time: Node keeps the compiled code of bottle's modules
+// (in its temporary directory) for the next run.
+enableCompileCache();
+const { runCli } = await import("./program.ts");
 
 process.exitCode = await runCli(process.argv.slice(2), {
   stdout: process.stdout,

@@ -5,8 +5,8 @@
  */
 import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
-import { type CredProxyPlan, prepareCredProxy } from "@bottle/cred-proxy";
-import { type GitGatePlan, type PlannedCredential, prepareGitGate } from "@bottle/git-gate";
+import { type CredProxyPlan, prepareCredProxy } from "@bottle/cred-proxy/plan";
+import { type GitGatePlan, type PlannedCredential, prepareGitGate } from "@bottle/git-gate/stage";
 import type { Manifest, RouteAllow, RouteAuth } from "@bottle/manifest";
 import { DEFAULT_PORTS } from "@bottle/sidecar";
 import { bottlePaths, stateRoot } from "./bottle/state.ts";

@@ -2,7 +2,6 @@
  * Progress of long commands: a spinner with timings on a terminal, plain lines otherwise, JSON
  * lines (`--json`) for tools. Everything goes to stderr; stdout stays the command's output.
  */
-import ora from "ora";
 
 /** One running step. */
 export interface Step {
@@ -27,7 +26,10 @@ interface Sink {
 }
 
 /** The progress reporter for `mode`, writing to `out` (stderr). */
-export function createProgress(mode: ProgressMode, out: Sink & { isTTY?: boolean }): Progress {
+export async function createProgress(
+  mode: ProgressMode,
+  out: Sink & { isTTY?: boolean },
+): Promise<Progress> {
   const ms = (started: number) => `${Date.now() - started} ms`;
   if (mode === "json") {
     const emit = (fields: Record<string, unknown>) =>
@@ -48,6 +50,8 @@ export function createProgress(mode: ProgressMode, out: Sink & { isTTY?: boolean
     };
   }
   if (mode === "tty") {
+    // Loaded only for a terminal: the spinner is the one user of ora.
+    const { default: ora } = await import("ora");
     return {
       step(title) {
         const started = Date.now();

@@ -225,68 +225,38 @@ node -e 'console.log(require("tiny-bottled"))'`,
     expectNoCanary(registry.token, run.stdout, run.stderr);
   });
 
-  it("stops the agent and tears down on SIGINT", async () => {
+  // A bottle whose agent sleeps, something happens to it, and then nothing of it runs.
+  it.each([
+    {
+      what: "stops the agent and tears down on SIGINT",
+      act: (run: ChildProcess) => run.kill("SIGINT"),
+      code: 143,
+      stderr: /stopping the agent: SIGINT received/,
+    },
+    {
+      what: "stops the agent with the reason when a sidecar stops",
+      act: (_run: ChildProcess, row: PsRow) =>
+        process.kill(row.sidecars.find((s) => s.name === "gate")?.pid ?? 0, "SIGKILL"),
+      code: 4,
+      stderr: /^BTL_CLI_SIDECAR: the gate sidecar stopped \(SIGKILL\)/m,
+    },
+    {
+      what: "cleans the bottle of a SIGKILLed bottle run on the next command",
+      act: (run: ChildProcess) => run.kill("SIGKILL"),
+      code: null,
+      stderr: /^/,
+    },
+  ])("$what", async ({ act, code, stderr }) => {
     const t = await setupBottle();
-    const run = startRun(t, [
-      t.manifest,
-      "--yes",
-      "--workspace",
-      t.workspace,
-      "--name",
-      "int",
-      "--",
-      "sleep",
-      "300",
-    ]);
-    const row = await agentRunning(t, "int");
-    run.child.kill("SIGINT");
-    const code = await run.exited;
-    expect(code).not.toBe(0);
-    expect(run.output().stderr).toContain("stopping the agent: SIGINT received");
+    const args = [t.manifest, "--yes", "--workspace", t.workspace, "--name", "nap"];
+    const run = startRun(t, [...args, "--", "sleep", "300"]);
+    const row = await agentRunning(t, "nap");
+    act(run.child, row);
+    expect(await run.exited).toBe(code);
+    expect(run.output().stderr).toMatch(stderr);
+    // The next command (here ps) finds what a killed run left, and cleans it.
     const [after] = await ps(t);
-    expect(after).toMatchObject({ name: "int", state: "stopped" });
-    for (const pid of pidsOf(row)) expect(isRunning(pid)).toBe(false);
-  });
-
-  it("stops the agent with the reason when a sidecar stops", async () => {
-    const t = await setupBottle();
-    const run = startRun(t, [
-      t.manifest,
-      "--yes",
-      "--workspace",
-      t.workspace,
-      "--name",
-      "crash",
-      "--",
-      "sleep",
-      "300",
-    ]);
-    const row = await agentRunning(t, "crash");
-    const gate = row.sidecars.find((s) => s.name === "gate");
-    process.kill(gate?.pid ?? 0, "SIGKILL");
-    expect(await run.exited).toBe(4);
-    expect(run.output().stderr).toMatch(/^BTL_CLI_SIDECAR: the gate sidecar stopped \(SIGKILL\)/m);
-    for (const pid of pidsOf(row)) expect(isRunning(pid)).toBe(false);
-  });
-
-  it("cleans the bottle of a SIGKILLed bottle run on the next command", async () => {
-    const t = await setupBottle();
-    const run = startRun(t, [
-      t.manifest,
-      "--yes",
-      "--workspace",
-      t.workspace,
-      "--name",
-      "orphan",
-      "--",
-      "sleep",
-      "300",
-    ]);
-    const row = await agentRunning(t, "orphan");
-    run.child.kill("SIGKILL");
-    await run.exited;
-    const [after] = await ps(t);
-    expect(after).toMatchObject({ name: "orphan", state: "stopped", sidecars: [] });
+    expect(after).toMatchObject({ name: "nap", state: "stopped", sidecars: [] });
     for (const pid of pidsOf(row)) expect(isRunning(pid)).toBe(false);
   });
 

@@ -9,7 +9,6 @@
 import { rootCertificates } from "node:tls";
 import type { Logger } from "@bottle/log";
 import {
-  checkTokmanSettings as checkSettings,
   createTokmanClient,
   type TokenSource,
   type TokmanClientOptions,
@@ -17,6 +16,7 @@ import {
 } from "@bottle/tokman/client";
 import { Agent, request } from "undici";
 import { ProxyError } from "./errors.ts";
+import { checkTokmanSettings } from "./plan.ts";
 import type { ProxyRoute, TokmanEntry } from "./routes.ts";
 
 /** tokman's address and the proxy's caller key there (and, in tests, the clock). */
@@ -27,25 +27,6 @@ export interface TokmanSources {
   get(route: ProxyRoute): string | Promise<string>;
   invalidate(route: ProxyRoute, token: string): void;
   close(): void;
-}
-
-/**
- * Checks tokman's URL and key; `names` says what to call them in errors (option or variable).
- * Throws ProxyError BTL_PROXY_CONFIG (URL) or BTL_PROXY_TOKEN (key only), naming, never echoing.
- */
-export function checkTokmanSettings(
-  url: string | undefined,
-  key: string | undefined,
-  names: { readonly url: string; readonly key: string },
-  paths: readonly string[],
-): { url: string; key: string } {
-  const problems = checkSettings({ url, key }, names);
-  const found = [problems.url, problems.key].filter((problem) => problem !== undefined);
-  if (found.length === 0) return { url: url as string, key: key as string };
-  throw new ProxyError(
-    problems.url === undefined ? "BTL_PROXY_TOKEN" : "BTL_PROXY_CONFIG",
-    found.map((problem) => `${problem} (used by ${paths.join(", ")})`).join("; "),
-  );
 }
 
 /**

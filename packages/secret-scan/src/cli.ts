@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 // The `bottle-scan` executable: the only place that touches process globals.
-import { runScan } from "./program.ts";
+import { enableCompileCache } from "node:module";
+
+// Node keeps the compiled code of the modules (in its temporary directory) for the next start.
+enableCompileCache();
+const { runScan } = await import("./program.ts");
 
 process.exitCode = await runScan({
   argv: process.argv.slice(2),

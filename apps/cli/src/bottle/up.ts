@@ -6,9 +6,14 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { type CredProxyPlan, proxyTokenEnv } from "@bottle/cred-proxy";
+import { type CredProxyPlan, proxyTokenEnv } from "@bottle/cred-proxy/plan";
 import { createTokenStore } from "@bottle/gate-tokens";
-import { type GitGatePlan, initStage, readDeployKeys, revokeDeployKeys } from "@bottle/git-gate";
+import {
+  type GitGatePlan,
+  initStage,
+  readDeployKeys,
+  revokeDeployKeys,
+} from "@bottle/git-gate/stage";
 import { silentLogger } from "@bottle/log";
 import { loadManifest, type Manifest } from "@bottle/manifest";
 import { DEFAULT_PORTS } from "@bottle/sidecar";

@@ -31,7 +31,7 @@ ${EXIT_CODES}`,
       if ((name === undefined) === (flags.all !== true)) {
         throw new CliError("BTL_CLI_USAGE", "name one bottle, or pass --all");
       }
-      const progress = progressOf(ctx, flags.json);
+      const progress = await progressOf(ctx, flags.json);
       const root = stateRoot(ctx.io.env);
       await cleanOrphans(root, ctx.io.env, progress);
       const names = name === undefined ? listBottles(root) : [name];

@@ -32,7 +32,7 @@ export function psCommand(program: Command, ctx: CommandContext): void {
     .addHelpText("after", `\nExample:\n  bottle ps --json | jq '.[].name'\n${EXIT_CODES}`)
     .action(async (flags: { json?: boolean }) => {
       const root = stateRoot(ctx.io.env);
-      await cleanOrphans(root, ctx.io.env, progressOf(ctx, flags.json));
+      await cleanOrphans(root, ctx.io.env, await progressOf(ctx, flags.json));
       const rows: PsRow[] = [];
       for (const name of listBottles(root)) {
         const record = readRecord(bottlePaths(root, name));

@@ -7,6 +7,7 @@ import { renderAgentSide } from "../agent-side.ts";
 import { processRef, writeRecord } from "../bottle/state.ts";
 import { AGENT_URLS, type Bottle, SOCKETS, teardown } from "../bottle/up.ts";
 import { CliError } from "../errors.ts";
+import type { Progress } from "../progress.ts";
 import { prepareSandbox, sandboxProcess } from "../sandbox/index.ts";
 import { attachPipes, attachPty, type Ended, hasTerminal } from "../terminal.ts";
 import { type CommandContext, EXIT_CODES, report } from "./context.ts";
@@ -37,7 +38,7 @@ ${EXIT_CODES}`,
     )
     .action(async (file: string, command: string[], flags: UpFlags) => {
       const proc = processOf(ctx);
-      const progress = progressOf(ctx, flags.json);
+      const progress = await progressOf(ctx, flags.json);
       // Until the agent runs, a signal stops the bring-up through the teardown below.
       let interrupted: NodeJS.Signals | null = null;
       let stopAgent: ((reason: string) => void) | null = null;
@@ -76,7 +77,7 @@ async function runAgent(
   bottle: Bottle,
   command: readonly string[],
   ctx: CommandContext,
-  progress: ReturnType<typeof progressOf>,
+  progress: Progress,
   onStop: (stop: (reason: string) => void) => void,
 ): Promise<Ended> {
   const proc = processOf(ctx);

@@ -34,7 +34,7 @@ export function processOf(ctx: CommandContext): CliProcess {
 }
 
 /** Progress on stderr: JSON with `--json`, a spinner on a terminal, plain lines otherwise. */
-export function progressOf(ctx: CommandContext, json: boolean | undefined): Progress {
+export function progressOf(ctx: CommandContext, json: boolean | undefined): Promise<Progress> {
   const mode = json ? "json" : ctx.io.stderr.isTTY ? "tty" : "plain";
   return createProgress(mode, ctx.io.stderr);
 }
@@ -89,7 +89,7 @@ Examples:
 ${EXIT_CODES}`,
     )
     .action(async (file: string, flags: UpFlags) => {
-      const progress = progressOf(ctx, flags.json);
+      const progress = await progressOf(ctx, flags.json);
       const bottle = await bringUpFrom(file, flags, ctx, "up", progress);
       const { name } = bottle.record;
       progress.event("up", { name, sockets: bottle.paths.sockets });
