@@ -5,14 +5,10 @@ import { enableCompileCache } from "node:module";
 // Node keeps the compiled code of the modules (in its temporary directory) for the next start.
 enableCompileCache();
 const { runGitGate } = await import("./program.ts");
+const { sidecarProcess } = await import("@bottle/sidecar");
 
 process.exitCode = await runGitGate({
-  argv: process.argv.slice(2),
-  env: process.env,
-  pid: process.pid,
+  ...sidecarProcess(process),
   cwd: process.cwd(),
   stdin: process.stdin,
-  stdout: process.stdout,
-  stderr: process.stderr,
-  onSignal: (signal, handler) => process.on(signal, handler),
 });

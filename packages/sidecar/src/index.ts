@@ -46,6 +46,6 @@ export {
 } from "./options.ts";
 export { DEFAULT_PORTS } from "./ports.ts";
 export type { SidecarProcess, SidecarService, SidecarSpec } from "./program.ts";
-export { runSidecar, serveSidecar } from "./program.ts";
+export { runSidecar, serveSidecar, sidecarProcess } from "./program.ts";
 export type { RequestRecord } from "./request-record.ts";
 export { logRequest, startRequestRecord } from "./request-record.ts";

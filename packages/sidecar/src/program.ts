@@ -26,6 +26,23 @@ export interface SidecarProcess {
   onSignal: OnSignal;
 }
 
+/**
+ * The {@link SidecarProcess} of the process a bin's `cli.ts` passes (its own `process`): the
+ * arguments after the script, the environment, the id, stdout and stderr, and `onSignal`
+ * installing handlers on it. `stderrFd` is the bin's to add, where its log may be written in
+ * the background.
+ */
+export function sidecarProcess(proc: NodeJS.Process): SidecarProcess & { readonly pid: number } {
+  return {
+    argv: proc.argv.slice(2),
+    env: proc.env,
+    pid: proc.pid,
+    stdout: proc.stdout,
+    stderr: proc.stderr,
+    onSignal: (signal, handler) => proc.on(signal, handler),
+  };
+}
+
 /** How a sidecar starts from its parsed flags. */
 export interface SidecarService<F extends CommonFlags> {
   /** The executable's name, also the logger's (`bottle-gate`). */
