@@ -71,8 +71,12 @@ ${options.routesYaml ?? ""}`,
       cwd: dir,
       timeoutMs: 90_000,
     });
+  /** `bottle run` of this manifest in the workspace, without asking; `args` follow. */
+  const run = (...args: string[]) =>
+    bottle(["run", manifest, "--yes", "--workspace", workspace, ...args]);
   const stateOf = (name: string) => join(dir, "state", "bottle", name);
   return {
+    run,
     dir,
     manifest,
     workspace,

@@ -80,15 +80,7 @@ git add config.js && git commit -qm "add config"
 if git push origin HEAD:main; then echo PUSHED-SECRET; exit 1; fi
 echo REFUSED`,
     );
-    const run = await t.bottle([
-      "run",
-      t.manifest,
-      "--yes",
-      "--workspace",
-      t.workspace,
-      "--",
-      agent,
-    ]);
+    const run = await t.run("--", agent);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain("REFUSED");
     expect(run.stderr).toMatch(/push rejected: 1 possible secret/);
@@ -108,19 +100,7 @@ echo REFUSED`,
 
   it("exits with the agent's exit code and tears the bottle down", async () => {
     const t = await setupBottle();
-    const run = await t.bottle([
-      "run",
-      t.manifest,
-      "--yes",
-      "--workspace",
-      t.workspace,
-      "--name",
-      "seven",
-      "--",
-      "sh",
-      "-c",
-      "exit 7",
-    ]);
+    const run = await t.run("--name", "seven", "--", "sh", "-c", "exit 7");
     expect(run.code, run.stderr).toBe(7);
     const [row] = await ps(t);
     expect(row).toMatchObject({ name: "seven", state: "stopped", sidecars: [] });
@@ -139,15 +119,7 @@ if curl -s --max-time 3 http://127.0.0.1:${host.port}/ >/dev/null; then echo HOS
 if unshare -U true 2>/dev/null; then echo UNSHARED; fi
 curl -s --max-time 5 -o /dev/null -w 'proxy %{http_code}\\n' http://127.0.0.1:9420/api/ping`,
     );
-    const run = await t.bottle([
-      "run",
-      t.manifest,
-      "--yes",
-      "--workspace",
-      t.workspace,
-      "--",
-      agent,
-    ]);
+    const run = await t.run("--", agent);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain("run: gate.sock proxy.sock \n");
     expect(run.stdout).toMatch(/^CapEff:\s+0+$/m);
@@ -175,17 +147,7 @@ curl -s --max-time 5 -o /dev/null -w 'proxy %{http_code}\\n' http://127.0.0.1:94
 cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n'
 find "$HOME" /etc /workspace /tmp -type f 2>/dev/null | while read -r f; do echo "== $f"; cat "$f"; done`,
     );
-    const run = await t.bottle([
-      "run",
-      t.manifest,
-      "--yes",
-      "--workspace",
-      t.workspace,
-      "--name",
-      "look",
-      "--",
-      agent,
-    ]);
+    const run = await t.run("--name", "look", "--", agent);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^HOME=/m);
     expect(run.stdout).toContain("== /etc/passwd");
@@ -211,15 +173,7 @@ mkdir -p /tmp/p && cd /tmp/p && npm init -y >/dev/null
 npm install --no-audit --no-fund tiny-bottled >/dev/null 2>&1 || { cat ~/.npm/_logs/*.log | tail -20; exit 1; }
 node -e 'console.log(require("tiny-bottled"))'`,
     );
-    const run = await t.bottle([
-      "run",
-      t.manifest,
-      "--yes",
-      "--workspace",
-      t.workspace,
-      "--",
-      agent,
-    ]);
+    const run = await t.run("--", agent);
     expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(run.stdout).toContain("hello from the registry");
     expectNoCanary(registry.token, run.stdout, run.stderr);
@@ -274,17 +228,7 @@ sleep 1
 git push -q origin HEAD:refs/heads/${name}
 echo pushed-${name}`,
         );
-        return t.bottle([
-          "run",
-          t.manifest,
-          "--yes",
-          "--workspace",
-          t.workspace,
-          "--name",
-          name,
-          "--",
-          agent,
-        ]);
+        return t.run("--name", name, "--", agent);
       }),
     );
     for (const [i, run] of pushes.entries()) {
