@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { expectNoCanary, runProcess } from "@bottle/test-utils";
@@ -133,6 +133,12 @@ describe("bottle up, ps, logs, down", { tags: ["slow"] }, () => {
       expect.objectContaining({ name: "acme", state: "stopped", sidecars: [] }),
     ]);
     expect(readdirSync(t.stateOf("acme")).sort()).toEqual(["bottle.json", "logs"]);
+    // A declined preflight for the same name leaves the stopped bottle's logs where they are.
+    const earlier = join(t.stateOf("acme"), "logs", "earlier.log");
+    writeFileSync(earlier, "kept\n");
+    const declined = await t.bottle(["up", t.manifest, "--workspace", t.workspace]);
+    expect(declined.stderr).toMatch(/^BTL_CLI_NOT_CONFIRMED/m);
+    expect(existsSync(earlier)).toBe(true);
   });
 
   it("answers bad names and unknown bottles with stable codes", async () => {

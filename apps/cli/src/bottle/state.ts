@@ -163,16 +163,20 @@ export function removeBottleDir(paths: BottlePaths): void {
   rmSync(paths.root, { recursive: true, force: true });
 }
 
-/** The start time of `pid` (field 22 of /proc/<pid>/stat), or null when it is gone. */
-export function startTimeOf(pid: number): string | null {
+/** Fields 3 onwards of /proc/<pid>/stat (state first), or null when the process is gone. */
+function statFields(pid: number): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // The command name (field 2) is in parentheses and may hold spaces: count after the last ")".
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return fields[19] ?? null;
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
     return null;
   }
+}
+
+/** The start time of `pid` (field 22 of /proc/<pid>/stat), or null when it is gone. */
+export function startTimeOf(pid: number): string | null {
+  return statFields(pid)?.[19] ?? null;
 }
 
 /** A reference to a running process. */
@@ -180,15 +184,11 @@ export function processRef(pid: number): ProcessRef {
   return { pid, start: startTimeOf(pid) ?? "" };
 }
 
-/** Whether the process the reference names still runs (same pid, same start time). */
+/**
+ * Whether the process the reference names still runs: same pid, same start time, and not a
+ * zombie (which has exited and only waits for its parent to read its status).
+ */
 export function isAlive(ref: ProcessRef): boolean {
-  const start = startTimeOf(ref.pid);
-  if (start === null || start !== ref.start) return false;
-  // A zombie has exited: it only waits for its parent to read its status.
-  try {
-    const stat = readFileSync(`/proc/${ref.pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
+  const fields = statFields(ref.pid);
+  return fields !== null && fields[19] === ref.start && fields[0] !== "Z";
 }

@@ -125,6 +125,8 @@ export async function bringUp(options: UpOptions): Promise<Bottle> {
     }
   }
 
+  // A stopped bottle of this name (pickName found it free) gives way, logs and all.
+  if (readRecord(paths)?.state === "stopped") removeBottleDir(paths);
   try {
     createBottleDirs(paths);
   } catch (error) {
@@ -344,15 +346,14 @@ function pickName(root: string, project: string, asked: string | undefined): str
   }
 }
 
-/** Whether `name` is free: no directory, or a stopped bottle whose directory is removed. */
+/**
+ * Whether `name` is free: no directory, or a stopped bottle (whose directory the new bottle
+ * replaces once the preflight is confirmed, so that a declined one keeps its logs).
+ */
 function claimName(root: string, name: string, mustBeFree: boolean): boolean {
   const paths = bottlePaths(root, name);
   if (!existsSync(paths.root)) return true;
-  const record = readRecord(paths);
-  if (record !== null && record.state === "stopped") {
-    removeBottleDir(paths);
-    return true;
-  }
+  if (readRecord(paths)?.state === "stopped") return true;
   if (mustBeFree) {
     throw new CliError(
       "BTL_CLI_NAME_TAKEN",

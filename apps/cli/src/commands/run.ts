@@ -9,7 +9,7 @@ import { AGENT_URLS, type Bottle, SOCKETS, teardown } from "../bottle/up.ts";
 import { CliError } from "../errors.ts";
 import type { Progress } from "../progress.ts";
 import { prepareSandbox, sandboxProcess } from "../sandbox/index.ts";
-import { attachPipes, attachPty, type Ended, hasTerminal } from "../terminal.ts";
+import { attachPipes, attachPty, type Ended, exitCodeOf, hasTerminal } from "../terminal.ts";
 import { type CommandContext, EXIT_CODES, report } from "./context.ts";
 import { bringUpFrom, processOf, progressOf, type UpFlags, upOptions } from "./up.ts";
 
@@ -49,7 +49,12 @@ ${EXIT_CODES}`,
       let bottle: Bottle | null = null;
       try {
         bottle = await bringUpFrom(file, flags, ctx, "run", progress);
-        if (interrupted) throw new CliError("BTL_CLI_NOT_CONFIRMED", `${interrupted} received`);
+        if (interrupted) {
+          // Signalled while the bottle came up: no agent runs; the shell's code for the signal.
+          progress.note(`${interrupted} received before the agent started`);
+          ctx.exit(exitCodeOf(null, interrupted));
+          return;
+        }
         const ended = await runAgent(bottle, command, ctx, progress, (stop) => {
           stopAgent = stop;
         });
