@@ -43,7 +43,7 @@ describe("a bottle's own tokman", { tags: ["slow"] }, () => {
     expect(up.stdout + up.stderr).toMatch(/GitHub App tokens: the bottle.s own tokman/);
     expect(up.stderr).toMatch(/✓ tokman: GitHub App acme/);
     // The mirror was fetched at bring-up with a token tokman minted.
-    expect(up.stderr).toMatch(/✓ git gate: stage, credentials and mirrors/);
+    expect(up.stderr).toMatch(/✓ git gate: mirrors: 1 fetched/);
     const app = t.app;
     if (!app) throw new Error("no GitHub App");
     expect(app.fake.tokens().length).toBeGreaterThan(0);
