@@ -352,7 +352,8 @@ async function startTokman(
       name: "tokman",
       pkg: "@bottle/tokman",
       bin: "bottle-tokman",
-      args: ["serve", "--config", config, "--port", "0"],
+      // Its tokens die with the bottle: revoked at GitHub when it stops.
+      args: ["serve", "--config", config, "--port", "0", "--revoke-on-stop"],
       env,
       log: join(paths.logs, "tokman.log"),
     },
