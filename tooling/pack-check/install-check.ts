@@ -1,0 +1,502 @@
+/**
+ * Installs every packed tarball together into an empty project (with npm, or with pnpm) and
+ * runs what a user would: each bin's --help, then one real action per package, on loopback.
+ * Run it on its own: `node tooling/pack-check/install-check.ts` (exit 1 on any failure).
+ */
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { existsSync, readdirSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { delimiter, dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import {
+  type PackageJson,
+  packAll,
+  packageProblems,
+  publishedPackages,
+  readJson,
+  run,
+  runOk,
+  timed,
+  timings,
+  unpack,
+} from "./packs.ts";
+
+/** The package managers a project installs the tarballs with. */
+export type Installer = "npm" | "pnpm";
+
+/** An installed project: its directory, its bins by name, and a scratch directory for actions. */
+export interface Installed {
+  readonly installer: Installer;
+  readonly dir: string;
+  readonly bins: ReadonlyMap<string, string>;
+  readonly work: string;
+}
+
+/** Packs every published package into a new temporary directory; returns it and the tarballs. */
+export async function packTarballs(): Promise<{ dir: string; tarballs: Map<string, string> }> {
+  const dir = await mkdtemp(join(tmpdir(), "bottle-pack-"));
+  return { dir, tarballs: await packAll(publishedPackages(), join(dir, "tarballs")) };
+}
+
+/** What is wrong with each tarball ({@link packageProblems}), as `name: problem` lines. */
+export async function tarballProblems(
+  tarballs: ReadonlyMap<string, string>,
+  root: string,
+): Promise<string[]> {
+  const problems: string[] = [];
+  for (const [name, tarball] of tarballs) {
+    const dir = await unpack(tarball, join(root, "unpacked", name));
+    problems.push(...packageProblems(dir).map((problem) => `${name}: ${problem}`));
+  }
+  return problems;
+}
+
+/**
+ * Installs all `tarballs` together into `<root>/<installer>`, an empty project: npm with
+ * `--prefer-offline`, or pnpm with each `@bottle/*` dependency overridden by its tarball (as
+ * a user installing local tarballs must) and node-pty's build allowed. Third-party
+ * dependencies come from the local cache where it has them, otherwise from the npm registry.
+ */
+export async function install(
+  installer: Installer,
+  tarballs: ReadonlyMap<string, string>,
+  root: string,
+): Promise<Installed> {
+  const dir = join(root, installer);
+  await mkdir(dir, { recursive: true });
+  const files = Object.fromEntries([...tarballs].map(([name, file]) => [name, `file:${file}`]));
+  if (installer === "npm") {
+    await writeFile(join(dir, "package.json"), JSON.stringify({ name: "try", private: true }));
+    await runOk(
+      "npm",
+      ["install", "--prefer-offline", "--no-audit", "--no-fund", ...tarballs.values()],
+      { cwd: dir, timeoutMs: 300_000 },
+    );
+  } else {
+    const pnpm = {
+      overrides: files,
+      onlyBuiltDependencies: ["node-pty"],
+      ignoredBuiltDependencies: ["cpu-features", "ssh2"],
+    };
+    const pkg = { name: "try", private: true, dependencies: files, pnpm };
+    await writeFile(join(dir, "package.json"), JSON.stringify(pkg, null, 2));
+    await runOk("pnpm", ["install", "--prefer-offline"], { cwd: dir, timeoutMs: 300_000 });
+  }
+  assertFromTarballs(installer, dir, tarballs);
+  const bins = new Map<string, string>();
+  for (const name of tarballs.keys()) {
+    const pkg = readJson<PackageJson>(join(dir, "node_modules", name, "package.json"));
+    for (const bin of Object.keys(typeof pkg.bin === "string" ? { [name]: 1 } : (pkg.bin ?? {}))) {
+      bins.set(bin, join(dir, "node_modules", ".bin", bin));
+    }
+  }
+  const work = join(dir, "work");
+  await mkdir(work, { recursive: true, mode: 0o700 });
+  return { installer, dir, bins, work };
+}
+
+/**
+ * SECURITY: every `@bottle/*` package of the project is one of our tarballs, in one copy; none
+ * came from the registry (where another owner could publish the same name).
+ */
+function assertFromTarballs(
+  installer: Installer,
+  dir: string,
+  tarballs: ReadonlyMap<string, string>,
+) {
+  const foreign: string[] = [];
+  if (installer === "npm") {
+    const lock = readJson<{ packages: Record<string, { resolved?: string }> }>(
+      join(dir, "package-lock.json"),
+    );
+    for (const [path, entry] of Object.entries(lock.packages)) {
+      const name = path.match(/node_modules\/(@bottle\/[^/]+)$/)?.[1];
+      if (name === undefined) continue;
+      const top = path === `node_modules/${name}`;
+      if (!top || !tarballs.has(name) || !entry.resolved?.startsWith("file:")) foreign.push(path);
+    }
+  } else {
+    for (const entry of readdirSync(join(dir, "node_modules", ".pnpm"))) {
+      if (entry.startsWith("@bottle+") && !entry.includes("@file+")) foreign.push(entry);
+    }
+  }
+  if (foreign.length > 0) throw new Error(`@bottle packages not from the tarballs: ${foreign}`);
+}
+
+/** The environment of the installed bins: PATH, a scratch HOME, and git isolated from the host. */
+function binEnv(project: Installed, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: project.work,
+    GIT_CONFIG_NOSYSTEM: "1",
+    GIT_CONFIG_GLOBAL: join(project.work, "gitconfig"),
+    ...extra,
+  };
+}
+
+function binPath(project: Installed, name: string): string {
+  const bin = project.bins.get(name);
+  if (bin === undefined) throw new Error(`${project.installer}: no bin ${name} was installed`);
+  return bin;
+}
+
+/** Runs an installed bin; throws unless it exits `expectCode` (0 by default). */
+async function runBin(
+  project: Installed,
+  name: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string; expectCode?: number } = {},
+) {
+  const result = await run(binPath(project, name), args, {
+    cwd: project.work,
+    env: binEnv(project, options.env),
+    ...(options.input === undefined ? {} : { input: options.input }),
+  });
+  if (result.code !== (options.expectCode ?? 0)) {
+    throw new Error(
+      `${name} ${args.join(" ")} exited ${result.code ?? result.signal}\n${result.stdout}${result.stderr}`,
+    );
+  }
+  return result;
+}
+
+/** Every installed bin answers --help with its usage and exits 0; returns the bins. */
+export async function helpAll(project: Installed): Promise<string> {
+  for (const name of project.bins.keys()) {
+    const { stdout } = await runBin(project, name, ["--help"]);
+    if (!stdout.startsWith(`Usage: ${name} `)) throw new Error(`${name} --help: ${stdout}`);
+  }
+  return [...project.bins.keys()].join(" ");
+}
+
+/** A manifest with one repository (a GitHub App key) and one proxy token; returns its path. */
+async function writeManifest(project: Installed): Promise<string> {
+  const key = join(project.work, "app.pem");
+  await writeFile(key, "not parsed by validate or plan\n", { mode: 0o600 });
+  const file = join(project.work, "bottle.yaml");
+  await writeFile(
+    file,
+    `version: 1
+name: acme
+agent: { command: [agent] }
+git_gate:
+  repos:
+    app: { url: "https://github.com/acme/app.git", key: { provider: github-app, app: acme } }
+cred_proxy:
+  tokens:
+    - { kind: anthropic, token_ref: ANTHROPIC_API_KEY, auth: api-key }
+github_apps:
+  acme: { app_id: 1, private_key: ${JSON.stringify(key)} }
+`,
+  );
+  return file;
+}
+
+/** `bottle validate` accepts the manifest; `bottle-git-gate plan --json` plans its mirror. */
+export async function validateAndPlan(project: Installed): Promise<string> {
+  const manifest = await writeManifest(project);
+  const { stdout } = await runBin(project, "bottle", ["validate", manifest]);
+  if (!stdout.includes("ok: ") || !stdout.includes("project acme")) {
+    throw new Error(`bottle validate: ${stdout}`);
+  }
+  const stage = join(project.work, "stage");
+  const plan = await runBin(project, "bottle-git-gate", [
+    ...["plan", "--manifest", manifest, "--stage", stage, "--json"],
+  ]);
+  const mirror = JSON.parse(plan.stdout).repos?.[0]?.mirror;
+  if (mirror !== join(stage, "repos", "acme", "app.git")) {
+    throw new Error(`bottle-git-gate plan: mirror ${mirror}`);
+  }
+  return stdout.trim();
+}
+
+/** Creates a gate token with `bottle-gate-tokens create` (read from stdout, never logged). */
+export async function createToken(project: Installed, tokenFile: string): Promise<string> {
+  const { stdout } = await runBin(project, "bottle-gate-tokens", [
+    ...["create", "--token-file", tokenFile, "--project", "acme", "--task", "pack-check"],
+  ]);
+  const token = stdout.trim();
+  if (!/^\S{20,}$/.test(token)) throw new Error("bottle-gate-tokens create printed no token");
+  return token;
+}
+
+/** A started sidecar: its URL (from the `listening` record) and a stop that awaits its exit. */
+interface Started {
+  readonly url: string;
+  readonly stderr: () => string;
+  stop(): Promise<number | null>;
+}
+
+/** Starts an installed sidecar and waits (20 s at most) for its `listening` log record. */
+async function startSidecar(
+  project: Installed,
+  name: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<Started> {
+  const child = spawn(binPath(project, name), args, {
+    cwd: project.work,
+    env: binEnv(project, env),
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  const exited = once(child, "exit");
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    const [code] = (await exited) as [number | null];
+    return code;
+  };
+  const lines = createInterface({ input: child.stderr });
+  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  try {
+    for await (const line of lines) {
+      stderr += `${line}\n`;
+      const record = line.startsWith("{") ? JSON.parse(line) : {};
+      if (record.msg === "listening" && typeof record.url === "string") {
+        lines.on("line", (more) => (stderr += `${more}\n`));
+        return { url: record.url, stderr: () => stderr, stop };
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  await stop();
+  throw new Error(`${name} stopped before it listened\n${stderr}`);
+}
+
+/** Runs `fn` while `sidecar` serves, then stops it: a SIGTERM must end it with 0. */
+async function whileRunning<T>(name: string, sidecar: Started, fn: () => Promise<T>): Promise<T> {
+  let result: T;
+  try {
+    result = await fn();
+  } catch (error) {
+    await sidecar.stop();
+    throw error;
+  }
+  const code = await sidecar.stop();
+  if (code !== 0) throw new Error(`${name} exited ${code} on SIGTERM\n${sidecar.stderr()}`);
+  return result;
+}
+
+async function git(args: readonly string[], project: Installed, env: NodeJS.ProcessEnv = {}) {
+  return runOk("git", args, { cwd: project.work, env: binEnv(project, env) });
+}
+
+/**
+ * Serves a bare repository with `bottle-gate` on 127.0.0.1:0 and lists it with `git ls-remote`
+ * and a token from `bottle-gate-tokens`; a made-up token is refused. Returns the listed refs.
+ */
+export async function gateLsRemote(project: Installed): Promise<string> {
+  const base = join(project.work, "gate");
+  const seed = join(project.work, "seed");
+  await git(["init", "-q", "-b", "main", seed], project);
+  await writeFile(join(seed, "README.md"), "served by the installed gate\n");
+  await git(["-C", seed, "add", "README.md"], project);
+  const author = { GIT_AUTHOR_NAME: "a", GIT_AUTHOR_EMAIL: "a@a", GIT_COMMITTER_NAME: "a" };
+  await git(["-C", seed, "commit", "-q", "-m", "one"], project, {
+    ...author,
+    GIT_COMMITTER_EMAIL: "a@a",
+  });
+  await mkdir(join(base, "acme"), { recursive: true });
+  await git(["clone", "-q", "--bare", seed, join(base, "acme", "app.git")], project);
+  const tokenFile = join(project.work, "tokens", "tokens.json");
+  await mkdir(dirname(tokenFile), { recursive: true, mode: 0o700 });
+  const token = await createToken(project, tokenFile);
+  const gate = await startSidecar(project, "bottle-gate", [
+    ...["--base-path", base, "--token-file", tokenFile, "--port", "0"],
+  ]);
+  return whileRunning("bottle-gate", gate, async () => {
+    const url = `${gate.url}/acme/app.git`;
+    // SECURITY: the token goes in git's environment as a header, never in argv.
+    const auth = (secret: string) => ({
+      GIT_CONFIG_COUNT: "1",
+      GIT_CONFIG_KEY_0: "http.extraHeader",
+      GIT_CONFIG_VALUE_0: `Authorization: Basic ${Buffer.from(`${secret}:x`).toString("base64")}`,
+      GIT_TERMINAL_PROMPT: "0",
+    });
+    const listed = await git(["ls-remote", url], project, auth(token));
+    if (!/\trefs\/heads\/main$/m.test(listed.stdout))
+      throw new Error(`ls-remote: ${listed.stdout}`);
+    const refused = await run("git", ["ls-remote", url], {
+      cwd: project.work,
+      env: binEnv(project, auth(randomBytes(24).toString("base64url"))),
+    });
+    if (refused.code === 0) throw new Error("bottle-gate served a made-up token");
+    if (gate.stderr().includes(token)) throw new Error("bottle-gate logged the token");
+    return listed.stdout.trim();
+  });
+}
+
+/**
+ * Starts `bottle-cred-proxy` with one route to a local HTTP server and sends one request
+ * through it with a client credential: the server must see the route's token instead.
+ */
+export async function proxyRequest(project: Installed): Promise<string> {
+  const token = `tok_${randomBytes(24).toString("base64url")}`;
+  const seen: { url?: string | undefined; authorization?: string | undefined } = {};
+  const upstream = createServer((req, res) => {
+    seen.url = req.url;
+    seen.authorization = req.headers.authorization;
+    res.writeHead(200, { "content-type": "text/plain" }).end("upstream answered\n");
+  });
+  upstream.listen(0, "127.0.0.1");
+  await once(upstream, "listening");
+  const port = (upstream.address() as AddressInfo).port;
+  try {
+    const routes = join(project.work, "routes.json");
+    const route = {
+      path: "/up/",
+      upstream: `http://127.0.0.1:${port}`,
+      auth: { scheme: "Bearer" },
+      token_env: "BOTTLE_PROXY_TOKEN_0",
+    };
+    await writeFile(routes, JSON.stringify({ version: 1, routes: [route] }));
+    const proxy = await startSidecar(
+      project,
+      "bottle-cred-proxy",
+      ["--routes", routes, "--port", "0"],
+      { BOTTLE_PROXY_TOKEN_0: token },
+    );
+    return await whileRunning("bottle-cred-proxy", proxy, async () => {
+      const res = await fetch(`${proxy.url}/up/hello?x=1`, {
+        headers: { authorization: "Bearer client-credential" },
+      });
+      const body = await res.text();
+      if (res.status !== 200 || body !== "upstream answered\n") {
+        throw new Error(`proxy answered ${res.status}: ${body}`);
+      }
+      if (seen.url !== "/hello?x=1" || seen.authorization !== `Bearer ${token}`) {
+        throw new Error(
+          `upstream saw ${seen.url} with ${seen.authorization ? "another" : "no"} credential`,
+        );
+      }
+      if (proxy.stderr().includes(token)) throw new Error("bottle-cred-proxy logged the token");
+      return `${res.status} ${seen.url}`;
+    });
+  } finally {
+    upstream.close();
+  }
+}
+
+/** `bottle-tokman new-key`, then `hash-key` of that key (on stdin): the same key_sha256. */
+export async function tokmanKey(project: Installed): Promise<string> {
+  const created = await runBin(project, "bottle-tokman", ["new-key"]);
+  const key = created.stdout.trim();
+  const printed = created.stderr.match(/key_sha256: ([0-9a-f]{64})/)?.[1];
+  const hashed = await runBin(project, "bottle-tokman", ["hash-key"], { input: `${key}\n` });
+  const digest = createHash("sha256").update(key).digest("hex");
+  if (printed !== digest || hashed.stdout.trim() !== digest) {
+    throw new Error("bottle-tokman: new-key and hash-key disagree");
+  }
+  return digest;
+}
+
+/** `bottle-scan` finds a GitHub token committed to a small repository, and prints it redacted. */
+export async function scanCommit(project: Installed): Promise<string> {
+  const repo = join(project.work, "scanned");
+  const secret = `ghp_${randomBytes(27).toString("base64url").replace(/[-_]/g, "a").slice(0, 36)}`;
+  await git(["init", "-q", "-b", "main", repo], project);
+  await writeFile(join(repo, "config.env"), `GITHUB_TOKEN=${secret}\n`);
+  await git(["-C", repo, "add", "config.env"], project);
+  await git(["-C", repo, "commit", "-q", "-m", "config"], project, {
+    GIT_AUTHOR_NAME: "a",
+    GIT_AUTHOR_EMAIL: "a@a",
+    GIT_COMMITTER_NAME: "a",
+    GIT_COMMITTER_EMAIL: "a@a",
+  });
+  const found = await runBin(
+    project,
+    "bottle-scan",
+    ["--range", "HEAD", "--repo", repo, "--scanner", "builtin"],
+    { expectCode: 1 },
+  );
+  if (!found.stdout.includes("config.env")) throw new Error(`bottle-scan: ${found.stdout}`);
+  if (`${found.stdout}${found.stderr}`.includes(secret))
+    throw new Error("bottle-scan printed the secret");
+  return found.stdout.trim().split("\n")[0] ?? "";
+}
+
+/** A Node.js older than 22.12: `BOTTLE_OLD_NODE`, else /usr/bin/node; throws when there is none. */
+export async function oldNode(): Promise<{ path: string; version: string }> {
+  const path = process.env.BOTTLE_OLD_NODE ?? "/usr/bin/node";
+  const version = existsSync(path)
+    ? (await runOk(path, ["-p", "process.versions.node"])).stdout.trim()
+    : "";
+  const [major = 99, minor = 0] = version.split(".").map(Number);
+  if (!(major < 22 || (major === 22 && minor < 12))) {
+    throw new Error(
+      `no Node.js older than 22.12 at ${path} (${version || "missing"}): set BOTTLE_OLD_NODE`,
+    );
+  }
+  return { path, version };
+}
+
+/**
+ * Every installed bin, started by an older Node.js (first on PATH), prints `BTL_NODE_VERSION`
+ * naming 22.12.0 and that Node's version, and exits 1.
+ */
+export async function refusesOldNode(project: Installed): Promise<string> {
+  const old = await oldNode();
+  for (const name of project.bins.keys()) {
+    const path = [dirname(old.path), "/usr/bin", "/bin"].join(delimiter);
+    const result = await runBin(project, name, ["--help"], { env: { PATH: path }, expectCode: 1 });
+    const expected = `BTL_NODE_VERSION: ${name} needs Node.js 22.12.0 or newer, and this is Node.js ${old.version}`;
+    if (!result.stderr.startsWith(expected) || result.stdout !== "") {
+      throw new Error(`${name} on Node.js ${old.version}: ${result.stderr}`);
+    }
+  }
+  return old.version;
+}
+
+/** The actions run against each installed project, in order, with their step names. */
+export const ACTIONS: readonly (readonly [string, (project: Installed) => Promise<string>])[] = [
+  ["--help of every bin", helpAll],
+  ["bottle validate + bottle-git-gate plan", validateAndPlan],
+  ["bottle-gate + git ls-remote with a bottle-gate-tokens token", gateLsRemote],
+  ["bottle-cred-proxy, one request to a local server", proxyRequest],
+  ["bottle-tokman new-key + hash-key", tokmanKey],
+  ["bottle-scan finds a committed token", scanCommit],
+  ["every bin on an older Node.js", refusesOldNode],
+];
+
+async function main(): Promise<number> {
+  const failures: string[] = [];
+  const packed = await timed("pnpm pack (all published packages)", packTarballs);
+  try {
+    const problems = await timed("tarball contents", () =>
+      tarballProblems(packed.tarballs, packed.dir),
+    );
+    failures.push(...problems);
+    for (const installer of ["npm", "pnpm"] as const) {
+      let project: Installed;
+      try {
+        project = await timed(`${installer} install (all tarballs)`, () =>
+          install(installer, packed.tarballs, packed.dir),
+        );
+      } catch (error) {
+        failures.push(`${installer} install: ${(error as Error).message}`);
+        continue;
+      }
+      for (const [step, action] of ACTIONS) {
+        try {
+          await timed(`${installer}: ${step}`, () => action(project));
+        } catch (error) {
+          failures.push(`${installer}: ${step}: ${(error as Error).message}`);
+        }
+      }
+    }
+  } finally {
+    await rm(packed.dir, { recursive: true, force: true });
+  }
+  const total = timings.reduce((sum, t) => sum + t.seconds, 0);
+  process.stderr.write(`[pack-check] total: ${total.toFixed(2)} s\n`);
+  for (const failure of failures) process.stderr.write(`[pack-check] FAILED ${failure}\n`);
+  return failures.length === 0 ? 0 : 1;
+}
+
+if (import.meta.main) process.exitCode = await main();
