@@ -29,10 +29,14 @@ import {
 /** The package managers a project installs the tarballs with. */
 export type Installer = "npm" | "pnpm";
 
-/** An installed project: its directory, its bins by name, and a scratch directory for actions. */
+/**
+ * An installed project: its directory, the packages installed from tarballs, their bins by name,
+ * and a scratch directory for actions.
+ */
 export interface Installed {
   readonly installer: Installer;
   readonly dir: string;
+  readonly packages: readonly string[];
   readonly bins: ReadonlyMap<string, string>;
   readonly work: string;
 }
@@ -97,7 +101,7 @@ export async function install(
   }
   const work = join(dir, "work");
   await mkdir(work, { recursive: true, mode: 0o700 });
-  return { installer, dir, bins, work };
+  return { installer, dir, packages: [...tarballs.keys()], bins, work };
 }
 
 /**
@@ -172,6 +176,37 @@ export async function helpAll(project: Installed): Promise<string> {
     if (!stdout.startsWith(`Usage: ${name} `)) throw new Error(`${name} --help: ${stdout}`);
   }
   return [...project.bins.keys()].join(" ");
+}
+
+/**
+ * Every entry of every package's `exports` (JSON ones as JSON modules) imports in a fresh
+ * Node.js from the project's root and has exports; returns `specifier: count` lines.
+ */
+export async function importEveryExport(project: Installed): Promise<string> {
+  const specifiers: string[] = [];
+  for (const name of project.packages) {
+    const pkg = readJson<PackageJson>(join(project.dir, "node_modules", name, "package.json"));
+    const subpaths =
+      typeof pkg.exports === "object" && pkg.exports !== null ? Object.keys(pkg.exports) : ["."];
+    for (const subpath of subpaths) {
+      if (subpath !== "./package.json") specifiers.push(`${name}${subpath.slice(1)}`);
+    }
+  }
+  const script = `const counts = {};
+for (const s of JSON.parse(process.argv[1])) {
+  const m = s.endsWith(".json") ? await import(s, { with: { type: "json" } }) : await import(s);
+  counts[s] = s.endsWith(".json") ? Object.keys(m.default).length : Object.keys(m).length;
+}
+process.stdout.write(JSON.stringify(counts));`;
+  const { stdout } = await runOk(
+    process.execPath,
+    ["--input-type=module", "-e", script, JSON.stringify(specifiers)],
+    { cwd: project.dir, env: binEnv(project) },
+  );
+  const counts = JSON.parse(stdout) as Record<string, number>;
+  const empty = specifiers.filter((specifier) => !(counts[specifier] ?? 0));
+  if (empty.length > 0) throw new Error(`exports with nothing in them: ${empty.join(", ")}`);
+  return specifiers.map((specifier) => `${specifier}: ${counts[specifier]}`).join("\n");
 }
 
 /** A manifest with one repository (a GitHub App key) and one proxy token; returns its path. */
@@ -456,6 +491,7 @@ export async function refusesOldNode(project: Installed): Promise<string> {
 /** The actions run against each installed project, in order, with their step names. */
 export const ACTIONS: readonly (readonly [string, (project: Installed) => Promise<string>])[] = [
   ["--help of every bin", helpAll],
+  ["every export of every package imports", importEveryExport],
   ["bottle validate + bottle-git-gate plan", validateAndPlan],
   ["bottle-gate + git ls-remote with a bottle-gate-tokens token", gateLsRemote],
   ["bottle-cred-proxy, one request to a local server", proxyRequest],
