@@ -250,6 +250,46 @@ export async function validateAndPlan(project: Installed): Promise<string> {
   return stdout.trim();
 }
 
+/**
+ * `bottle up` of a proxy-only manifest (the sandbox backend starts bottle-cred-proxy from its
+ * installed package), `bottle ps` lists it, `bottle down` stops it and `ps` lists nothing.
+ */
+export async function upPsDown(project: Installed): Promise<string> {
+  const manifest = join(project.work, "up.yaml");
+  await writeFile(
+    manifest,
+    `version: 1
+name: packed
+agent: { command: [agent] }
+cred_proxy:
+  tokens:
+    - { kind: anthropic, token_ref: ANTHROPIC_API_KEY, auth: api-key }
+`,
+  );
+  const secret = `sk-ant-${randomBytes(24).toString("base64url")}`;
+  const env = { XDG_STATE_HOME: join(project.work, "state"), ANTHROPIC_API_KEY: secret };
+  const workspace = join(project.work, "workspace");
+  await mkdir(workspace, { recursive: true });
+  const up = await runBin(
+    project,
+    "bottle",
+    ["up", manifest, "--name", "packed", "--workspace", workspace, "--yes"],
+    { env },
+  );
+  let down: Awaited<ReturnType<typeof runBin>> | undefined;
+  try {
+    const ps = await runBin(project, "bottle", ["ps"], { env });
+    if (!/^packed\s+running\s/m.test(ps.stdout)) throw new Error(`bottle ps: ${ps.stdout}`);
+  } finally {
+    down = await runBin(project, "bottle", ["down", "packed"], { env });
+  }
+  const after = await runBin(project, "bottle", ["ps"], { env });
+  if (after.stdout.includes("packed")) throw new Error(`bottle ps after down: ${after.stdout}`);
+  const printed = [up, down].map((r) => r.stdout + r.stderr).join("");
+  if (printed.includes(secret)) throw new Error("bottle up/down printed the API key");
+  return up.stdout.trim().split("\n")[0] ?? "";
+}
+
 /** Creates a gate token with `bottle-gate-tokens create` (read from stdout, never logged). */
 export async function createToken(project: Installed, tokenFile: string): Promise<string> {
   const { stdout } = await runBin(project, "bottle-gate-tokens", [
@@ -493,6 +533,7 @@ export const ACTIONS: readonly (readonly [string, (project: Installed) => Promis
   ["--help of every bin", helpAll],
   ["every export of every package imports", importEveryExport],
   ["bottle validate + bottle-git-gate plan", validateAndPlan],
+  ["bottle up + ps + down (the proxy sidecar, sandbox backend)", upPsDown],
   ["bottle-gate + git ls-remote with a bottle-gate-tokens token", gateLsRemote],
   ["bottle-cred-proxy, one request to a local server", proxyRequest],
   ["bottle-tokman new-key + hash-key", tokmanKey],
