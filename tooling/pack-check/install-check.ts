@@ -209,32 +209,28 @@ process.stdout.write(JSON.stringify(counts));`;
   return specifiers.map((specifier) => `${specifier}: ${counts[specifier]}`).join("\n");
 }
 
-/** A manifest with one repository (a GitHub App key) and one proxy token; returns its path. */
-async function writeManifest(project: Installed): Promise<string> {
-  const key = join(project.work, "app.pem");
-  await writeFile(key, "not parsed by validate or plan\n", { mode: 0o600 });
-  const file = join(project.work, "bottle.yaml");
-  await writeFile(
-    file,
-    `version: 1
-name: acme
-agent: { command: [agent] }
-git_gate:
-  repos:
-    app: { url: "https://github.com/acme/app.git", key: { provider: github-app, app: acme } }
-cred_proxy:
-  tokens:
-    - { kind: anthropic, token_ref: ANTHROPIC_API_KEY, auth: api-key }
-github_apps:
-  acme: { app_id: 1, private_key: ${JSON.stringify(key)} }
-`,
-  );
-  return file;
+/** Writes `file` in the scratch directory: a manifest named `name`, one proxy token, `extra`. */
+async function writeManifest(project: Installed, file: string, name: string, extra = "") {
+  const path = join(project.work, file);
+  const proxy = "    - { kind: anthropic, token_ref: ANTHROPIC_API_KEY, auth: api-key }";
+  const head = `version: 1\nname: ${name}\nagent: { command: [agent] }\n`;
+  await writeFile(path, `${head}cred_proxy:\n  tokens:\n${proxy}\n${extra}`);
+  return path;
 }
 
 /** `bottle validate` accepts the manifest; `bottle-git-gate plan --json` plans its mirror. */
 export async function validateAndPlan(project: Installed): Promise<string> {
-  const manifest = await writeManifest(project);
+  // One repository with a GitHub App key (its file only has to exist), and the app.
+  const key = join(project.work, "app.pem");
+  await writeFile(key, "not parsed by validate or plan\n", { mode: 0o600 });
+  const repo =
+    '{ url: "https://github.com/acme/app.git", key: { provider: github-app, app: acme } }';
+  const manifest = await writeManifest(
+    project,
+    "bottle.yaml",
+    "acme",
+    `git_gate:\n  repos:\n    app: ${repo}\ngithub_apps:\n  acme: { app_id: 1, private_key: ${JSON.stringify(key)} }\n`,
+  );
   const { stdout } = await runBin(project, "bottle", ["validate", manifest]);
   if (!stdout.includes("ok: ") || !stdout.includes("project acme")) {
     throw new Error(`bottle validate: ${stdout}`);
@@ -255,17 +251,7 @@ export async function validateAndPlan(project: Installed): Promise<string> {
  * installed package), `bottle ps` lists it, `bottle down` stops it and `ps` lists nothing.
  */
 export async function upPsDown(project: Installed): Promise<string> {
-  const manifest = join(project.work, "up.yaml");
-  await writeFile(
-    manifest,
-    `version: 1
-name: packed
-agent: { command: [agent] }
-cred_proxy:
-  tokens:
-    - { kind: anthropic, token_ref: ANTHROPIC_API_KEY, auth: api-key }
-`,
-  );
+  const manifest = await writeManifest(project, "up.yaml", "packed");
   const secret = `sk-ant-${randomBytes(24).toString("base64url")}`;
   const env = { XDG_STATE_HOME: join(project.work, "state"), ANTHROPIC_API_KEY: secret };
   const workspace = join(project.work, "workspace");
