@@ -93,7 +93,7 @@ async function copyWorkspace(dest: string): Promise<void> {
   }
   // An install of its own (from the store, no scripts): changesets runs from it, and pnpm pack
   // reads the sibling versions that replace `workspace:` ranges through its links.
-  await runOk("pnpm", ["install", "--offline", "--frozen-lockfile", "--ignore-scripts"], {
+  await runOk("pnpm", ["install", "--prefer-offline", "--frozen-lockfile", "--ignore-scripts"], {
     cwd: dest,
     timeoutMs: 300_000,
   });
@@ -112,7 +112,7 @@ export async function rehearseRelease(): Promise<{ released: Released[]; problem
   const dir = await mkdtemp(join(tmpdir(), "bottle-release-"));
   try {
     const copy = join(dir, "workspace");
-    await timed("copy of the workspace, pnpm install --offline", () => copyWorkspace(copy));
+    await timed("copy of the workspace, pnpm install --prefer-offline", () => copyWorkspace(copy));
     const before = publishedPackages(copy);
     const changesets = readChangesets(copy);
     await timed("pnpm changeset version", () =>
