@@ -73,13 +73,19 @@ export async function install(
 ): Promise<Installed> {
   const dir = join(root, installer);
   await mkdir(dir, { recursive: true });
+  // Native addons (node-pty, ssh2's optional ones) build against this Node's own headers when
+  // it carries them (the npm registry's Node does), not whatever a user config names.
+  const nodeDir = dirname(dirname(process.execPath));
+  const env = existsSync(join(nodeDir, "include", "node", "node.h"))
+    ? { ...process.env, npm_config_nodedir: nodeDir }
+    : process.env;
   const files = Object.fromEntries([...tarballs].map(([name, file]) => [name, `file:${file}`]));
   if (installer === "npm") {
     await writeFile(join(dir, "package.json"), JSON.stringify({ name: "try", private: true }));
     await runOk(
       "npm",
       ["install", "--prefer-offline", "--no-audit", "--no-fund", ...tarballs.values()],
-      { cwd: dir, timeoutMs: 300_000 },
+      { cwd: dir, env, timeoutMs: 300_000 },
     );
   } else {
     const pnpm = {
@@ -89,7 +95,7 @@ export async function install(
     };
     const pkg = { name: "try", private: true, dependencies: files, pnpm };
     await writeFile(join(dir, "package.json"), JSON.stringify(pkg, null, 2));
-    await runOk("pnpm", ["install", "--prefer-offline"], { cwd: dir, timeoutMs: 300_000 });
+    await runOk("pnpm", ["install", "--prefer-offline"], { cwd: dir, env, timeoutMs: 300_000 });
   }
   assertFromTarballs(installer, dir, tarballs);
   const bins = new Map<string, string>();
@@ -207,6 +213,28 @@ process.stdout.write(JSON.stringify(counts));`;
   const empty = specifiers.filter((specifier) => !(counts[specifier] ?? 0));
   if (empty.length > 0) throw new Error(`exports with nothing in them: ${empty.join(", ")}`);
   return specifiers.map((specifier) => `${specifier}: ${counts[specifier]}`).join("\n");
+}
+
+/**
+ * node-pty, which `bottle run` gives the agent a terminal with and which compiles on install,
+ * loads from @bottle/cli's place in the project and runs a command on a pseudo-terminal.
+ */
+export async function ptyRuns(project: Installed): Promise<string> {
+  const script = `import { realpathSync } from "node:fs";
+import { createRequire } from "node:module";
+const cli = realpathSync(process.argv[1] + "/node_modules/@bottle/cli");
+const from = createRequire(cli + "/package.json");
+const pty = await import(from.resolve("node-pty"));
+const term = (pty.default ?? pty).spawn("/bin/echo", ["pty-ok"], {});
+term.onData((data) => process.stdout.write(data));
+term.onExit(({ exitCode }) => { process.exitCode = exitCode; });`;
+  const { stdout } = await runOk(
+    process.execPath,
+    ["--input-type=module", "-e", script, project.dir],
+    { cwd: project.dir, env: binEnv(project) },
+  );
+  if (!stdout.includes("pty-ok")) throw new Error(`node-pty printed ${JSON.stringify(stdout)}`);
+  return stdout.trim();
 }
 
 /** Writes `file` in the scratch directory: a manifest named `name`, one proxy token, `extra`. */
@@ -518,6 +546,7 @@ export async function refusesOldNode(project: Installed): Promise<string> {
 export const ACTIONS: readonly (readonly [string, (project: Installed) => Promise<string>])[] = [
   ["--help of every bin", helpAll],
   ["every export of every package imports", importEveryExport],
+  ["node-pty (bottle run's terminal) runs a command", ptyRuns],
   ["bottle validate + bottle-git-gate plan", validateAndPlan],
   ["bottle up + ps + down (the proxy sidecar, sandbox backend)", upPsDown],
   ["bottle-gate + git ls-remote with a bottle-gate-tokens token", gateLsRemote],
