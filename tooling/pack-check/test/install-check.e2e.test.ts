@@ -1,14 +1,9 @@
 // The packed tarballs as users get them: installed together with npm and with pnpm, each bin
-// run for real on loopback (see install-check.ts; step times go to stderr).
+// run for real on loopback (see install-check.ts and actions.ts; step times go to stderr).
 import { rm } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  ACTIONS,
-  type Installed,
-  install,
-  packTarballs,
-  tarballProblems,
-} from "../install-check.ts";
+import { ACTIONS } from "../actions.ts";
+import { type Installed, install, packTarballs, tarballProblems } from "../install-check.ts";
 import { publishedPackages, timed } from "../packs.ts";
 
 let packed: Awaited<ReturnType<typeof packTarballs>>;
