@@ -140,24 +140,34 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
+/** Parses Go's time format as podman prints it: "2026-12-03 16:30:01.123456789 +0000 UTC". */
+function parseGoTime(text: string): number {
+  const match = /^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(\.\d{1,3})?\d* ([+-]\d\d)(\d\d)/.exec(text);
+  if (!match) throw new Error(`not a time podman prints: ${text}`);
+  const [, day, time, fraction = "", zoneHours, zoneMinutes] = match;
+  return Date.parse(`${day}T${time}${fraction}${zoneHours}:${zoneMinutes}`);
+}
+
 /**
- * Sends SIGTERM and waits for the container to exit. Returns the exit code and the time from
- * just before the signal was sent to the exit podman recorded (an upper bound: it includes
- * starting `podman kill`).
+ * Sends SIGTERM (`podman kill`) and waits for the container to exit. Returns the exit code and
+ * the time from podman's `kill` event (the signal sent) to the exit it recorded.
  */
 export async function stopWithSigterm(name: string): Promise<{ exitCode: number; ms: number }> {
-  const sent = Date.now();
   await podman(["kill", "--signal", "TERM", name]);
   await podman(["wait", name]);
   const [exitCode = "", finishedAt = ""] = (
     await inspect(name, "{{.State.ExitCode}}|{{.State.FinishedAt}}")
   ).split("|");
-  // Go's time format: "2026-12-03 16:30:01.123456789 +0000 UTC" (nanoseconds, a zone offset).
-  const match = /^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(\.\d{1,3})?\d* ([+-]\d\d)(\d\d)/.exec(
-    finishedAt,
-  );
-  if (!match) throw new Error(`cannot read the exit time of ${name}: ${finishedAt}`);
-  const [, day, time, fraction = "", zoneHours, zoneMinutes] = match;
-  const finished = Date.parse(`${day}T${time}${fraction}${zoneHours}:${zoneMinutes}`);
-  return { exitCode: Number(exitCode), ms: finished - sent };
+  const events = await podman([
+    "events",
+    "--stream=false",
+    "--filter",
+    `container=${name}`,
+    "--filter",
+    "event=kill",
+    "--format",
+    "{{.Time}}",
+  ]);
+  const killed = parseGoTime(events.stdout.trim().split("\n").at(-1) ?? "");
+  return { exitCode: Number(exitCode), ms: parseGoTime(finishedAt) - killed };
 }

@@ -63,9 +63,10 @@ describe("the sidecar Dockerfiles", () => {
     expect(stage.find((line) => line.startsWith("HEALTHCHECK "))).toMatch(
       / CMD \["node", "\/app\/healthcheck\.mjs"\]$/,
     );
-    // Only the deployed package and the health check are copied in.
+    // Only tini, the deployed package and the health check are copied in.
     const copies = stage.filter((line) => line.startsWith("COPY ") || line.startsWith("ADD "));
     expect(copies).toEqual([
+      "COPY --from=build /usr/bin/tini-static /usr/bin/tini",
       expect.stringMatching(/^COPY --from=build \/out\/[a-z-]+ \/app$/),
       "COPY images/healthcheck.mjs /app/healthcheck.mjs",
     ]);
