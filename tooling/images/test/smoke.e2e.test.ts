@@ -2,12 +2,14 @@ import { chmod, chown, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { join } from "node:path";
 import {
+  commitFiles,
   createGitEnv,
   createWorkRepo,
   expectNoCanary,
   git,
   makeCanary,
   serveGitHubAppFixture,
+  startHttpGitUpstream,
   startUpstream,
   testdir,
 } from "@bottle/test-utils";
@@ -172,6 +174,107 @@ describe.skipIf(reason !== undefined)("the sidecar images", { tags: ["slow"] }, 
     expect(answer.status).toBe(200);
     expect(answer.body).toContain("# service=git-upload-pack");
     await expectQuickStop(name);
+  });
+
+  it("git gate: mirrors an upstream on the host, forwards a clean push, rejects a secret", async () => {
+    const gitEnv = await createGitEnv();
+    const root = await testdir();
+    const upstreamRepo = join(root, "acme", "api.git");
+    await git(["init", "--quiet", "--bare", "-b", "main", upstreamRepo], {
+      cwd: root,
+      env: gitEnv.env,
+    });
+    const seed = await createWorkRepo(gitEnv, { files: { "README.md": "# api\n" } });
+    await git(["push", "--quiet", upstreamRepo, "main"], { cwd: seed, env: gitEnv.env });
+    const upstreamToken = makeCanary("upstream");
+    const upstream = await startHttpGitUpstream({
+      root,
+      username: "x-access-token",
+      password: upstreamToken,
+    });
+    const manifest = [
+      "version: 1",
+      "name: acme",
+      "agent: { command: [agent] }",
+      "git_gate:",
+      "  repos:",
+      "    api:",
+      `      url: ${upstream.url("acme/api.git")}`,
+      "      key: { provider: token, token_ref: UPSTREAM_TOKEN }",
+      "  scan: { scanner: builtin }",
+      "",
+    ].join("\n");
+    const config = await configDir({ "bottle.yaml": manifest });
+    const { state, token } = await gateState();
+    const port = await freePort();
+    const name = await startContainer(
+      [
+        "--network",
+        "host",
+        ...state,
+        "--volume",
+        `${config}:/etc/bottle:ro`,
+        "--env",
+        "UPSTREAM_TOKEN",
+        "--env",
+        `BOTTLE_HEALTH_URL=http://127.0.0.1:${port}/healthz`,
+      ],
+      GATE,
+      [
+        "bottle-git-gate",
+        "entrypoint",
+        "--manifest",
+        "/etc/bottle/bottle.yaml",
+        "--stage",
+        "/var/lib/bottle/stage",
+        "--gate-url",
+        `http://127.0.0.1:${port}`,
+        "--",
+        "--token-file",
+        "/var/lib/bottle/tokens.json",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        String(port),
+      ],
+      { UPSTREAM_TOKEN: upstreamToken },
+    );
+    await waitHealthy(name, 60_000);
+    await expectNonRoot(name);
+
+    const url = `http://${token}:x@127.0.0.1:${port}/acme/api.git`;
+    const work = join(await testdir(), "api");
+    await git(["clone", "--quiet", url, work], { cwd: root, env: gitEnv.env });
+    const upstreamHead = async () =>
+      (await git(["rev-parse", "main"], { cwd: upstreamRepo, env: gitEnv.env })).stdout.trim();
+
+    // A clean commit reaches the upstream, pushed by the gate with its own credential.
+    const clean = await commitFiles(
+      work,
+      gitEnv,
+      { "src/app.js": "export const x = 1;\n" },
+      "clean",
+    );
+    await git(["push", "--quiet", "origin", "main"], { cwd: work, env: gitEnv.env });
+    expect(await upstreamHead()).toBe(clean);
+
+    // A commit with a GitHub-token-shaped secret is refused by the image's built-in scanner.
+    const leaked = `ghp_${"R8k2".repeat(9)}`;
+    await commitFiles(work, gitEnv, { "config.js": `export const token = "${leaked}";\n` }, "leak");
+    const push = await git(["push", "origin", "main"], {
+      cwd: work,
+      env: gitEnv.env,
+      allowFailure: true,
+    });
+    expect(push.code).not.toBe(0);
+    expect(push.stderr).toMatch(/config\.js/);
+    expect(await upstreamHead()).toBe(clean);
+
+    await expectQuickStop(name);
+    const logs = await containerLogs(name);
+    expectNoCanary(upstreamToken, logs, push.stderr);
+    expectNoCanary(token, logs);
+    expect(logs).not.toContain(leaked);
   });
 
   it("cred-proxy: proxies a request to an upstream on the host with the route's token, stops on SIGTERM", async () => {
