@@ -9,7 +9,7 @@
 #    npm registry's node-linux-<arch> package), npm (the npm registry's npm package) and a
 #    `node` user (uid 1000), as in the official node:24-bookworm-slim image; imported with
 #    `podman import`. Skipped when the base image already exists.
-# 2. Each images/<name>/Dockerfile built FROM that base (--build-arg BASE_IMAGE), with the
+# 2. Each sidecar's Dockerfile (next to its package) built FROM that base (--build-arg BASE_IMAGE), with the
 #    workspace as context. Canary files are planted in the context during the builds (and
 #    removed after); the smoke tests look for them in every layer of every image.
 # 3. Sizes: each image, the base, the base plus the production dependencies, and the ratio.
@@ -26,6 +26,8 @@ NODE_VERSION=$(sed -n 's/^NODE_VERSION=\([0-9.]*\).*/\1/p' "$root/tooling/setup.
 NPM_VERSION=11 # the npm major Node 24 ships
 BASE_IMAGE=localhost/bottle-node-base:$NODE_VERSION
 IMAGES=(gate cred-proxy tokman)
+# The package whose directory holds each image's Dockerfile.
+declare -A PACKAGE=([gate]=git-gate [cred-proxy]=cred-proxy [tokman]=tokman)
 
 rebase=
 for arg in "$@"; do
@@ -42,7 +44,7 @@ step() { printf 'images: %s\n' "$*" >&2; step_start=$SECONDS; }
 took() { printf 'images: %s took %ss\n' "$1" "$((SECONDS - step_start))" >&2; }
 
 [ "$(id -u)" = 0 ] || die "run as root: the images are built and tested with rootful podman"
-command -v podman >/dev/null || die "podman is missing (see images/README.md: apt-get install podman …)"
+command -v podman >/dev/null || die "podman is missing (see tooling/images/README.md: apt-get install podman …)"
 
 # Podman's settings for this machine, without touching /etc.
 mkdir -p "$cache/images"
@@ -169,7 +171,7 @@ for name in "${IMAGES[@]}"; do
   step "podman build bottle-$name:dev"
   podman build --quiet --format docker --layers \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" "${ca_args[@]}" \
-    -f "$root/images/$name/Dockerfile" -t "bottle-$name:dev" "$root" >/dev/null
+    -f "$root/packages/${PACKAGE[$name]}/Dockerfile" -t "bottle-$name:dev" "$root" >/dev/null
   took "build bottle-$name:dev"
 done
 cleanup

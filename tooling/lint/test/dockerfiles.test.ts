@@ -1,13 +1,14 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ValidationSeverity, type ValidatorSettings, validate } from "dockerfile-utils";
 import { describe, expect, it } from "vitest";
 
 const ROOT = join(import.meta.dirname, "../../..");
-const NAMES = readdirSync(join(ROOT, "images"), { withFileTypes: true })
-  .filter((entry) => entry.isDirectory())
-  .map((entry) => entry.name);
-const read = (name: string) => readFileSync(join(ROOT, "images", name, "Dockerfile"), "utf8");
+/** Each image's Dockerfile sits next to its package. */
+const PACKAGES = { gate: "git-gate", "cred-proxy": "cred-proxy", tokman: "tokman" } as const;
+const NAMES = Object.keys(PACKAGES) as Array<keyof typeof PACKAGES>;
+const read = (name: keyof typeof PACKAGES) =>
+  readFileSync(join(ROOT, "packages", PACKAGES[name], "Dockerfile"), "utf8");
 
 // Every check dockerfile-utils has, as an error.
 const STRICT: ValidatorSettings = {
@@ -68,7 +69,7 @@ describe("the sidecar Dockerfiles", () => {
     expect(copies).toEqual([
       "COPY --from=build /usr/bin/tini-static /usr/bin/tini",
       expect.stringMatching(/^COPY --from=build \/out\/[a-z-]+ \/app$/),
-      "COPY images/healthcheck.mjs /app/healthcheck.mjs",
+      "COPY tooling/images/healthcheck.mjs /app/healthcheck.mjs",
     ]);
     // apt without recommends, lists removed in the same layer.
     for (const run of stage.filter((line) => line.includes("apt-get install"))) {
