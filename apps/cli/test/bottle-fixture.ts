@@ -21,7 +21,9 @@ import {
 export const BIN = join(import.meta.dirname, "../dist/cli.js");
 
 /** Sets up the upstreams and writes `bottle.yaml`, with `routesYaml` appended to its routes. */
-export async function setupBottle(options: { routesYaml?: string; env?: NodeJS.ProcessEnv } = {}) {
+export async function setupBottle(
+  options: { routesYaml?: string; env?: NodeJS.ProcessEnv; agentImage?: string } = {},
+) {
   const dir = await testdir();
   const upstreamToken = makeCanary("upstream");
   const apiKey = makeCanary("apikey");
@@ -44,7 +46,7 @@ export async function setupBottle(options: { routesYaml?: string; env?: NodeJS.P
     manifest,
     `version: 1
 name: acme
-agent: { command: [sh] }
+agent: { command: [sh]${options.agentImage ? `, image: "${options.agentImage}"` : ""} }
 git_gate:
   user: { name: Bottle Agent, email: agent@acme.example }
   repos:

@@ -18,6 +18,12 @@ import { silentLogger } from "@bottle/log";
 import { loadManifest, type Manifest } from "@bottle/manifest";
 import { DEFAULT_PORTS } from "@bottle/sidecar";
 import { TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/tokman/client";
+import { engineOf, pingEngine, removeBottleContainers } from "../docker/engine.ts";
+import {
+  agentImageOf,
+  CONTAINER_GIT_GATE_COMMAND,
+  startSidecarContainers,
+} from "../docker/sidecars.ts";
 import { CliError } from "../errors.ts";
 import { formatPlan } from "../format.ts";
 import { planBottle, prepareSidecars } from "../plan.ts";
@@ -67,6 +73,8 @@ export interface UpOptions {
   readonly say: (text: string) => void;
   /** `run`: this process owns the bottle and tears it down; `up`: it runs until `bottle down`. */
   readonly mode: "run" | "up";
+  /** Where the sidecars and the agent run (default sandbox). */
+  readonly backend?: BottleRecord["backend"];
 }
 
 /** A bottle whose sidecars listen. */
@@ -107,12 +115,23 @@ export async function bringUp(options: UpOptions): Promise<Bottle> {
     );
   }
   const paths = bottlePaths(root, name);
-  const plans = prepareSidecars(manifest, paths.stage, AGENT_URLS.gate);
+  const backend = options.backend ?? "sandbox";
+  if (backend === "docker") {
+    if (options.mode === "run") agentImageOf(manifest);
+    const engine = await inStep(progress, "container engine", () => pingEngine(engineOf(env)));
+    progress.note(engine);
+  }
+  const plans = prepareSidecars(
+    manifest,
+    paths.stage,
+    AGENT_URLS.gate,
+    backend === "docker" ? CONTAINER_GIT_GATE_COMMAND : undefined,
+  );
   const { gate, proxy } = plans;
   const tokman = tokmanSettings(manifest, gate, proxy, env);
 
   options.say(formatPlan(planBottle(manifest, env, plans), options.file));
-  options.say(preflight({ name, manifest, workspace, gate }));
+  options.say(preflight({ name, manifest, workspace, gate, backend }));
   if (!options.yes) {
     if (options.confirm === null) {
       throw new CliError(
@@ -146,7 +165,7 @@ export async function bringUp(options: UpOptions): Promise<Bottle> {
     name,
     manifest: file,
     project: manifest.name,
-    backend: "sandbox",
+    backend,
     state: "starting",
     createdAt: new Date().toISOString(),
     owner: processRef(process.pid),
@@ -260,7 +279,14 @@ async function start(
     progress,
     `sidecars: ${launches.map((l) => l.name).join(", ") || "none"}`,
     async () => {
-      const results = await Promise.allSettled(launches.map((launch) => startSidecar(launch)));
+      const results =
+        bottle.record.backend === "docker"
+          ? await startSidecarContainers(
+              { engine: engineOf(env), paths, name: bottle.record.name, env },
+              launches,
+              gate,
+            )
+          : await Promise.allSettled(launches.map((launch) => startSidecar(launch)));
       const ok = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
       // Recorded before a failure is thrown, so that the teardown stops the ones that started.
       bottle.record = { ...bottle.record, sidecars: ok.map((s) => s.record) };
@@ -369,6 +395,7 @@ function preflight(input: {
   manifest: Manifest;
   workspace: string;
   gate: GitGatePlan | null;
+  backend: BottleRecord["backend"];
 }): string {
   const keys: string[] = [];
   for (const repo of input.gate?.repos ?? []) {
@@ -379,7 +406,7 @@ function preflight(input: {
   }
   const lines = [
     "",
-    `bottle ${input.name}, sandbox backend`,
+    `bottle ${input.name}, ${input.backend} backend`,
     `  workspace  ${input.workspace} → ${input.manifest.agent.workdir}`,
   ];
   if (keys.length > 0) {
@@ -439,6 +466,10 @@ export async function teardown(paths: BottlePaths, env: Env, progress: Progress)
     return;
   }
   await inStep(progress, `stop ${record.name}'s sidecars`, async () => {
+    if (record.backend === "docker") {
+      await removeBottleContainers(engineOf(env), paths, record.name, SIDECAR_GRACE_MS / 1000);
+      return;
+    }
     if (record.agent) await stopProcess(record.agent, SIDECAR_GRACE_MS);
     await Promise.all(record.sidecars.map((s) => stopProcess(s, SIDECAR_GRACE_MS)));
   });
