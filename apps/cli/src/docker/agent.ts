@@ -132,7 +132,9 @@ export async function runDockerAgent(run: DockerAgentRun): Promise<Ended> {
       Binds: binds,
       Tmpfs: {
         "/tmp": "rw,nosuid,nodev,size=1g,mode=1777",
-        [INSIDE.home]: `rw,nosuid,nodev,size=512m,mode=0700,uid=${user.uid},gid=${user.gid}`,
+        // Docker's tmpfs takes no uid= option: a sticky, world-writable $HOME in a container
+        // with one user.
+        [INSIDE.home]: "rw,nosuid,nodev,size=512m,mode=1777",
       },
       Memory: AGENT_LIMITS.memory,
       PidsLimit: AGENT_LIMITS.pids,
