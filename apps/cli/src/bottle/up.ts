@@ -118,8 +118,8 @@ export async function bringUp(options: UpOptions): Promise<Bottle> {
   const backend = options.backend ?? "sandbox";
   if (backend === "docker") {
     if (options.mode === "run") agentImageOf(manifest);
-    const engine = await inStep(progress, "container engine", () => pingEngine(engineOf(env)));
-    progress.note(engine);
+    const engine = engineOf(env);
+    await inStep(progress, `container engine on ${engine.socket}`, () => pingEngine(engine));
   }
   const plans = prepareSidecars(
     manifest,

@@ -14,7 +14,7 @@ import { sleep } from "../bottle/sidecars.ts";
 import { processRef, writeRecord } from "../bottle/state.ts";
 import { AGENT_URLS, type Bottle, SOCKETS } from "../bottle/up.ts";
 import { CliError } from "../errors.ts";
-import type { Progress } from "../progress.ts";
+import { inStep, type Progress } from "../progress.ts";
 import { READY_LINE, renderForwarder } from "../sandbox/forwarder.ts";
 import type { Ended, UserTerminal } from "../terminal.ts";
 import {
@@ -93,7 +93,9 @@ export async function runDockerAgent(run: DockerAgentRun): Promise<Ended> {
   const home = join(paths.sandbox, "home");
   writeHomeFiles(home, side.homeFiles, user);
 
-  const forwarder = await startForwarder(engine, bottle, imagesOf(run.env).forwarder);
+  const forwarder = await inStep(progress, "forwarder container", () =>
+    startForwarder(engine, bottle, imagesOf(run.env).forwarder),
+  );
   const pty = run.terminal !== null;
   const env = {
     ...side.env,
@@ -116,6 +118,7 @@ export async function runDockerAgent(run: DockerAgentRun): Promise<Ended> {
     // SECURITY: no secret here: the gate token is in the gitconfig among the home files.
     Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
     WorkingDir: manifest.agent.workdir,
+    Healthcheck: { Test: ["NONE"] },
     Tty: pty,
     OpenStdin: pty,
     StdinOnce: pty,
@@ -155,7 +158,7 @@ export async function runDockerAgent(run: DockerAgentRun): Promise<Ended> {
   const detach = pty
     ? wireTerminal(stream, container, run.terminal as UserTerminal)
     : wirePipes(stream, run.stdout, run.stderr);
-  await container.start();
+  await inStep(progress, `agent container (${image})`, () => container.start());
   const pid = (await container.inspect()).State.Pid;
   bottle.record = { ...bottle.record, agent: processRef(pid) };
   writeRecord(paths, bottle.record);
@@ -248,6 +251,8 @@ async function startForwarder(
     Image: image,
     Entrypoint: ["node", INSIDE.forwarder],
     Cmd: [],
+    WorkingDir: "/",
+    Healthcheck: { Test: ["NONE"] },
     // As the sockets' owner, to connect to them.
     User: `${uid}:${gid}`,
     Labels: labelsOf(paths, bottle.record.name, "forwarder"),

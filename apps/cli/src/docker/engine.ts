@@ -52,13 +52,12 @@ export function engineOf(env: Env): Engine {
 }
 
 /**
- * Asks the engine for its version. Throws CliError BTL_CLI_DOCKER_UNREACHABLE when nothing
- * answers on its socket.
+ * Pings the engine. Throws CliError BTL_CLI_DOCKER_UNREACHABLE when nothing answers on its
+ * socket.
  */
-export async function pingEngine(engine: Engine): Promise<string> {
+export async function pingEngine(engine: Engine): Promise<void> {
   try {
-    const version = await engine.docker.version();
-    return `${version.Components?.[0]?.Name ?? "engine"} ${version.Version}, API ${version.ApiVersion}`;
+    await engine.docker.ping();
   } catch (error) {
     throw new CliError(
       "BTL_CLI_DOCKER_UNREACHABLE",

@@ -136,6 +136,10 @@ async function startSidecarContainer(
     Entrypoint: [launch.bin],
     Cmd: [...launch.args],
     Env: [...env, "HOME=/tmp"],
+    WorkingDir: "/tmp",
+    // The image's health check asks a TCP port; this sidecar listens on its socket only, and
+    // is ready when that socket accepts.
+    Healthcheck: { Test: ["NONE"] },
     // The sidecar runs as the user running bottle: it owns the stage, the sockets directory
     // and the sockets, as the sandbox backend's host processes do.
     User: `${uid}:${gid}`,
