@@ -70,6 +70,23 @@ export function formatPlan(plan: Plan, source: string): string {
       ]),
     ),
   );
+  if (plan.tokman?.source === "operator") {
+    out.push("", "GitHub App tokens: the operator's tokman ($BOTTLE_TOKMAN_URL)");
+  } else if (plan.tokman) {
+    out.push("", "GitHub App tokens: the bottle's own tokman, one caller per sidecar");
+    out.push(
+      ...table(
+        plan.tokman.callers.map((c) => [
+          c.name,
+          `app ${c.app}`,
+          c.repositories.join(", "),
+          Object.entries(c.permissions)
+            .map(([name, level]) => `${name} ${level}`)
+            .join(", "),
+        ]),
+      ),
+    );
+  }
   out.push("", "host environment (values are never shown)");
   out.push(
     ...(plan.host_env.length

@@ -6,3 +6,4 @@ export type { EnvState, Plan } from "./plan.ts";
 export { describeAuth, hostKeyFingerprint, planBottle } from "./plan.ts";
 export type { CliIo } from "./program.ts";
 export { runCli } from "./program.ts";
+export type { TokmanCallerPlan, TokmanPlan } from "./tokman.ts";

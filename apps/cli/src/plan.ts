@@ -9,7 +9,9 @@ import { type CredProxyPlan, prepareCredProxy } from "@bottle/cred-proxy/plan";
 import { type GitGatePlan, type PlannedCredential, prepareGitGate } from "@bottle/git-gate/stage";
 import type { Manifest, RouteAllow, RouteAuth } from "@bottle/manifest";
 import { DEFAULT_PORTS } from "@bottle/sidecar";
+import { TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/tokman/client";
 import { bottlePaths, stateRoot } from "./bottle/state.ts";
+import { planTokman, type TokmanPlan } from "./tokman.ts";
 /** How a host environment variable stands: never its value. */
 export type EnvState = "set" | "empty" | "unset";
 
@@ -58,6 +60,8 @@ export interface Plan {
     /** Set when only requests matching these rules pass (`read_only` expanded). */
     readonly allow?: readonly RouteAllow[];
   }>;
+  /** Where GitHub App tokens come from; null when nothing uses a GitHub App. */
+  readonly tokman: TokmanPlan | null;
   /** Every host variable the bottle reads, what for, and whether it is set. */
   readonly host_env: ReadonlyArray<{
     readonly name: string;
@@ -180,6 +184,11 @@ export function planBottle(
       .filter(([, paths]) => paths.includes(path))
       .map(([role]) => role);
   const appOf = new Map((proxy.tokman?.routes ?? []).map((route) => [route.path, route.app]));
+  const tokman = planTokman(plans, env);
+  if (tokman?.source === "operator") {
+    use(TOKMAN_URL_ENV, "the operator's tokman (GitHub App tokens)");
+    use(TOKMAN_KEY_ENV, "the caller key at the operator's tokman");
+  }
 
   const state = (name: string): EnvState => {
     const value = Object.hasOwn(env, name) ? env[name] : undefined;
@@ -223,6 +232,7 @@ export function planBottle(
         ...limits,
       };
     }),
+    tokman,
     host_env: [...hostEnv].map(([name, usedBy]) => ({ name, state: state(name), used_by: usedBy })),
     files,
   };

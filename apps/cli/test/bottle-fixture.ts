@@ -1,7 +1,9 @@
 /**
  * A bottle on local upstreams for the CLI's end-to-end tests: an HTTP git upstream that demands
  * a token only the gate holds, an API upstream behind a proxy route, and the `bottle` command
- * with its own state, cache and home directories.
+ * with its own state, cache and home directories. With `githubApp`, the git upstream takes only
+ * live installation tokens of a GitHub App on the GitHub fake, and a second route `/gh/` injects
+ * one: the bottle's own tokman mints them.
  */
 import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -10,21 +12,42 @@ import {
   createBaseEnv,
   createGitEnv,
   createWorkRepo,
+  FIXTURE_APP_ID,
   git,
   makeCanary,
   runProcess,
+  serveGitHubAppFixture,
   startHttpGitUpstream,
   startUpstream,
   testdir,
 } from "@bottle/test-utils";
+import { onTestFinished } from "vitest";
 
 export const BIN = join(import.meta.dirname, "../dist/cli.js");
 
 /** Sets up the upstreams and writes `bottle.yaml`, with `routesYaml` appended to its routes. */
 export async function setupBottle(
-  options: { routesYaml?: string; env?: NodeJS.ProcessEnv; agentImage?: string } = {},
+  options: {
+    routesYaml?: string;
+    env?: NodeJS.ProcessEnv;
+    githubApp?: boolean;
+    agentImage?: string;
+  } = {},
 ) {
   const dir = await testdir();
+  const app = options.githubApp ? await serveGitHubAppFixture({ realTime: true }) : undefined;
+  if (app) onTestFinished(() => app.close());
+  /** Whether `token` is a live installation token the fake issued for acme/api. */
+  const liveToken = (token: string) =>
+    app?.fake
+      .tokens()
+      .some(
+        (t) =>
+          t.token === token &&
+          t.revokedAt === null &&
+          Date.parse(t.expiresAt) > Date.now() &&
+          (t.repositories === "all" || t.repositories.some((r) => r.name === "api")),
+      ) ?? false;
   const upstreamToken = makeCanary("upstream");
   const apiKey = makeCanary("apikey");
   const root = join(dir, "upstreams");
@@ -38,6 +61,12 @@ export async function setupBottle(
     root,
     username: "x-access-token",
     password: upstreamToken,
+    ...(app
+      ? {
+          authorize: (user: string, password: string, path: string) =>
+            user === "x-access-token" && path.startsWith("/acme/api.git/") && liveToken(password),
+        }
+      : {}),
   });
   const api = await startUpstream();
   const manifest = join(dir, "bottle.yaml");
@@ -50,12 +79,22 @@ agent: { command: [sh]${options.agentImage ? `, image: "${options.agentImage}"` 
 git_gate:
   user: { name: Bottle Agent, email: agent@acme.example }
   repos:
-    api: { url: "${upstreamUrl}", key: { provider: token, token_ref: UPSTREAM_TOKEN } }
+    api: { url: "${upstreamUrl}", key: ${app ? "{ provider: github-app, app: acme }" : "{ provider: token, token_ref: UPSTREAM_TOKEN }"} }
   scan: { scanner: builtin }
 cred_proxy:
   routes:
     - { path: /api/, upstream: "${api.url}", auth: { scheme: Bearer }, token_ref: API_KEY }
-${options.routesYaml ?? ""}`,
+${options.routesYaml ?? ""}${
+  app
+    ? `    - path: /gh/
+      upstream: "${api.url}"
+      auth: { scheme: Bearer }
+      github_app: { app: acme, repository: acme/api, permissions: { issues: write } }
+github_apps:
+  acme: { app_id: ${FIXTURE_APP_ID}, private_key: "${app.keyFile}", api: "${app.fake.url}" }
+`
+    : ""
+}`,
   );
   const workspace = join(dir, "workspace");
   await mkdir(workspace);
@@ -77,6 +116,11 @@ ${options.routesYaml ?? ""}`,
   const run = (...args: string[]) =>
     bottle(["run", manifest, "--yes", "--workspace", workspace, ...args]);
   const stateOf = (name: string) => join(dir, "state", "bottle", name);
+  /** Writes an agent script into the workspace; returns its path inside the bottle. */
+  const script = async (name: string, body: string) => {
+    await writeFile(join(workspace, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    return `/workspace/${name}`;
+  };
   return {
     run,
     dir,
@@ -86,11 +130,14 @@ ${options.routesYaml ?? ""}`,
     gitEnv,
     bottle,
     stateOf,
+    script,
     api,
     upstreamUrl,
     upstreamToken,
     apiKey,
     bare,
+    app,
+    liveToken,
   };
 }
 

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { chmod, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { expectNoCanary, git, makeCanary, startRegistry, startUpstream } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
@@ -14,14 +13,6 @@ interface PsRow {
   sidecars: Array<{ name: string; pid: number; state: string }>;
   agent: { pid: number; state: string } | null;
   ended: { reason: string; exitCode?: number } | null;
-}
-
-/** Writes an agent script into the workspace (it runs as /workspace/<name>). */
-async function script(t: Setup, name: string, body: string): Promise<string> {
-  const path = join(t.workspace, name);
-  await writeFile(path, `#!/bin/sh\n${body}\n`);
-  await chmod(path, 0o755);
-  return `/workspace/${name}`;
 }
 
 async function ps(t: Setup): Promise<PsRow[]> {
@@ -68,8 +59,7 @@ const pidsOf = (row: PsRow) => [
 describe("bottle run", { tags: ["slow"] }, () => {
   it("clones, commits and pushes through the gate; a planted secret is refused with the reason", async () => {
     const t = await setupBottle();
-    const agent = await script(
-      t,
+    const agent = await t.script(
       "agent.sh",
       `set -e
 git clone -q "${t.upstreamUrl}" work && cd work
@@ -110,8 +100,7 @@ echo REFUSED`,
   it("gives the agent only its sockets, no capability, seccomp, and no way to the host's loopback", async () => {
     const t = await setupBottle();
     const host = await startUpstream();
-    const agent = await script(
-      t,
+    const agent = await t.script(
       "probe.sh",
       `echo "run: $(ls /run/bottle | tr '\\n' ' ')"
 grep -E '^(CapEff|CapPrm|Seccomp):' /proc/self/status
@@ -140,8 +129,7 @@ curl -s --max-time 5 -o /dev/null -w 'proxy %{http_code}\\n' http://127.0.0.1:94
         "    - { path: /extra/, upstream: 'https://extra.example', auth: { header: x-key }, token_ref: EXTRA_KEY }\n",
       env: { EXTRA_KEY: extra },
     });
-    const agent = await script(
-      t,
+    const agent = await t.script(
       "look.sh",
       `env
 cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n'
@@ -165,8 +153,7 @@ find "$HOME" /etc /workspace /tmp -type f 2>/dev/null | while read -r f; do echo
       routesYaml: `    - { path: /npm/, upstream: "${registry.url}", auth: { scheme: Bearer }, token_ref: NPM_TOKEN, roles: [npm-registry] }\n`,
       env: { NPM_TOKEN: registry.token },
     });
-    const agent = await script(
-      t,
+    const agent = await t.script(
       "npm.sh",
       `set -e
 mkdir -p /tmp/p && cd /tmp/p && npm init -y >/dev/null
@@ -218,8 +205,7 @@ node -e 'console.log(require("tiny-bottled"))'`,
     const t = await setupBottle();
     const pushes = await Promise.all(
       ["one", "two"].map(async (name) => {
-        const agent = await script(
-          t,
+        const agent = await t.script(
           `${name}.sh`,
           `set -e
 git clone -q "${t.upstreamUrl}" /tmp/w && cd /tmp/w

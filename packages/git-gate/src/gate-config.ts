@@ -50,6 +50,8 @@ const PlannedCredentialSchema = v.variant("source", [
     username: text,
     source: v.literal("github-app"),
     app: text,
+    /** The GitHub `owner/name` its tokens are asked for. */
+    repository: text,
   }),
 ]);
 

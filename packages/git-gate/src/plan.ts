@@ -189,17 +189,7 @@ function planCredential(
         source: "static",
       };
     case "gitea": {
-      const segments = url.path
-        .replace(/^\//, "")
-        .replace(/\.git$/, "")
-        .split("/");
-      const [owner, repoName] = segments;
-      if (segments.length !== 2 || !owner || !repoName) {
-        throw new GitGateError(
-          "BTL_GITGATE_CONFIG",
-          `Expected repository ${name}'s Gitea url to end in /<owner>/<repo>.git`,
-        );
-      }
+      const [owner, repoName] = ownerAndName(name, url, "Gitea");
       return {
         kind: "ssh-key",
         identity: join(stateDir, "keys", name),
@@ -225,8 +215,25 @@ function planCredential(
         username: "x-access-token",
         source: "github-app",
         app: key.app,
+        repository: ownerAndName(name, url, "GitHub").join("/"),
       };
   }
+}
+
+/** `owner` and `name` of a forge repository's url (`…/<owner>/<name>.git`). */
+function ownerAndName(name: string, url: GitUrl, forge: string): [string, string] {
+  const segments = url.path
+    .replace(/^\//, "")
+    .replace(/\.git$/, "")
+    .split("/");
+  const [owner, repoName] = segments;
+  if (segments.length !== 2 || !owner || !repoName) {
+    throw new GitGateError(
+      "BTL_GITGATE_CONFIG",
+      `Expected repository ${name}'s ${forge} url to end in /<owner>/<repo>.git`,
+    );
+  }
+  return [owner, repoName];
 }
 
 /**

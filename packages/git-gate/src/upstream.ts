@@ -70,7 +70,9 @@ export async function upstreamEnv(
     return env;
   }
   const token =
-    (repo.credential.source === "github-app" ? await brokerToken(config, repo) : undefined) ??
+    (repo.credential.source === "github-app"
+      ? await brokerToken(config, repo, repo.credential.repository)
+      : undefined) ??
     readPrivateFile(
       repo.credential.tokenFile,
       `the token of ${repo.name}`,
@@ -177,18 +179,13 @@ const BROKER_MIN_TTL = 900;
  * undefined when the state directory names no tokman. Throws BTL_GITGATE_CREDENTIAL with
  * tokman's code and reason when it refuses or cannot be reached.
  */
-async function brokerToken(config: GateConfig, repo: PlannedRepo): Promise<string | undefined> {
+async function brokerToken(
+  config: GateConfig,
+  repo: PlannedRepo,
+  repository: string,
+): Promise<string | undefined> {
   const settings = readTokmanSettings(config.stateDir);
   if (settings === undefined) return undefined;
-  const match = /^\/?([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+?)(?:\.git)?\/?$/.exec(
-    new URL(repo.upstream).pathname,
-  );
-  if (!match) {
-    throw new GitGateError(
-      "BTL_GITGATE_CREDENTIAL",
-      `the GitHub owner/name of ${repo.name} cannot be read from its url`,
-    );
-  }
   const client = createTokmanClient({
     ...settings,
     timeoutMs: config.timeouts.connect * 1000 + 15_000,
@@ -199,7 +196,7 @@ async function brokerToken(config: GateConfig, repo: PlannedRepo): Promise<strin
   });
   try {
     return await client.token({
-      repository: `${match[1]}/${match[2]}`,
+      repository,
       minTtlSeconds: BROKER_MIN_TTL,
     });
   } finally {

@@ -76,11 +76,15 @@ describe("gate.json", () => {
     expect([...kinds].sort()).toEqual(["env", "gitea-deploy-key", "github-app", "static"]);
   });
 
-  it("keeps the GitHub App a repository's tokens come from", async () => {
+  it("keeps the GitHub App a repository's tokens come from, and the repository they are for", async () => {
     const [, example] = (await manifests())[0] ?? [];
     const plan = await written(example ?? "");
     const docs = readGateConfig(plan.stateDir).repos.find((repo) => repo.name === "docs");
-    expect(docs?.credential).toMatchObject({ source: "github-app", app: "acme" });
+    expect(docs?.credential).toMatchObject({
+      source: "github-app",
+      app: "acme",
+      repository: "acme/docs",
+    });
   });
 
   it.each([

@@ -127,6 +127,37 @@ describe("prepareGitGate", () => {
     );
   });
 
+  it("plans the GitHub owner/name a GitHub App repository's tokens are asked for", () => {
+    const withApp = (url: string) =>
+      parseManifest(
+        [
+          "version: 1",
+          "name: acme-api",
+          "agent: { command: [agent] }",
+          "git_gate:",
+          "  repos:",
+          `    api: { url: '${url}', key: { provider: github-app, app: acme } }`,
+          "github_apps:",
+          "  acme: { app_id: 42, private_key: app.pem }",
+        ].join("\n"),
+        { checkFiles: false, baseDir: "/home/op" },
+      );
+    for (const url of ["https://github.com/acme/api.git", "https://github.com/acme/api"])
+      expect(prepareGitGate(withApp(url), "/srv/stage").repos[0]?.credential).toMatchObject({
+        source: "github-app",
+        app: "acme",
+        repository: "acme/api",
+      });
+    expect(() =>
+      prepareGitGate(withApp("https://github.com/acme/x/api.git"), "/srv/stage"),
+    ).toThrow(
+      expect.objectContaining({
+        code: "BTL_GITGATE_CONFIG",
+        message: expect.stringMatching(/GitHub url/),
+      }),
+    );
+  });
+
   it("takes the gate URL by the shared URL rule, plain http on any host included", () => {
     const bottle = manifest(SSH_REPO);
     for (const gateUrl of ["http://gate:9419", "https://gate.example/git/", "http://[::1]:9"])

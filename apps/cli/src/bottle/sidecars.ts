@@ -31,7 +31,8 @@ export interface SidecarLaunch {
   readonly args: readonly string[];
   /** The sidecar's whole environment (secrets only where the sidecar needs them). */
   readonly env: Readonly<Record<string, string>>;
-  readonly socket: string;
+  /** Its unix socket, for a sidecar the agent reaches. */
+  readonly socket?: string;
   readonly log: string;
   /** How long it may take to listen (default 30 s). */
   readonly readyTimeoutMs?: number;
@@ -49,6 +50,8 @@ export interface SidecarHandle {
 export interface StartedSidecar {
   readonly record: SidecarRecord;
   readonly child: SidecarHandle;
+  /** Where it listens: the URL it wrote on the ready descriptor. */
+  readonly url: string;
 }
 
 /**
@@ -69,8 +72,9 @@ export async function startSidecar(launch: SidecarLaunch): Promise<StartedSideca
   }
   const ready = child.stdio[3] as NodeJS.ReadableStream;
   const timeoutMs = launch.readyTimeoutMs ?? 30_000;
+  let url: string;
   try {
-    await new Promise<void>((resolve, reject) => {
+    url = await new Promise<string>((resolve, reject) => {
       let text = "";
       const fail = (why: string) => {
         clearTimeout(timer);
@@ -87,7 +91,7 @@ export async function startSidecar(launch: SidecarLaunch): Promise<StartedSideca
         text += chunk;
         if (text.includes("\n")) {
           clearTimeout(timer);
-          resolve();
+          resolve(text.slice(0, text.indexOf("\n")).trim());
         }
       });
       child.once("error", (error) => fail(`could not start: ${error.message}`));
@@ -105,7 +109,13 @@ export async function startSidecar(launch: SidecarLaunch): Promise<StartedSideca
   if (child.pid === undefined) throw new CliError("BTL_CLI_SIDECAR", `${launch.name}: no pid`);
   return {
     child,
-    record: { name: launch.name, socket: launch.socket, log: launch.log, ...processRef(child.pid) },
+    record: {
+      name: launch.name,
+      ...(launch.socket === undefined ? {} : { socket: launch.socket }),
+      log: launch.log,
+      ...processRef(child.pid),
+    },
+    url,
   };
 }
 

@@ -29,8 +29,8 @@ export interface ProcessRef {
 export interface SidecarRecord extends ProcessRef {
   /** `gate`, `proxy` or `tokman`. */
   readonly name: string;
-  /** Its unix socket (inside the bottle's directory). */
-  readonly socket: string;
+  /** Its unix socket (inside the bottle's directory), for the sidecars the agent reaches. */
+  readonly socket?: string;
   readonly log: string;
   /** Its container's name (docker backend). */
   readonly container?: string;

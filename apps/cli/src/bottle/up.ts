@@ -28,6 +28,13 @@ import { CliError } from "../errors.ts";
 import { formatPlan } from "../format.ts";
 import { planBottle, prepareSidecars } from "../plan.ts";
 import { inStep, type Progress } from "../progress.ts";
+import {
+  newCallerKey,
+  planTokman,
+  type TokmanCallerPlan,
+  type TokmanPlan,
+  tokmanConfig,
+} from "../tokman.ts";
 import { type SidecarLaunch, type StartedSidecar, startSidecar, stopProcess } from "./sidecars.ts";
 import {
   type BottlePaths,
@@ -128,7 +135,7 @@ export async function bringUp(options: UpOptions): Promise<Bottle> {
     backend === "docker" ? CONTAINER_GIT_GATE_COMMAND : undefined,
   );
   const { gate, proxy } = plans;
-  const tokman = tokmanSettings(manifest, gate, proxy, env);
+  const tokman = planTokman(plans, env);
 
   options.say(formatPlan(planBottle(manifest, env, plans), options.file));
   options.say(preflight({ name, manifest, workspace, gate, backend }));
@@ -194,14 +201,27 @@ export async function bringUp(options: UpOptions): Promise<Bottle> {
 async function start(
   bottle: Bottle,
   options: UpOptions,
-  tokman: TokmanSettings | null,
+  tokman: TokmanPlan | null,
 ): Promise<Bottle> {
   const { paths, gate, proxy } = bottle;
   const { progress, env } = options;
   const base = sidecarEnv(env);
-  const tokmanEnv = tokman ? { [TOKMAN_URL_ENV]: tokman.url, [TOKMAN_KEY_ENV]: tokman.key } : {};
   const launches: SidecarLaunch[] = [];
   let gateToken: string | null = null;
+  const own =
+    tokman?.source === "bottle" ? await startTokman(bottle, tokman.callers, base, progress) : null;
+  /** How `caller` reaches tokman: the operator's (its variables) or the bottle's own. */
+  const tokmanOf = (caller: "gate" | "proxy"): TokmanSettings | undefined => {
+    if (tokman?.source === "operator") {
+      return { url: env[TOKMAN_URL_ENV] as string, key: env[TOKMAN_KEY_ENV] as string };
+    }
+    const key = own?.keys[caller];
+    return own && key ? { url: own.url, key } : undefined;
+  };
+  const gateTokman = tokmanOf("gate");
+  const tokmanEnv = gateTokman
+    ? { [TOKMAN_URL_ENV]: gateTokman.url, [TOKMAN_KEY_ENV]: gateTokman.key }
+    : {};
 
   if (gate !== null) {
     const taken = takeCachedMirrors(bottle.record.mirrors, cacheRoot(env));
@@ -261,7 +281,7 @@ async function start(
     });
   }
   if (proxy !== null) {
-    const slots = proxyTokenEnv(proxy, env, tokman ?? undefined);
+    const slots = proxyTokenEnv(proxy, env, tokmanOf("proxy"));
     const routes = join(paths.private, "routes.json");
     writeFileSync(routes, `${JSON.stringify(proxy.routesFile, null, 2)}\n`, { mode: 0o600 });
     launches.push({
@@ -289,7 +309,10 @@ async function start(
           : await Promise.allSettled(launches.map((launch) => startSidecar(launch)));
       const ok = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
       // Recorded before a failure is thrown, so that the teardown stops the ones that started.
-      bottle.record = { ...bottle.record, sidecars: ok.map((s) => s.record) };
+      bottle.record = {
+        ...bottle.record,
+        sidecars: [...bottle.record.sidecars, ...ok.map((s) => s.record)],
+      };
       writeRecord(paths, bottle.record);
       const failed = results.find((r) => r.status === "rejected");
       if (failed) throw (failed as PromiseRejectedResult).reason;
@@ -303,8 +326,43 @@ async function start(
     owner: options.mode === "run" ? bottle.record.owner : null,
   };
   writeRecord(paths, bottle.record);
-  if (options.mode === "up") for (const s of started) s.child.unref();
-  return { ...bottle, gateToken, sidecars: started };
+  const all = own ? [own.sidecar, ...started] : started;
+  if (options.mode === "up") for (const s of all) s.child.unref();
+  return { ...bottle, gateToken, sidecars: all };
+}
+
+/**
+ * Starts the bottle's own tokman on a free port of 127.0.0.1, configured from the manifest's
+ * apps with one caller key per sidecar (the keys go to the sidecars only; tokman's
+ * configuration holds their SHA-256). It is recorded before anything else can fail.
+ */
+async function startTokman(
+  bottle: Bottle,
+  callers: readonly TokmanCallerPlan[],
+  env: Record<string, string>,
+  progress: Progress,
+): Promise<{ url: string; keys: Record<string, string>; sidecar: StartedSidecar }> {
+  const { paths } = bottle;
+  const keys = Object.fromEntries(callers.map((c) => [c.name, newCallerKey()]));
+  const config = join(paths.private, "tokman.json");
+  writeFileSync(config, tokmanConfig(bottle.manifest, callers, keys), { mode: 0o600 });
+  const sidecar = await inStep(
+    progress,
+    `tokman: GitHub App ${[...new Set(callers.map((c) => c.app))].join(", ")}`,
+    () =>
+      startSidecar({
+        name: "tokman",
+        pkg: "@bottle/tokman",
+        bin: "bottle-tokman",
+        args: ["serve", "--config", config, "--port", "0"],
+        env,
+        log: join(paths.logs, "tokman.log"),
+      }),
+    (s) => `${s.record.pid} on ${s.url}`,
+  );
+  bottle.record = { ...bottle.record, sidecars: [sidecar.record] };
+  writeRecord(paths, bottle.record);
+  return { url: sidecar.url, keys, sidecar };
 }
 
 /** What the sidecars inherit: enough to run git and ssh, nothing of the host's secrets. */
@@ -320,34 +378,6 @@ function sidecarEnv(env: Env): Record<string, string> {
 interface TokmanSettings {
   readonly url: string;
   readonly key: string;
-}
-
-/**
- * tokman for GitHub App credentials: the one the operator runs, named by BOTTLE_TOKMAN_URL and
- * BOTTLE_TOKMAN_KEY. Null when nothing needs it.
- */
-function tokmanSettings(
-  manifest: Manifest,
-  gate: GitGatePlan | null,
-  proxy: CredProxyPlan | null,
-  env: Env,
-): TokmanSettings | null {
-  const needed =
-    proxy?.tokman != null ||
-    (gate?.repos ?? []).some(
-      (repo) => repo.credential.kind === "token" && repo.credential.source === "github-app",
-    );
-  if (!needed) return null;
-  const url = env[TOKMAN_URL_ENV];
-  const key = env[TOKMAN_KEY_ENV];
-  if (!url || !key) {
-    const apps = Object.keys(manifest.github_apps ?? {}).join(", ");
-    throw new CliError(
-      "BTL_CLI_UNSUPPORTED",
-      `the manifest's GitHub App credentials (${apps}) come from tokman: start bottle-tokman and set $${TOKMAN_URL_ENV} and $${TOKMAN_KEY_ENV}`,
-    );
-  }
-  return { url, key };
 }
 
 /** The bottle's name: `--name`, or the manifest's name with the first free suffix. */
@@ -468,10 +498,12 @@ export async function teardown(paths: BottlePaths, env: Env, progress: Progress)
   await inStep(progress, `stop ${record.name}'s sidecars`, async () => {
     if (record.backend === "docker") {
       await removeBottleContainers(engineOf(env), paths, record.name, SIDECAR_GRACE_MS / 1000);
-      return;
+    } else if (record.agent) {
+      await stopProcess(record.agent, SIDECAR_GRACE_MS);
     }
-    if (record.agent) await stopProcess(record.agent, SIDECAR_GRACE_MS);
-    await Promise.all(record.sidecars.map((s) => stopProcess(s, SIDECAR_GRACE_MS)));
+    // Host processes (all of the sandbox backend's; the bottle's own tokman with docker).
+    const processes = record.sidecars.filter((s) => s.container === undefined);
+    await Promise.all(processes.map((s) => stopProcess(s, SIDECAR_GRACE_MS)));
   });
   const tokens = join(paths.private, "gate-tokens.json");
   if (existsSync(tokens)) {

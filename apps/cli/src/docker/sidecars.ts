@@ -9,6 +9,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import type { GitGatePlan } from "@bottle/git-gate/stage";
 import type { Manifest } from "@bottle/manifest";
+import { TOKMAN_URL_ENV } from "@bottle/tokman/client";
 import type Docker from "dockerode";
 import {
   type SidecarHandle,
@@ -119,6 +120,22 @@ async function startSidecarContainer(
   launch: SidecarLaunch,
 ): Promise<StartedSidecar> {
   const { engine, paths } = bottle;
+  const socket = launch.socket;
+  if (socket === undefined) {
+    throw new CliError(
+      "BTL_CLI_UNSUPPORTED",
+      `the docker backend runs ${launch.name} without a socket`,
+    );
+  }
+  const network = sidecarNetwork(bottle.env);
+  const tokman = launch.env[TOKMAN_URL_ENV];
+  if (tokman !== undefined && network !== "host" && isLoopback(new URL(tokman).hostname)) {
+    // SECURITY: fail closed rather than start a gate or proxy whose credentials cannot come.
+    throw new CliError(
+      "BTL_CLI_UNSUPPORTED",
+      `${launch.name}'s tokman listens on this host's loopback (${new URL(tokman).host}), out of reach of containers on network ${network}: set BOTTLE_CLI_SIDECAR_NETWORK=host, or run tokman where the sidecars reach it`,
+    );
+  }
   const images = imagesOf(bottle.env);
   const image = launch.bin === "bottle-cred-proxy" ? images.proxy : images.gate;
   const binds = bindsOf(launch.bin, paths);
@@ -148,7 +165,7 @@ async function startSidecarContainer(
       ...HARDENING,
       CapDrop: [...HARDENING.CapDrop],
       SecurityOpt: [...HARDENING.SecurityOpt],
-      NetworkMode: sidecarNetwork(bottle.env),
+      NetworkMode: network,
       Binds: [`${paths.sockets}:${paths.sockets}:rw`, ...binds],
       Tmpfs: { "/tmp": "rw,nosuid,nodev,size=256m" },
       Memory: 1024 * MIB,
@@ -159,7 +176,7 @@ async function startSidecarContainer(
   const timeoutMs = launch.readyTimeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
   let checked = 0;
-  while (!(await accepts(launch.socket))) {
+  while (!(await accepts(socket))) {
     if (Date.now() - checked > 250) {
       checked = Date.now();
       const state = (await container.inspect()).State;
@@ -181,9 +198,10 @@ async function startSidecarContainer(
   const pid = (await container.inspect()).State.Pid;
   return {
     child: new ContainerExit(container),
+    url: `unix:${socket}`,
     record: {
       name: launch.name,
-      socket: launch.socket,
+      socket,
       log: launch.log,
       container: name,
       // The container's init as this host sees it (with a remote engine, the engine's pid).
@@ -227,6 +245,10 @@ async function logTail(engine: Engine, container: Docker.Container): Promise<str
   const text = await containerLogs(engine, container.id).catch(() => "");
   const lines = text.trimEnd().split("\n").slice(-8);
   return text.trim() === "" ? "" : `:\n${lines.map((line) => `  ${line}`).join("\n")}`;
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || hostname.startsWith("127.");
 }
 
 /** Whether a unix socket accepts a connection. */
