@@ -9,6 +9,7 @@ import type { Duplex } from "node:stream";
 import { rootCertificates } from "node:tls";
 import { type Logger, silentLogger } from "@bottle/log";
 import {
+  answerHealth,
   answerMalformedRequests,
   capConnections,
   errorName,
@@ -180,6 +181,7 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
 
   function handle(exchange: Exchange, expectContinue: boolean) {
     const { req, res, record } = exchange;
+    if (answerHealth(req, res)) return;
     if (REFUSED_METHODS.has(req.method ?? "")) return refuse(res, record, "BTL_PROXY_METHOD");
     if (req.headers.upgrade !== undefined) return refuse(res, record, "BTL_PROXY_METHOD");
     const target = checkTarget(req.url ?? "");

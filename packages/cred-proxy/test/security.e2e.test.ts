@@ -277,6 +277,18 @@ describe("cred-proxy security checklist", { tags: ["slow"] }, () => {
     expect(proxy.logText()).not.toContain("evil.test");
   });
 
+  it("answers GET /healthz itself, without contacting any upstream", async () => {
+    const { upstream, connections, proxy } = await startExample();
+    const health = await send(proxy.url, "/healthz");
+    expect(health.status).toBe(200);
+    expect(JSON.parse(health.body.toString())).toEqual({ status: "ok" });
+    for (const target of ["/healthz/", "/healthz/x"]) {
+      expect((await send(proxy.url, target)).status, target).toBe(404);
+    }
+    expect(upstream.requests).toHaveLength(0);
+    expect(connections()).toBe(0);
+  });
+
   it("(5) a gitea host key that is not configured is a 404 and no connection anywhere", async () => {
     const { upstream, connections, proxy } = await startExample();
     const unrouted = [

@@ -13,6 +13,7 @@ import { join, sep } from "node:path";
 import { createTokenVerifier, type TokenVerifier } from "@bottle/gate-tokens";
 import { type Logger, silentLogger } from "@bottle/log";
 import {
+  answerHealth,
   answerMalformedRequests,
   capConnections,
   type ListenTarget,
@@ -199,6 +200,7 @@ export function createGateServer(options: GateServerOptions): GateServer {
         "retry-after": "5",
       });
     }
+    if (answerHealth(req, res)) return;
     const route = parseGitRoute(req.method ?? "", req.url ?? "");
     if (route === undefined) return refuse(res, "BTL_GATE_NOT_FOUND", "not found");
     Object.assign(entry, {

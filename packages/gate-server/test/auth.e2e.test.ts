@@ -30,6 +30,8 @@ describe("routes and authentication", { tags: ["slow"] }, () => {
       ["config file", "GET", "/alpha.git/config", auth(rw), 404],
       ["dumb refs", "GET", "/alpha.git/info/refs", auth(rw), 404],
       ["objects path without auth", "GET", "/alpha.git/objects/info/packs", {}, 404],
+      ["health, without auth", "GET", "/healthz", {}, 200],
+      ["health, another method", "POST", "/healthz", auth(rw), 404],
       ["unknown repo", "GET", `/alpha/nope.git/${UPLOAD}`, auth(rw), 404],
       ["another project", "GET", REFS, auth(beta), 403],
       ["read-only token pushing (refs)", "GET", `/alpha.git/${RECEIVE}`, auth(ro), 403],

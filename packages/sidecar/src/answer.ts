@@ -4,7 +4,7 @@
  * message as a line of text for git clients (git prints a text/plain body as `remote:` lines,
  * remote-curl.c show_http_message). Never a secret, a path or anything the request carried.
  */
-import { type ServerResponse, STATUS_CODES } from "node:http";
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from "node:http";
 import type { ErrorTable } from "@bottle/errors";
 
 /** `json` (`{ error, code }`, the default) or `text` (the message and a newline). */
@@ -83,4 +83,22 @@ export function rawErrorAnswer<T extends ErrorTable>(
     ([name, value]) => `${name}: ${value}\r\n`,
   );
   return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n${lines.join("")}\r\n${body}`;
+}
+
+const HEALTH_BODY = '{"status":"ok"}';
+
+/**
+ * Answers a liveness probe and returns true: `GET` or `HEAD /healthz` gets 200
+ * `{"status":"ok"}` without authentication, an upstream or any state read (container
+ * HEALTHCHECKs poll it). Returns false, writing nothing, for every other request.
+ */
+export function answerHealth(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.url !== "/healthz" || (req.method !== "GET" && req.method !== "HEAD")) return false;
+  res.writeHead(200, {
+    "content-type": "application/json",
+    "content-length": String(HEALTH_BODY.length),
+    "cache-control": "no-store",
+  });
+  res.end(req.method === "HEAD" ? undefined : HEALTH_BODY);
+  return true;
 }

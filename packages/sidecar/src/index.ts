@@ -1,5 +1,5 @@
 export type { AnswerFormat, ErrorAnswer, ErrorAnswerOptions } from "./answer.ts";
-export { errorAnswer, rawErrorAnswer, writeErrorAnswer } from "./answer.ts";
+export { answerHealth, errorAnswer, rawErrorAnswer, writeErrorAnswer } from "./answer.ts";
 export type { ConnectionCap } from "./connections.ts";
 export { capConnections, DROP_LOG_INTERVAL_MS } from "./connections.ts";
 export type { DetachOptions } from "./detach.ts";

@@ -1,6 +1,12 @@
 import { request } from "node:http";
 import { COMMON_ERRORS, defineErrors } from "@bottle/errors";
-import { errorAnswer, listenOn, rawErrorAnswer, writeErrorAnswer } from "@bottle/sidecar";
+import {
+  answerHealth,
+  errorAnswer,
+  listenOn,
+  rawErrorAnswer,
+  writeErrorAnswer,
+} from "@bottle/sidecar";
 import { describe, expect, it } from "vitest";
 import { httpServer, openSocket, portOf } from "./helpers.ts";
 
@@ -88,5 +94,37 @@ describe("writeErrorAnswer", () => {
     late.socket.write("GET /late HTTP/1.1\r\nHost: x\r\n\r\n");
     await late.closed;
     expect(late.text()).not.toContain("BTL_INTERNAL");
+  });
+});
+
+describe("answerHealth", () => {
+  it("answers GET and HEAD /healthz with 200 and leaves every other request alone", async () => {
+    const server = httpServer((req, res) => {
+      if (!answerHealth(req, res)) res.writeHead(404).end("not health");
+    });
+    await listenOn(server, {}, (message) => new Error(message));
+    const port = portOf(server);
+    const ask = (method: string, path: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        request({ port, host: "127.0.0.1", path, method, agent: false }, (res) => {
+          let body = "";
+          res.on("data", (chunk: Buffer) => {
+            body += chunk.toString();
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        })
+          .on("error", reject)
+          .end();
+      });
+    expect(await ask("GET", "/healthz")).toEqual({ status: 200, body: '{"status":"ok"}' });
+    expect(await ask("HEAD", "/healthz")).toEqual({ status: 200, body: "" });
+    for (const [method, path] of [
+      ["POST", "/healthz"],
+      ["GET", "/healthz/"],
+      ["GET", "/healthz?x=1"],
+      ["GET", "/x/healthz"],
+    ] as const) {
+      expect(await ask(method, path)).toEqual({ status: 404, body: "not health" });
+    }
   });
 });
