@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { chmod, chown, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { expectNoCanary, git, startUpstream } from "@bottle/test-utils";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { BIN, setupBottle } from "./bottle-fixture.ts";
 import { type Podman, podmanMissing, startPodman } from "./podman-fixture.ts";
 
@@ -81,6 +81,45 @@ describe.skipIf(missing !== null)(
       const result = await t.bottle(["ps", "--json"]);
       expect(result.code, result.stderr).toBe(0);
       return JSON.parse(result.stdout) as PsRow[];
+    }
+
+    /** `bottle run --backend docker --name NAME -- CMD…` in the background. */
+    function runInBackground(t: Setup, name: string, command: string[]) {
+      const child: ChildProcess = spawn(
+        process.execPath,
+        [
+          BIN,
+          "run",
+          t.manifest,
+          "--backend",
+          "docker",
+          "--yes",
+          "--name",
+          name,
+          "--workspace",
+          t.workspace,
+          "--",
+          ...command,
+        ],
+        { env: t.env, cwd: t.dir, stdio: "ignore" },
+      );
+      onTestFinished(() => {
+        child.kill("SIGKILL");
+      });
+      const exited = new Promise<number | null>((resolve) =>
+        child.once("exit", (code) => resolve(code)),
+      );
+      return { child, exited };
+    }
+
+    /** Waits until bottle `name`'s agent container runs. */
+    async function agentRunning(t: Setup, name: string): Promise<void> {
+      for (let i = 0; i < 600; i++) {
+        const row = (await ps(t)).find((r) => r.name === name);
+        if (row?.agent?.state === "running") return;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      throw new Error(`bottle ${name}'s agent never ran`);
     }
 
     it("clones, pushes through the gate and calls the proxy from the agent's container, which holds no credential and reaches nothing else", async () => {
@@ -202,41 +241,29 @@ cat "$HOME/.gitconfig"`,
       expect((await ps(t)).map((r) => r.name)).not.toContain("upd");
     });
 
+    it("stops the agent's container and tears everything down when bottle run gets SIGTERM", async () => {
+      const t = await dockerBottle();
+      const run = runInBackground(t, "term", ["sleep", "300"]);
+      await agentRunning(t, "term");
+      run.child.kill("SIGTERM");
+      expect(await run.exited).toBe(143);
+      expect(leftovers("term")).toEqual([]);
+      const [row] = await ps(t);
+      expect(row).toMatchObject({ name: "term", state: "stopped" });
+    });
+
     it("cleans up the containers of a bottle whose bottle run was SIGKILLed", async () => {
       const t = await dockerBottle();
-      const child: ChildProcess = spawn(
-        process.execPath,
-        [
-          BIN,
-          "run",
-          t.manifest,
-          "--backend",
-          "docker",
-          "--yes",
-          "--name",
-          "killed",
-          "--workspace",
-          t.workspace,
-          "--",
-          "sleep",
-          "300",
-        ],
-        { env: t.env, cwd: t.dir, stdio: "ignore" },
-      );
-      let row: PsRow | undefined;
-      for (let i = 0; i < 600 && row?.agent?.state !== "running"; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        row = (await ps(t)).find((r) => r.name === "killed");
-      }
-      expect(row?.agent?.state).toBe("running");
+      const run = runInBackground(t, "killed", ["sleep", "300"]);
+      await agentRunning(t, "killed");
       expect(leftovers("killed").sort()).toEqual([
         "bottle-killed-agent",
         "bottle-killed-forwarder",
         "bottle-killed-gate",
         "bottle-killed-proxy",
       ]);
-      child.kill("SIGKILL");
-      await new Promise((resolve) => child.once("exit", resolve));
+      run.child.kill("SIGKILL");
+      await run.exited;
       // The next command finds the orphan and tears it down.
       const [after] = await ps(t);
       expect(after).toMatchObject({ name: "killed", state: "stopped" });

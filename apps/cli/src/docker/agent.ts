@@ -278,7 +278,7 @@ async function startForwarder(
         `the forwarder container did not listen${state.Running ? ` within ${FORWARDER_TIMEOUT_MS} ms` : ` (exit code ${state.ExitCode})`}: ${logs.trim() || "no output"}`,
       );
     }
-    await sleep(20);
+    await sleep(50);
   }
 }
 

@@ -96,6 +96,7 @@ export async function bottleContainers(
 /**
  * Stops the bottle's containers (SIGTERM, SIGKILL after `graceSeconds`), keeps each one's logs
  * in `logs/<role>.log`, and removes them with their anonymous volumes. The agent goes first.
+ * Throws CliError BTL_CLI_DOCKER_UNREACHABLE when the engine does not answer.
  */
 export async function removeBottleContainers(
   engine: Engine,
@@ -103,6 +104,8 @@ export async function removeBottleContainers(
   bottle: string,
   graceSeconds: number,
 ): Promise<void> {
+  // Unreachable: the record stays as it is, so that `bottle down` can try again.
+  await pingEngine(engine);
   const containers = await bottleContainers(engine, paths, bottle);
   const order = (c: Docker.ContainerInfo) => (c.Labels[LABELS.role] === "agent" ? 0 : 1);
   containers.sort((a, b) => order(a) - order(b));
