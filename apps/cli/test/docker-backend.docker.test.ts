@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { chmod, chown, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectNoCanary, git, startUpstream } from "@bottle/test-utils";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
@@ -41,8 +42,21 @@ describe.skipIf(missing !== null)(
       engine = await startPodman();
     }, 60_000);
     afterAll(async () => {
+      // A test that failed half-way may have left a bottle running whose directory is gone.
+      for (const row of lines(
+        engine.podman(["ps", "-a", "--filter", "label=dev.bottle.root", "--format", ROW_FORMAT]),
+      )) {
+        const [name, root] = row.split(" ");
+        if (name && root?.startsWith(join(tmpdir(), "bottle-test-"))) leftoverNames.push(name);
+      }
+      // The agents first: they live in their forwarder's network namespace.
+      leftoverNames.sort((a, b) => Number(b.endsWith("-agent")) - Number(a.endsWith("-agent")));
+      for (const name of leftoverNames) engine.podman(["rm", "-f", "-v", name]);
       await engine?.stop();
+      expect(leftoverNames, "containers left behind by a failed test").toEqual([]);
     });
+    const leftoverNames: string[] = [];
+    const ROW_FORMAT = '{{.Names}} {{index .Labels "dev.bottle.root"}}';
 
     /** A bottle on local upstreams whose sidecars run in containers on the host's network. */
     async function dockerBottle(): Promise<Setup> {
@@ -103,8 +117,9 @@ describe.skipIf(missing !== null)(
         ],
         { env: t.env, cwd: t.dir, stdio: "ignore" },
       );
+      // SIGTERM: bottle run tears its bottle down.
       onTestFinished(() => {
-        child.kill("SIGKILL");
+        child.kill("SIGTERM");
       });
       const exited = new Promise<number | null>((resolve) =>
         child.once("exit", (code) => resolve(code)),
@@ -239,6 +254,49 @@ cat "$HOME/.gitconfig"`,
       const allVolumes = lines(engine.podman(["volume", "ls", "--format", "{{.Name}}"]));
       expect(allVolumes.filter((v) => volumes.includes(v))).toEqual([]);
       expect((await ps(t)).map((r) => r.name)).not.toContain("upd");
+    });
+
+    it("gives the agent a terminal of its own: its size, the user's keys, its exit code", async () => {
+      const t = await dockerBottle();
+      const pty = await import("node-pty");
+      const term = pty.spawn(
+        process.execPath,
+        [
+          BIN,
+          "run",
+          t.manifest,
+          "--backend",
+          "docker",
+          "--yes",
+          "--name",
+          "tty",
+          "--workspace",
+          t.workspace,
+          "--",
+          "sh",
+          "-c",
+          'stty size; [ -t 0 ] && echo "on a tty"; read line; echo "got $line"; exit 3',
+        ],
+        { name: "xterm", cols: 91, rows: 27, cwd: t.dir, env: { ...t.env, TERM: "xterm" } },
+      );
+      let screen = "";
+      term.onData((data) => {
+        screen += data;
+      });
+      const exited = new Promise<number>((resolve) => term.onExit((e) => resolve(e.exitCode)));
+      onTestFinished(() => term.kill("SIGTERM"));
+      const waitFor = async (text: string) => {
+        for (let i = 0; i < 1200 && !screen.includes(text); i++) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        expect(screen).toContain(text);
+      };
+      await waitFor("on a tty");
+      expect(screen).toContain("27 91");
+      term.write("hello\r");
+      await waitFor("got hello");
+      expect(await exited).toBe(3);
+      expect(leftovers("tty")).toEqual([]);
     });
 
     it("stops the agent's container and tears everything down when bottle run gets SIGTERM", async () => {

@@ -18,6 +18,7 @@ import { inStep, type Progress } from "../progress.ts";
 import { READY_LINE, renderForwarder } from "../sandbox/forwarder.ts";
 import type { Ended, UserTerminal } from "../terminal.ts";
 import {
+  attachContainer,
   containerLogs,
   containerName,
   type Engine,
@@ -143,13 +144,7 @@ export async function runDockerAgent(run: DockerAgentRun): Promise<Ended> {
       PidsLimit: AGENT_LIMITS.pids,
     },
   });
-  const stream = (await container.attach({
-    stream: true,
-    stdout: true,
-    stderr: true,
-    stdin: pty,
-    hijack: pty,
-  })) as NodeJS.ReadWriteStream;
+  const stream = await attachContainer(engine, container.id, pty);
   const output = new Promise<void>((resolve) => {
     stream.once("end", resolve);
     stream.once("close", resolve);

@@ -5,6 +5,8 @@
  * demultiplexed; and their removal.
  */
 import { appendFileSync } from "node:fs";
+import { request } from "node:http";
+import type { Socket } from "node:net";
 import { join } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import Docker from "dockerode";
@@ -130,6 +132,34 @@ function ignoreGone(error: unknown): void {
   const status = (error as { statusCode?: number }).statusCode;
   // 304: already stopped; 404: already gone.
   if (status !== 304 && status !== 404) throw error;
+}
+
+/**
+ * Attaches to a container's output (and its input with `stdin`) by the engine's upgrade to a
+ * raw stream, as `docker attach` does: a request with no body (docker-modem sends its options
+ * as a JSON body too, which an engine hands to the container as the first bytes of its stdin).
+ * Without a terminal, the output is multiplexed ({@link LogDemuxer}).
+ */
+export function attachContainer(engine: Engine, id: string, stdin: boolean): Promise<Socket> {
+  const query = `stream=1&stdout=1&stderr=1&stdin=${stdin ? 1 : 0}`;
+  return new Promise((resolve, reject) => {
+    const req = request({
+      socketPath: engine.socket,
+      method: "POST",
+      path: `/containers/${encodeURIComponent(id)}/attach?${query}`,
+      headers: { Connection: "Upgrade", Upgrade: "tcp", "Content-Length": "0" },
+    });
+    req.once("upgrade", (_res, socket, head) => {
+      if (head.length > 0) socket.unshift(head);
+      resolve(socket);
+    });
+    req.once("response", (res) => {
+      res.resume();
+      reject(new Error(`attach: the engine answered ${res.statusCode} instead of upgrading`));
+    });
+    req.once("error", reject);
+    req.end();
+  });
 }
 
 /** A container's whole log (stdout and stderr interleaved), demultiplexed. */

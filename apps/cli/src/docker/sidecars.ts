@@ -230,7 +230,8 @@ export async function createContainer(
         { cause: error },
       );
     }
-    if (status === 409) {
+    // Docker answers 409; podman 500 with "already in use".
+    if (status === 409 || /already in use/.test((error as Error).message)) {
       throw new CliError(
         "BTL_CLI_NAME_TAKEN",
         `a container named ${options.name} exists: remove it (\`docker rm -f ${options.name}\`) or pick another --name`,
