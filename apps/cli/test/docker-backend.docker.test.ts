@@ -118,12 +118,13 @@ describe.skipIf(missing !== null)(
         { env: t.env, cwd: t.dir, stdio: "ignore" },
       );
       // SIGTERM: bottle run tears its bottle down.
-      onTestFinished(() => {
-        child.kill("SIGTERM");
-      });
       const exited = new Promise<number | null>((resolve) =>
         child.once("exit", (code) => resolve(code)),
       );
+      onTestFinished(async () => {
+        child.kill("SIGTERM");
+        await Promise.race([exited, sleep(30_000)]);
+      });
       return { child, exited };
     }
 
@@ -284,7 +285,10 @@ cat "$HOME/.gitconfig"`,
         screen += data;
       });
       const exited = new Promise<number>((resolve) => term.onExit((e) => resolve(e.exitCode)));
-      onTestFinished(() => term.kill("SIGTERM"));
+      onTestFinished(async () => {
+        term.kill("SIGTERM");
+        await Promise.race([exited, sleep(30_000)]);
+      });
       const waitFor = async (text: string) => {
         for (let i = 0; i < 1200 && !screen.includes(text); i++) {
           await new Promise((resolve) => setTimeout(resolve, 50));
@@ -344,6 +348,8 @@ describe("the docker backend without an engine", { tags: ["slow"] }, () => {
     expect(run.stderr).toContain("podman system service");
   });
 });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function lines(text: string): string[] {
   return text.split("\n").filter((line) => line.trim() !== "");

@@ -45,6 +45,16 @@ const AGENT_LIMITS = { memory: 4096 * 1024 * 1024, pids: 1024 } as const;
 /** Copies the home files into $HOME, then runs the agent's command (no secret in argv). */
 const START = `cp -R ${INSIDE.homeFiles}/. "$HOME"/ && exec "$@"`;
 
+/**
+ * On a terminal, the start script sets the window's size first: the engine's resize comes
+ * only after the start, too late for an agent that asks at once.
+ */
+function sized(user: UserTerminal): string {
+  const rows = Math.trunc(user.stdout.rows || 24);
+  const cols = Math.trunc(user.stdout.columns || 80);
+  return `stty rows ${rows} cols ${cols} 2>/dev/null; ${START}`;
+}
+
 /** How long the forwarder container may take to listen. */
 const FORWARDER_TIMEOUT_MS = 30_000;
 
@@ -114,7 +124,12 @@ export async function runDockerAgent(run: DockerAgentRun): Promise<Ended> {
     name: containerName(bottle.record.name, "agent"),
     Image: image,
     User: `${user.uid}:${user.gid}`,
-    Entrypoint: ["/bin/sh", "-c", START, "bottle-agent"],
+    Entrypoint: [
+      "/bin/sh",
+      "-c",
+      pty ? sized(run.terminal as UserTerminal) : START,
+      "bottle-agent",
+    ],
     Cmd: [...(run.command.length > 0 ? run.command : manifest.agent.command)],
     // SECURITY: no secret here: the gate token is in the gitconfig among the home files.
     Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
