@@ -1,7 +1,7 @@
 // The text report: figures, ratios, targets (PASS, MISS, or SKIP when srt cannot run), and for
 // every MISS what bounds it.
 import { FETCH } from "./bottles.mjs";
-import { PHASES } from "./startup.mjs";
+import { isPart, PHASES } from "./startup.mjs";
 
 const ms0 = (x) => (Number.isFinite(x) ? x.toFixed(0) : "–");
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : "–");
@@ -93,10 +93,10 @@ function startupProfileLines(r) {
     `what bounds bottle run: medians of its phases over ${r.runs} runs, from its --json progress events`,
   ];
   for (const [key, label] of PHASES) {
-    const share = key === "mirrorFetch" ? "" : `${((100 * phases[key]) / wall).toFixed(0)} %`;
+    const share = isPart(label) ? "" : `${((100 * phases[key]) / wall).toFixed(0)} %`;
     lines.push(`  ${label.padEnd(62)}${ms0(phases[key]).padStart(6)} ms ${share.padStart(5)}`);
   }
-  const sum = PHASES.filter(([k]) => k !== "mirrorFetch").reduce((n, [k]) => n + phases[k], 0);
+  const sum = PHASES.filter(([, label]) => !isPart(label)).reduce((n, [k]) => n + phases[k], 0);
   lines.push(
     `  ${"sum of the medians (the median run)".padEnd(62)}${ms0(sum).padStart(6)} ms (${ms0(wall)})`,
   );

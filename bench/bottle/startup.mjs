@@ -22,14 +22,20 @@ export const PHASES = [
   ["startup", "node start-up, CLI imports, orphan check (spawn → first event)"],
   ["manifest", "manifest: read and validate"],
   ["plan", "plan and preflight printed"],
-  ["gate", "git gate: stage, credentials, mirrors"],
-  ["mirrorFetch", "  of which the mirror's fetch from the upstream"],
-  ["token", "gate token for the task"],
-  ["sidecars", "sidecars: gate and proxy started and ready (in parallel)"],
+  ["bringUp", "bring-up: stage, token, sidecars, mirrors (concurrent)"],
+  ["stage", "  of which the gate's stage and credentials"],
+  ["token", "  of which the gate token for the task"],
+  ["gateStart", "  of which the gate's start, beside the mirrors' fetch"],
+  ["mirrors", "  the mirrors' fetch, beside the gate's start"],
+  ["mirrorFetch", "    of which the fetch from the upstream"],
+  ["proxyStart", "  the proxy's start, beside all of the above"],
   ["sandbox", "sandbox: prepare, bwrap, forwarder, agent `true`"],
   ["stop", "stop the sidecars"],
   ["exit", "teardown (tokens, mirror back, files) and exit"],
 ];
+
+/** Whether a phase is a part of another (indented): not added to the sum. */
+export const isPart = (label) => label.startsWith(" ");
 
 /** bottle's --json progress events, with `at` in ms since the epoch. */
 function eventsOf(stderr) {
@@ -55,8 +61,13 @@ function phasesOf(result) {
     return event;
   };
   const manifestDone = need("manifest", "done");
-  const gateStart = need("git gate", "started");
-  const sidecarsDone = need("sidecars", "done");
+  const stageStart = need("git gate: stage", "started");
+  // The bring-up's steps run at once: it ends with the last of them.
+  const parts = ["git gate: stage", "gate token", "gate:", "git gate: mirrors", "proxy:"].map(
+    (prefix) => need(prefix, "done"),
+  );
+  const bringUpDone = Math.max(...parts.map((e) => e.at));
+  const [stage, token, gateStart, mirrors, proxyStart] = parts.map((e) => e.ms);
   const stopStart = need("stop ", "started");
   const stopDone = need("stop ", "done");
   const fetched = events
@@ -65,12 +76,15 @@ function phasesOf(result) {
   return {
     startup: events[0].at - result.startedAt,
     manifest: manifestDone.ms,
-    plan: gateStart.at - manifestDone.at,
-    gate: need("git gate", "done").ms,
+    plan: stageStart.at - manifestDone.at,
+    bringUp: bringUpDone - stageStart.at,
+    stage,
+    token,
+    gateStart,
+    mirrors,
     mirrorFetch: fetched ? Number(fetched[1]) : 0,
-    token: need("gate token", "done").ms,
-    sidecars: sidecarsDone.ms,
-    sandbox: stopStart.at - sidecarsDone.at,
+    proxyStart,
+    sandbox: stopStart.at - bringUpDone,
     stop: stopDone.ms,
     exit: result.endedAt - stopDone.at,
   };

@@ -52,17 +52,46 @@ export async function createProgress(
   if (mode === "tty") {
     // Loaded only for a terminal: the spinner is the one user of ora.
     const { default: ora } = await import("ora");
+    // Steps may run at once: one spinner names every running step, and each finished step
+    // leaves its own line.
+    const running = new Map<number, string>();
+    let spinner: ReturnType<typeof ora> | null = null;
+    let next = 0;
+    const refresh = () => {
+      const text = [...running.values()].join(" · ");
+      if (text === "") spinner = null;
+      else if (spinner === null)
+        spinner = ora({ text, stream: out as NodeJS.WritableStream }).start();
+      else {
+        spinner.text = text;
+        spinner.render();
+      }
+    };
+    const finish = (id: number, line: string, ok: boolean) => {
+      running.delete(id);
+      const current = spinner ?? ora({ stream: out as NodeJS.WritableStream });
+      if (ok) current.succeed(line);
+      else current.fail(line);
+      spinner = null;
+      refresh();
+    };
     return {
       step(title) {
         const started = Date.now();
-        const spinner = ora({ text: title, stream: out as NodeJS.WritableStream }).start();
+        const id = next++;
+        running.set(id, title);
+        refresh();
         return {
           done: (detail) =>
-            spinner.succeed(`${title}${detail ? `: ${detail}` : ""} (${ms(started)})`),
-          fail: () => spinner.fail(`${title} (${ms(started)})`),
+            finish(id, `${title}${detail ? `: ${detail}` : ""} (${ms(started)})`, true),
+          fail: () => finish(id, `${title} (${ms(started)})`, false),
         };
       },
-      note: (text) => out.write(`  ${text}\n`),
+      note: (text) => {
+        spinner?.clear();
+        out.write(`  ${text}\n`);
+        spinner?.render();
+      },
       event: () => {},
     };
   }

@@ -43,7 +43,7 @@ describe("a bottle's own tokman", { tags: ["slow"] }, () => {
     expect(up.stdout + up.stderr).toMatch(/GitHub App tokens: the bottle.s own tokman/);
     expect(up.stderr).toMatch(/✓ tokman: GitHub App acme/);
     // The mirror was fetched at bring-up with a token tokman minted.
-    expect(up.stderr).toMatch(/✓ git gate: stage, credentials and mirrors/);
+    expect(up.stderr).toMatch(/✓ git gate: mirrors: 1 fetched/);
     const app = t.app;
     if (!app) throw new Error("no GitHub App");
     expect(app.fake.tokens().length).toBeGreaterThan(0);
@@ -89,6 +89,9 @@ describe("a bottle's own tokman", { tags: ["slow"] }, () => {
     expect(down.code, down.stderr).toBe(0);
     for (const s of sidecars) expect(isRunning(s.pid)).toBe(false);
     expect(existsSync(t.stateOf("gh"))).toBe(false);
+    // Every token the bottle's tokman minted was revoked at GitHub when it stopped.
+    expect(app.fake.tokens().length).toBeGreaterThan(1);
+    expect(app.fake.tokens().filter((m) => m.revokedAt === null)).toEqual([]);
 
     const privateKey = readFileSync(app.keyFile, "utf8").split("\n")[1] ?? "";
     for (const secret of [gateKey, proxyKey, token, privateKey]) {

@@ -31,7 +31,8 @@ describe("bottle up, ps, logs, down", { tags: ["slow"] }, () => {
     ]);
     expect(up.code, up.stderr).toBe(0);
     expect(up.stdout).toContain("bottle task-1 is up");
-    expect(up.stderr).toMatch(/✓ sidecars: gate, proxy/);
+    expect(up.stderr).toMatch(/✓ gate: listening: pid \d+/);
+    expect(up.stderr).toMatch(/✓ proxy: listening: pid \d+/);
 
     const state = t.stateOf("task-1");
     const sockets = join(state, "sockets");

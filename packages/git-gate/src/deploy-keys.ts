@@ -4,13 +4,14 @@
  * what was created. SECURITY: the admin token is read from a named variable, sent only to the
  * configured API (redirects are refused), and never logged, stored or put into an error.
  */
+
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { chmod, mkdir, rm } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { type Logger, silentLogger } from "@bottle/log";
 import { formatIssues } from "@bottle/manifest/policy";
-import ssh2 from "ssh2";
 import * as v from "valibot";
 import { GitGateError } from "./errors.ts";
 import {
@@ -25,6 +26,10 @@ import {
   trimSlash,
 } from "./gitea.ts";
 import { writeFileSafely } from "./private-file.ts";
+
+// ssh2 is large and only some manifests and commands need it: loaded on first use.
+const require = createRequire(import.meta.url);
+const ssh2 = (): typeof import("ssh2") => require("ssh2");
 
 /** One deploy key to create: for manifest repository `repo`, on Gitea repository owner/name. */
 export interface DeployKeyRequest {
@@ -169,9 +174,9 @@ const ED25519_BLOB_BYTES = 51;
  */
 function generateKeyPair(comment: string): { privateKey: string; publicKey: string; blob: Buffer } {
   for (let attempt = 0; attempt < 16; attempt++) {
-    const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment });
-    const pub = ssh2.utils.parseKey(pair.public);
-    const priv = ssh2.utils.parseKey(pair.private);
+    const pair = ssh2().utils.generateKeyPairSync("ed25519", { comment });
+    const pub = ssh2().utils.parseKey(pair.public);
+    const priv = ssh2().utils.parseKey(pair.private);
     if (pub instanceof Error || priv instanceof Error) continue;
     const blob = pub.getPublicSSH();
     const probe = randomBytes(32);

@@ -8,4 +8,4 @@ export type { GateConfig, PlannedCredential, PlannedRepo } from "./gate-config.t
 export type { GitGatePlan, PrepareOptions } from "./plan.ts";
 export { prepareGitGate } from "./plan.ts";
 export type { StageFlags, StageIo } from "./stage.ts";
-export { initStage } from "./stage.ts";
+export { fetchMirrors, initStage, writeStage } from "./stage.ts";

@@ -58,16 +58,36 @@ export async function initStage(flags: StageFlags, io: StageIo): Promise<GitGate
     absolute(flags.stage, io),
     flags.gateUrl ? { gateUrl: flags.gateUrl } : {},
   );
+  await writeStage(bottle, plan, flags.yes === true, io);
+  await fetchMirrors(plan, io);
+  return plan;
+}
+
+/**
+ * The first half of init, for a launcher that holds the manifest and its plan already: writes
+ * the plan, stores HTTPS tokens from their variables, provisions Gitea deploy keys after the
+ * preflight (`yes`: without asking). A gate can serve the stage from then on (each fetch
+ * refreshes its mirror first). Throws GitGateError.
+ */
+export async function writeStage(
+  bottle: Manifest,
+  plan: GitGatePlan,
+  yes: boolean,
+  io: StageIo,
+): Promise<void> {
   writePlan(plan);
   storeTokens(plan, io);
-  await provisionKeys(bottle, plan, flags.yes === true, io);
+  await provisionKeys(bottle, plan, yes, io);
+}
+
+/** The second half of init: creates and fetches every mirror. Throws GitGateError. */
+export async function fetchMirrors(plan: GitGatePlan, io: StageIo): Promise<void> {
   for (const repo of plan.repos) {
     const started = Date.now();
     io.say(`mirror ${repo.name}: fetching ${repo.upstream} …`);
     const { head } = await initMirror(plan, repo, io.env);
     io.say(`mirror ${repo.name}: ready (${head ?? "empty"}) in ${Date.now() - started} ms`);
   }
-  return plan;
 }
 
 function storeTokens(plan: GitGatePlan, io: StageIo): void {

@@ -1,11 +1,15 @@
 /** Cross-field rules: what a per-field schema cannot see. Each returns raw issues. */
-import ssh2 from "ssh2";
+import { createRequire } from "node:module";
 import { isCredentialHeader } from "./headers.ts";
 import type { PathKey, RawIssue } from "./issues.ts";
 import { checkPushReach } from "./push.ts";
 import { expandWithSources } from "./routes.ts";
 import { EXCLUSIVE_ROLES, type Manifest } from "./schema.ts";
 import { parseGitUrl } from "./urls.ts";
+
+// ssh2 is large and only some manifests and commands need it: loaded on first use.
+const require = createRequire(import.meta.url);
+const ssh2 = (): typeof import("ssh2") => require("ssh2");
 
 /** Names that look like credentials (case-insensitive). */
 const CREDENTIAL_NAME = /TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL/i;
@@ -102,7 +106,7 @@ function checkRepos(m: Manifest): RawIssue[] {
 
 /** Parses an OpenSSH public key line with ssh2; returns what is wrong or undefined. */
 function checkHostKey(line: string): string | undefined {
-  const parsed = ssh2.utils.parseKey(line.trim());
+  const parsed = ssh2().utils.parseKey(line.trim());
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (key === undefined || key instanceof Error)
     return "Expected an OpenSSH public key line (`ssh-ed25519 AAAA… [comment]`)";

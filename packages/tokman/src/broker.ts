@@ -51,6 +51,11 @@ export interface Broker {
   issue(request: TokenRequest): Promise<IssuedToken>;
   /** Revokes (upstream, then from the cache) the caller's cached token for the repository. */
   revoke(request: Omit<TokenRequest, "minTtl" | "forceRefresh">): Promise<boolean>;
+  /**
+   * Revokes (upstream, then from the store) every token the store holds that has not expired;
+   * resolves to how many GitHub revoked. A failure is logged and the token dropped all the same.
+   */
+  revokeAll(): Promise<number>;
   readonly metrics: BrokerMetrics;
 }
 
@@ -299,5 +304,28 @@ export function createBroker(options: BrokerOptions): Broker {
     }
   }
 
-  return { issue, revoke, metrics };
+  async function revokeAll(): Promise<number> {
+    const revoked = await Promise.all(
+      store.keys().map(async (key) => {
+        const entry = store.get(key);
+        store.delete(key);
+        // The key starts with the app's name (see cacheKey).
+        const app = apps.get(key.slice(0, key.indexOf("|")));
+        if (entry === undefined || app === undefined || entry.expiresAt <= now()) return false;
+        const token_sha256 = tokenDigest(entry.token);
+        try {
+          await app.revoke(entry.token);
+        } catch (error) {
+          const code = isBottleError(error) ? error.code : "BTL_INTERNAL";
+          log.warn({ audit: "revoke-failed", token_sha256, code }, "token not revoked");
+          return false;
+        }
+        log.info({ audit: "revoked", token_sha256 }, "token revoked");
+        return true;
+      }),
+    );
+    return revoked.filter(Boolean).length;
+  }
+
+  return { issue, revoke, revokeAll, metrics };
 }

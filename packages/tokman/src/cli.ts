@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // The `bottle-tokman` executable: the only place that touches process globals.
-import { enableCompileCache } from "node:module";
+import module from "node:module";
+import { exitIfNodeTooOld } from "@bottle/sidecar/node-version";
 
+// Before anything that needs a newer Node.js loads (node:sqlite, the compile cache).
+exitIfNodeTooOld("bottle-tokman", process);
 // Node keeps the compiled code of the modules (in its temporary directory) for the next start.
-enableCompileCache();
+module.enableCompileCache();
 const { runTokman } = await import("./program.ts");
 const { sidecarProcess } = await import("@bottle/sidecar");
 

@@ -22,6 +22,7 @@ export interface TokmanProcess extends SidecarProcess {
 
 interface ServeFlags extends CommonFlags {
   config?: string;
+  revokeOnStop?: boolean;
   /** The former names of `--bind` and `--max-concurrent`. */
   host?: string;
   maxInFlight?: number;
@@ -54,7 +55,11 @@ export async function runTokman(proc: TokmanProcess): Promise<number> {
   const serve = program
     .command("serve")
     .description("serve GET /api/<namespace>/<repository> until SIGTERM")
-    .option("--config <file>", "the configuration (YAML or JSON)");
+    .option("--config <file>", "the configuration (YAML or JSON)")
+    .option(
+      "--revoke-on-stop",
+      "revoke every token it holds when it stops (a tokman serving one bottle)",
+    );
   commonOptions(serve, {
     port: DEFAULT_PORTS.tokman,
     maxConcurrent: 64,
@@ -89,6 +94,7 @@ export async function runTokman(proc: TokmanProcess): Promise<number> {
             maxInFlight: flags.maxConcurrent,
             maxConnections: flags.maxConnections,
             idleTimeoutMs: flags.idleTimeout * 1000,
+            revokeOnClose: flags.revokeOnStop === true,
           });
         },
       });

@@ -51,6 +51,11 @@ export interface TokmanOptions {
   readonly maxConnections?: number;
   /** A connection silent for this long is closed (default 60 s). */
   readonly idleTimeoutMs?: number;
+  /**
+   * On close, revoke every token the store holds (for a tokman that serves one bottle: its
+   * tokens die with it). Default false: a shared store keeps them for the next start.
+   */
+  readonly revokeOnClose?: boolean;
 }
 
 /** A running tokman. */
@@ -257,9 +262,13 @@ export function createTokman(options: TokmanOptions): Tokman {
         (message, options) => new TokmanError("BTL_TOKMAN_LISTEN", message, options),
       ),
     close() {
-      closing ??= requests.drain().then(() => {
+      closing ??= requests.drain().then(async () => {
         drops.flush();
         server.closeAllConnections();
+        if (options.revokeOnClose) {
+          const revoked = await broker.revokeAll();
+          log.info({ revoked }, "tokens revoked on close");
+        }
         store.close();
       });
       return closing;

@@ -23,6 +23,8 @@ export interface TokenStore {
   get(key: string): StoredToken | undefined;
   set(entry: StoredToken): void;
   delete(key: string): void;
+  /** The keys of every entry. */
+  keys(): string[];
   /** Removes entries that expired before `now`. */
   prune(now: Date): void;
   close(): void;
@@ -35,6 +37,7 @@ export function createMemoryStore(): TokenStore {
     get: (key) => entries.get(key),
     set: (entry) => void entries.set(entry.key, entry),
     delete: (key) => void entries.delete(key),
+    keys: () => [...entries.keys()],
     prune(now) {
       for (const [key, entry] of entries) if (entry.expiresAt <= now) entries.delete(key);
     },
@@ -74,6 +77,7 @@ export function createSqliteStore(file: string, key: Buffer): TokenStore {
     "INSERT INTO tokens (key, sealed, expires_at, permissions) VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET sealed = excluded.sealed, expires_at = excluded.expires_at, permissions = excluded.permissions",
   );
   const remove = db.prepare("DELETE FROM tokens WHERE key = ?");
+  const allKeys = db.prepare("SELECT key FROM tokens");
   const prune = db.prepare("DELETE FROM tokens WHERE expires_at <= ?");
 
   const seal = (entryKey: string, token: string): Buffer => {
@@ -122,6 +126,9 @@ export function createSqliteStore(file: string, key: Buffer): TokenStore {
     },
     delete(entryKey) {
       remove.run(entryKey);
+    },
+    keys() {
+      return (allKeys.all() as Array<{ key: string }>).map((row) => row.key);
     },
     prune(now) {
       prune.run(now.getTime());

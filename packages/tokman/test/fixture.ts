@@ -29,6 +29,7 @@ export interface SetupOptions {
   /** The real clock (for a `bottle-tokman` process, which cannot share an injected one). */
   readonly realTime?: boolean;
   readonly maxInFlight?: number;
+  readonly revokeOnClose?: boolean;
 }
 
 /**
@@ -69,6 +70,7 @@ export async function setup(options: SetupOptions = {}): Promise<Setup> {
         attempts: 3,
         backoffMs: 1,
         ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
+        ...(options.revokeOnClose ? { revokeOnClose: true } : {}),
       },
     },
   );

@@ -158,6 +158,34 @@ describe("GET /api/<namespace>/<repository>", { tags: ["slow"] }, () => {
     expect(t.fake.mints).toBe(2);
   });
 
+  it("revokes every token it holds when it closes, if asked to, and keeps them otherwise", async () => {
+    const t = await setup({ revokeOnClose: true });
+    const api = String((await t.get(TOKEN_PATH)).body.access_token);
+    const docs = String((await t.get("/api/acme/docs")).body.access_token);
+    await t.stop();
+    expect([...t.fake.revoked].sort()).toEqual([api, docs].sort());
+    expect(t.logs()).toMatch(/"revoked":2,"msg":"tokens revoked on close"/);
+    expect(t.logs()).not.toContain(api);
+
+    const kept = await setup();
+    await kept.get(TOKEN_PATH);
+    await kept.stop();
+    expect(kept.fake.revoked).toEqual([]);
+  });
+
+  it("drops a token GitHub will not revoke, with the reason in the log, and still closes", async () => {
+    const t = await setup({ revokeOnClose: true, store: true });
+    await t.get(TOKEN_PATH);
+    t.fake.failNext(500, { method: "DELETE", path: "/installation/token", count: 5 });
+    await t.stop();
+    expect(t.fake.revoked).toEqual([]);
+    expect(t.logs()).toMatch(/"audit":"revoke-failed"/);
+    // Dropped from the store too: a restart mints afresh.
+    await t.restart();
+    await t.get(TOKEN_PATH);
+    expect(t.fake.mints).toBe(2);
+  });
+
   it("serves cached tokens after a restart without minting (SQLite, encrypted)", async () => {
     const t = await setup({ store: true });
     const token = String((await t.get(TOKEN_PATH)).body.access_token);

@@ -9,10 +9,11 @@ import { dirname, join, relative, resolve } from "node:path";
 import { type CredProxyPlan, proxyTokenEnv } from "@bottle/cred-proxy/plan";
 import { createTokenStore } from "@bottle/gate-tokens";
 import {
+  fetchMirrors,
   type GitGatePlan,
-  initStage,
   readDeployKeys,
   revokeDeployKeys,
+  writeStage,
 } from "@bottle/git-gate/stage";
 import { silentLogger } from "@bottle/log";
 import { loadManifest, type Manifest } from "@bottle/manifest";
@@ -22,7 +23,8 @@ import { engineOf, pingEngine, removeBottleContainers } from "../docker/engine.t
 import {
   agentImageOf,
   CONTAINER_GIT_GATE_COMMAND,
-  startSidecarContainers,
+  type DockerBottle,
+  startSidecarContainer,
 } from "../docker/sidecars.ts";
 import { CliError } from "../errors.ts";
 import { formatPlan } from "../format.ts";
@@ -62,6 +64,9 @@ export const AGENT_URLS = {
 
 /** The sockets of the agent-facing sidecars, in the sockets directory. */
 export const SOCKETS = { gate: "gate.sock", proxy: "proxy.sock" } as const;
+
+/** The order of the sidecars in the record (and in `bottle ps`), whichever listened first. */
+const SIDECAR_ORDER = ["tokman", "gate", "proxy"];
 
 /** How long a sidecar may take to drain on SIGTERM before it is killed. */
 const SIDECAR_GRACE_MS = 5_000;
@@ -206,7 +211,6 @@ async function start(
   const { paths, gate, proxy } = bottle;
   const { progress, env } = options;
   const base = sidecarEnv(env);
-  const launches: SidecarLaunch[] = [];
   let gateToken: string | null = null;
   const own =
     tokman?.source === "bottle" ? await startTokman(bottle, tokman.callers, base, progress) : null;
@@ -223,103 +227,104 @@ async function start(
     ? { [TOKMAN_URL_ENV]: gateTokman.url, [TOKMAN_KEY_ENV]: gateTokman.key }
     : {};
 
+  // The docker backend runs the gate and the proxy as containers; the bottle's own tokman stays
+  // a host process.
+  const docker =
+    bottle.record.backend === "docker"
+      ? { engine: engineOf(env), paths, name: bottle.record.name, env }
+      : null;
+  const launch = (sidecar: SidecarLaunch) =>
+    launchSidecar(bottle, progress, sidecar, undefined, docker);
+  // Checked before anything starts: a variable the proxy needs is missing (BTL_PROXY_TOKEN).
+  const slots = proxy === null ? {} : proxyTokenEnv(proxy, env, tokmanOf("proxy"));
+  // The proxy starts while the gate's stage and mirrors are made: neither waits for the other.
+  const pending: Array<Promise<StartedSidecar>> = [];
   if (gate !== null) {
-    const taken = takeCachedMirrors(bottle.record.mirrors, cacheRoot(env));
-    await inStep(
-      progress,
-      "git gate: stage, credentials and mirrors",
-      () =>
-        initStage(
-          {
-            manifest: bottle.record.manifest,
-            stage: paths.stage,
-            gateUrl: AGENT_URLS.gate,
-            yes: true,
-          },
-          {
-            env: { ...env, ...tokmanEnv },
-            cwd: options.cwd,
-            stdin: process.stdin,
-            stderr: process.stderr,
-            say: (text) => progress.note(text),
-            logger: silentLogger,
-          },
-        ),
-      () => `${gate.repos.length} mirrors (${taken} from the cache)`,
+    pending.push(
+      (async () => {
+        const taken = takeCachedMirrors(bottle.record.mirrors, cacheRoot(env));
+        const stageIo = {
+          env: { ...env, ...tokmanEnv },
+          cwd: options.cwd,
+          stdin: process.stdin,
+          stderr: process.stderr,
+          say: (text: string) => progress.note(text),
+          logger: silentLogger,
+        };
+        await inStep(progress, "git gate: stage and credentials", () =>
+          writeStage(bottle.manifest, gate, true, stageIo),
+        );
+        const tokens = join(paths.private, "gate-tokens.json");
+        gateToken = await inStep(
+          progress,
+          "gate token for this task",
+          async () =>
+            (
+              await createTokenStore({ file: tokens }).create({
+                project: bottle.manifest.name,
+                task: bottle.record.name,
+              })
+            ).token,
+        );
+        const listening = launch({
+          name: "gate",
+          pkg: "@bottle/gate-server",
+          bin: "bottle-gate",
+          args: [
+            "--socket",
+            join(paths.sockets, SOCKETS.gate),
+            "--base-path",
+            gate.basePath,
+            "--token-file",
+            tokens,
+            "--access-hook",
+            JSON.stringify(gate.accessHook),
+            "--hooks-dir",
+            gate.hooksDir,
+          ],
+          env: { ...base, ...tokmanEnv },
+          socket: join(paths.sockets, SOCKETS.gate),
+          log: join(paths.logs, "gate.log"),
+        });
+        // The gate starts while the mirrors are fetched: every fetch through it refreshes first.
+        const [started, fetched] = await Promise.allSettled([
+          listening,
+          inStep(
+            progress,
+            "git gate: mirrors",
+            () => fetchMirrors(gate, stageIo),
+            () => `${gate.repos.length} fetched (${taken} from the cache)`,
+          ),
+        ]);
+        if (started.status === "rejected") throw started.reason;
+        if (fetched.status === "rejected") throw fetched.reason;
+        return started.value;
+      })(),
     );
-    const tokens = join(paths.private, "gate-tokens.json");
-    gateToken = await inStep(
-      progress,
-      "gate token for this task",
-      async () =>
-        (
-          await createTokenStore({ file: tokens }).create({
-            project: bottle.manifest.name,
-            task: bottle.record.name,
-          })
-        ).token,
-    );
-    launches.push({
-      name: "gate",
-      pkg: "@bottle/gate-server",
-      bin: "bottle-gate",
-      args: [
-        "--socket",
-        join(paths.sockets, SOCKETS.gate),
-        "--base-path",
-        gate.basePath,
-        "--token-file",
-        tokens,
-        "--access-hook",
-        JSON.stringify(gate.accessHook),
-        "--hooks-dir",
-        gate.hooksDir,
-      ],
-      env: { ...base, ...tokmanEnv },
-      socket: join(paths.sockets, SOCKETS.gate),
-      log: join(paths.logs, "gate.log"),
-    });
   }
   if (proxy !== null) {
-    const slots = proxyTokenEnv(proxy, env, tokmanOf("proxy"));
-    const routes = join(paths.private, "routes.json");
-    writeFileSync(routes, `${JSON.stringify(proxy.routesFile, null, 2)}\n`, { mode: 0o600 });
-    launches.push({
-      name: "proxy",
-      pkg: "@bottle/cred-proxy",
-      bin: "bottle-cred-proxy",
-      args: ["--routes", routes, "--socket", join(paths.sockets, SOCKETS.proxy)],
-      env: { ...base, ...slots },
-      socket: join(paths.sockets, SOCKETS.proxy),
-      log: join(paths.logs, "proxy.log"),
-    });
+    pending.push(
+      (async () => {
+        const routes = join(paths.private, "routes.json");
+        writeFileSync(routes, `${JSON.stringify(proxy.routesFile, null, 2)}\n`, { mode: 0o600 });
+        return launch({
+          name: "proxy",
+          pkg: "@bottle/cred-proxy",
+          bin: "bottle-cred-proxy",
+          args: ["--routes", routes, "--socket", join(paths.sockets, SOCKETS.proxy)],
+          env: { ...base, ...slots },
+          socket: join(paths.sockets, SOCKETS.proxy),
+          log: join(paths.logs, "proxy.log"),
+        });
+      })(),
+    );
   }
-
-  const started = await inStep(
-    progress,
-    `sidecars: ${launches.map((l) => l.name).join(", ") || "none"}`,
-    async () => {
-      const results =
-        bottle.record.backend === "docker"
-          ? await startSidecarContainers(
-              { engine: engineOf(env), paths, name: bottle.record.name, env },
-              launches,
-              gate,
-            )
-          : await Promise.allSettled(launches.map((launch) => startSidecar(launch)));
-      const ok = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
-      // Recorded before a failure is thrown, so that the teardown stops the ones that started.
-      bottle.record = {
-        ...bottle.record,
-        sidecars: [...bottle.record.sidecars, ...ok.map((s) => s.record)],
-      };
-      writeRecord(paths, bottle.record);
-      const failed = results.find((r) => r.status === "rejected");
-      if (failed) throw (failed as PromiseRejectedResult).reason;
-      return ok;
-    },
-    (ok) => ok.map((s) => `${s.record.name} ${s.record.pid}`).join(", "),
-  );
+  // Every start settles before a failure is thrown, so that the teardown finds each sidecar
+  // that started in the record.
+  const results = await Promise.allSettled(pending);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  const started = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
   bottle.record = {
     ...bottle.record,
     state: "running",
@@ -329,6 +334,29 @@ async function start(
   const all = own ? [own.sidecar, ...started] : started;
   if (options.mode === "up") for (const s of all) s.child.unref();
   return { ...bottle, gateToken, sidecars: all };
+}
+
+/** Starts a sidecar as a step, and records it in the bottle as soon as it listens. */
+async function launchSidecar(
+  bottle: Bottle,
+  progress: Progress,
+  sidecar: SidecarLaunch,
+  title = `${sidecar.name}: listening`,
+  /** The docker backend's engine: the sidecar runs as a container. */
+  docker: DockerBottle | null = null,
+): Promise<StartedSidecar> {
+  const started = await inStep(
+    progress,
+    title,
+    () => (docker ? startSidecarContainer(docker, sidecar) : startSidecar(sidecar)),
+    (s) => `pid ${s.record.pid}${sidecar.socket === undefined ? ` on ${s.url}` : ""}`,
+  );
+  const sidecars = [...bottle.record.sidecars, started.record].sort(
+    (a, b) => SIDECAR_ORDER.indexOf(a.name) - SIDECAR_ORDER.indexOf(b.name),
+  );
+  bottle.record = { ...bottle.record, sidecars };
+  writeRecord(bottle.paths, bottle.record);
+  return started;
 }
 
 /**
@@ -346,22 +374,20 @@ async function startTokman(
   const keys = Object.fromEntries(callers.map((c) => [c.name, newCallerKey()]));
   const config = join(paths.private, "tokman.json");
   writeFileSync(config, tokmanConfig(bottle.manifest, callers, keys), { mode: 0o600 });
-  const sidecar = await inStep(
+  const sidecar = await launchSidecar(
+    bottle,
     progress,
+    {
+      name: "tokman",
+      pkg: "@bottle/tokman",
+      bin: "bottle-tokman",
+      // Its tokens die with the bottle: revoked at GitHub when it stops.
+      args: ["serve", "--config", config, "--port", "0", "--revoke-on-stop"],
+      env,
+      log: join(paths.logs, "tokman.log"),
+    },
     `tokman: GitHub App ${[...new Set(callers.map((c) => c.app))].join(", ")}`,
-    () =>
-      startSidecar({
-        name: "tokman",
-        pkg: "@bottle/tokman",
-        bin: "bottle-tokman",
-        args: ["serve", "--config", config, "--port", "0"],
-        env,
-        log: join(paths.logs, "tokman.log"),
-      }),
-    (s) => `${s.record.pid} on ${s.url}`,
   );
-  bottle.record = { ...bottle.record, sidecars: [sidecar.record] };
-  writeRecord(paths, bottle.record);
   return { url: sidecar.url, keys, sidecar };
 }
 

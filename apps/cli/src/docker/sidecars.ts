@@ -4,10 +4,8 @@
  * path), ready once that socket accepts a connection.
  */
 import { EventEmitter } from "node:events";
-import { writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import type { GitGatePlan } from "@bottle/git-gate/stage";
 import type { Manifest } from "@bottle/manifest";
 import { TOKMAN_URL_ENV } from "@bottle/tokman/client";
 import type Docker from "dockerode";
@@ -96,26 +94,12 @@ export interface DockerBottle {
 }
 
 /**
- * Starts the sidecars' containers and resolves once every socket accepts connections. The
- * gate's hooks are rewritten first to run the image's `bottle-git-gate`. Throws CliError
- * BTL_CLI_SIDECAR (a container that exits or stays silent, with its last log lines),
- * BTL_CLI_DOCKER_IMAGE (an image the engine does not have) or BTL_CLI_UNSUPPORTED.
+ * Starts a sidecar's container and resolves once its socket accepts connections. Throws
+ * CliError BTL_CLI_SIDECAR (a container that exits or stays silent, with its last log lines),
+ * BTL_CLI_DOCKER_IMAGE (an image the engine does not have), BTL_CLI_NAME_TAKEN (a container of
+ * that name exists) or BTL_CLI_UNSUPPORTED (no socket; a tokman out of its reach).
  */
-export async function startSidecarContainers(
-  bottle: DockerBottle,
-  launches: readonly SidecarLaunch[],
-  gate: GitGatePlan | null,
-): Promise<PromiseSettledResult<StartedSidecar>[]> {
-  // initStage wrote the hook for a gate on this host; the gate runs in its image instead.
-  for (const file of gate?.files ?? []) {
-    if (file.path.startsWith(gate?.hooksDir ?? "\0")) {
-      writeFileSync(file.path, file.content, { mode: file.mode });
-    }
-  }
-  return Promise.allSettled(launches.map((launch) => startSidecarContainer(bottle, launch)));
-}
-
-async function startSidecarContainer(
+export async function startSidecarContainer(
   bottle: DockerBottle,
   launch: SidecarLaunch,
 ): Promise<StartedSidecar> {
