@@ -141,19 +141,26 @@ EOF
 fi
 
 # Canaries: files a careless build would copy into a layer. .dockerignore excludes the
-# first ones; the last one sits among the sources and must never reach a final stage.
+# first ones; the last one sits among the sources and must never reach a final stage. Their
+# random values are made once per machine and kept, so that the build context stays the same
+# from one run to the next and the layer cache holds.
 canary_paths=(.env bottle-canary.pem .npmrc packages/gate-server/.env.local
   packages/cred-proxy/src/canary-secret.txt)
+canary_file=$cache/images/canaries
+if [ "$(wc -l <"$canary_file" 2>/dev/null || echo 0)" != "${#canary_paths[@]}" ]; then
+  for _ in "${canary_paths[@]}"; do
+    echo "BTLCANARY$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+  done >"$canary_file"
+fi
+mapfile -t canaries <"$canary_file"
 planted=()
 cleanup() { for p in "${planted[@]}"; do rm -f "$root/$p"; done; }
 trap cleanup EXIT
-canaries=()
-for p in "${canary_paths[@]}"; do
+for i in "${!canary_paths[@]}"; do
+  p=${canary_paths[i]}
   [ -e "$root/$p" ] && die "$p exists in the build context; move it away first"
-  value="BTLCANARY$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
-  printf 'TOKEN=%s\n' "$value" >"$root/$p"
+  printf 'TOKEN=%s\n' "${canaries[i]}" >"$root/$p"
   planted+=("$p")
-  canaries+=("$value")
 done
 
 ca_args=()

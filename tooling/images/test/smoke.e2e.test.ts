@@ -1,12 +1,15 @@
 import { chmod, chown, writeFile } from "node:fs/promises";
+import { request } from "node:http";
 import { join } from "node:path";
 import {
+  commitFiles,
   createGitEnv,
   createWorkRepo,
   expectNoCanary,
   git,
   makeCanary,
   serveGitHubAppFixture,
+  startHttpGitUpstream,
   startUpstream,
   testdir,
 } from "@bottle/test-utils";
@@ -63,51 +66,34 @@ async function expectQuickStop(name: string): Promise<number> {
   return ms;
 }
 
+/**
+ * A gate state volume holding the bare repository `acme.git` and a token for project `acme`,
+ * both made by the image's own git and bottle-gate-tokens.
+ */
+async function gateState(): Promise<{ state: string[]; token: string }> {
+  const state = ["--volume", `${await createVolume()}:/var/lib/bottle`];
+  const run = (...command: string[]) => podman(["run", "--rm", ...state, GATE, ...command]);
+  await run("git", "init", "--quiet", "--bare", "-b", "main", "/var/lib/bottle/repos/acme.git");
+  const tokens = ["--token-file", "/var/lib/bottle/tokens.json", "--project", "acme"];
+  const token = (await run("bottle-gate-tokens", "create", ...tokens, "--task", "smoke")).stdout;
+  expect(token.trim()).toMatch(/^bottle_gt_[A-Za-z0-9_-]+$/);
+  return { state, token: token.trim() };
+}
+
 describe.skipIf(reason !== undefined)("the sidecar images", { tags: ["slow"] }, () => {
   it("are present, each a non-root user's image with a health check", async () => {
     for (const image of IMAGES) {
       const found = await podman(["image", "exists", image], { allowFailure: true });
       expect([image, found.code], "run tooling/images.sh first").toEqual([image, 0]);
       expect(await inspect(image, "{{.Config.User}}")).toBe("node");
-      expect(await inspect(image, "{{json .Config.Healthcheck.Test}}")).toContain(
-        "healthcheck.mjs",
+      expect(await inspect(image, "{{json .HealthCheck.Test}}")).toBe(
+        '["CMD","node","/app/healthcheck.mjs"]',
       );
     }
   });
 
   it("gate: pushes and clones through the image with a gate token, refuses a wrong one, stops on SIGTERM", async () => {
-    const volume = await createVolume();
-    const state = ["--volume", `${volume}:/var/lib/bottle`];
-    // The repository and the token come from the image's own git and bottle-gate-tokens.
-    await podman([
-      "run",
-      "--rm",
-      ...state,
-      GATE,
-      "git",
-      "init",
-      "--quiet",
-      "--bare",
-      "-b",
-      "main",
-      "/var/lib/bottle/repos/acme.git",
-    ]);
-    const created = await podman([
-      "run",
-      "--rm",
-      ...state,
-      GATE,
-      "bottle-gate-tokens",
-      "create",
-      "--token-file",
-      "/var/lib/bottle/tokens.json",
-      "--project",
-      "acme",
-      "--task",
-      "smoke",
-    ]);
-    const token = created.stdout.trim();
-    expect(token).toMatch(/^bottle_gt_/);
+    const { state, token } = await gateState();
 
     // The image's defaults: 0.0.0.0:9419 on podman's bridge, published on the host's loopback.
     const name = await startContainer(["--publish", "127.0.0.1::9419", ...state], GATE);
@@ -136,6 +122,159 @@ describe.skipIf(reason !== undefined)("the sidecar images", { tags: ["slow"] }, 
     const ms = await expectQuickStop(name);
     expectNoCanary(token, await containerLogs(name), refused.stderr);
     process.stdout.write(`gate image: SIGTERM to exit ${ms} ms\n`);
+  });
+
+  it("gate: serves on a unix socket in a shared volume, with no network at all", async () => {
+    const { state, token } = await gateState();
+    const sockets = await createVolume();
+    const name = await startContainer(
+      [
+        "--network",
+        "none",
+        ...state,
+        "--volume",
+        `${sockets}:/run/bottle`,
+        "--env",
+        "BOTTLE_HEALTH_SOCKET=/run/bottle/gate.sock",
+      ],
+      GATE,
+      [
+        "bottle-gate",
+        "--base-path",
+        "/var/lib/bottle/repos",
+        "--token-file",
+        "/var/lib/bottle/tokens.json",
+        "--socket",
+        "/run/bottle/gate.sock",
+      ],
+    );
+    await waitHealthy(name);
+    // The host side of the volume, as another container mounting it would see the socket.
+    const dir = (
+      await podman(["volume", "inspect", "--format", "{{.Mountpoint}}", sockets])
+    ).stdout.trim();
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      request(
+        {
+          socketPath: join(dir, "gate.sock"),
+          path: "/acme.git/info/refs?service=git-upload-pack",
+          headers: { authorization: `Basic ${Buffer.from(`${token}:x`).toString("base64")}` },
+        },
+        (res) => {
+          let body = "";
+          res.on("data", (chunk: Buffer) => {
+            body += chunk.toString();
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      )
+        .on("error", reject)
+        .end();
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toContain("# service=git-upload-pack");
+    await expectQuickStop(name);
+  });
+
+  it("git gate: mirrors an upstream on the host, forwards a clean push, rejects a secret", async () => {
+    const gitEnv = await createGitEnv();
+    const root = await testdir();
+    const upstreamRepo = join(root, "acme", "api.git");
+    await git(["init", "--quiet", "--bare", "-b", "main", upstreamRepo], {
+      cwd: root,
+      env: gitEnv.env,
+    });
+    const seed = await createWorkRepo(gitEnv, { files: { "README.md": "# api\n" } });
+    await git(["push", "--quiet", upstreamRepo, "main"], { cwd: seed, env: gitEnv.env });
+    const upstreamToken = makeCanary("upstream");
+    const upstream = await startHttpGitUpstream({
+      root,
+      username: "x-access-token",
+      password: upstreamToken,
+    });
+    const manifest = [
+      "version: 1",
+      "name: acme",
+      "agent: { command: [agent] }",
+      "git_gate:",
+      "  repos:",
+      "    api:",
+      `      url: ${upstream.url("acme/api.git")}`,
+      "      key: { provider: token, token_ref: UPSTREAM_TOKEN }",
+      "  scan: { scanner: builtin }",
+      "",
+    ].join("\n");
+    const config = await configDir({ "bottle.yaml": manifest });
+    const { state, token } = await gateState();
+    const port = await freePort();
+    const name = await startContainer(
+      [
+        "--network",
+        "host",
+        ...state,
+        "--volume",
+        `${config}:/etc/bottle:ro`,
+        "--env",
+        "UPSTREAM_TOKEN",
+        "--env",
+        `BOTTLE_HEALTH_URL=http://127.0.0.1:${port}/healthz`,
+      ],
+      GATE,
+      [
+        "bottle-git-gate",
+        "entrypoint",
+        "--manifest",
+        "/etc/bottle/bottle.yaml",
+        "--stage",
+        "/var/lib/bottle/stage",
+        "--gate-url",
+        `http://127.0.0.1:${port}`,
+        "--",
+        "--token-file",
+        "/var/lib/bottle/tokens.json",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        String(port),
+      ],
+      { UPSTREAM_TOKEN: upstreamToken },
+    );
+    await waitHealthy(name, 60_000);
+    await expectNonRoot(name);
+
+    const url = `http://${token}:x@127.0.0.1:${port}/acme/api.git`;
+    const work = join(await testdir(), "api");
+    await git(["clone", "--quiet", url, work], { cwd: root, env: gitEnv.env });
+    const upstreamHead = async () =>
+      (await git(["rev-parse", "main"], { cwd: upstreamRepo, env: gitEnv.env })).stdout.trim();
+
+    // A clean commit reaches the upstream, pushed by the gate with its own credential.
+    const clean = await commitFiles(
+      work,
+      gitEnv,
+      { "src/app.js": "export const x = 1;\n" },
+      "clean",
+    );
+    await git(["push", "--quiet", "origin", "main"], { cwd: work, env: gitEnv.env });
+    expect(await upstreamHead()).toBe(clean);
+
+    // A commit with a GitHub-token-shaped secret is refused by the image's built-in scanner.
+    const leaked = `ghp_${"R8k2".repeat(9)}`;
+    await commitFiles(work, gitEnv, { "config.js": `export const token = "${leaked}";\n` }, "leak");
+    const push = await git(["push", "origin", "main"], {
+      cwd: work,
+      env: gitEnv.env,
+      allowFailure: true,
+    });
+    expect(push.code).not.toBe(0);
+    expect(push.stderr).toMatch(/config\.js/);
+    expect(await upstreamHead()).toBe(clean);
+
+    await expectQuickStop(name);
+    const logs = await containerLogs(name);
+    expectNoCanary(upstreamToken, logs, push.stderr);
+    expectNoCanary(token, logs);
+    expect(logs).not.toContain(leaked);
   });
 
   it("cred-proxy: proxies a request to an upstream on the host with the route's token, stops on SIGTERM", async () => {
@@ -230,15 +369,15 @@ describe.skipIf(reason !== undefined)("the sidecar images", { tags: ["slow"] }, 
       headers: { authorization: `Bearer ${fixture.key}` },
     });
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { token: string; expires_at: string };
+    const body = (await res.json()) as { access_token: string; expires_at: string };
     const minted = fixture.fake.tokens();
     expect(minted.map((t) => [t.token, t.repositories])).toEqual([
-      [body.token, [{ id: 1, name: "api" }]],
+      [body.access_token, [{ id: 1, name: "api" }]],
     ]);
     expect(Date.parse(body.expires_at)).toBeGreaterThan(Date.now());
 
     const ms = await expectQuickStop(name);
-    expectNoCanary(body.token, await containerLogs(name));
+    expectNoCanary(body.access_token, await containerLogs(name));
     expectNoCanary(fixture.key, await containerLogs(name));
     process.stdout.write(`tokman image: SIGTERM to exit ${ms} ms\n`);
   });
