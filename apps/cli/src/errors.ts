@@ -96,6 +96,24 @@ export const { table: CLI_ERRORS, codes } = defineErrors({
     exit: 5,
     meaning: "A process of the sandbox was still running after SIGKILL.",
   },
+  BTL_CLI_DOCKER_UNREACHABLE: {
+    status: 502,
+    exit: 3,
+    meaning:
+      "No container engine answers on DOCKER_HOST's unix socket (or /var/run/docker.sock), or DOCKER_HOST is not a unix socket.",
+  },
+  BTL_CLI_DOCKER_IMAGE: {
+    status: 500,
+    exit: 3,
+    meaning:
+      "The container engine has no image of that name (a sidecar's, the forwarder's or agent.image).",
+  },
+  BTL_CLI_DOCKER_AGENT: {
+    status: 500,
+    exit: 125,
+    meaning:
+      "The agent's container could not start: its workspace belongs to root, or the forwarder container did not listen.",
+  },
   ...COMMON_ERRORS,
 });
 

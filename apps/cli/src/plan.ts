@@ -103,11 +103,19 @@ export function prepareSidecars(
   manifest: Manifest,
   stage: string,
   gateUrl = `http://127.0.0.1:${DEFAULT_PORTS.gate}`,
+  /** How the gate's hooks run `bottle-git-gate` (default this Node and the installed package). */
+  gitGateCommand?: readonly string[],
 ): SidecarPlans {
   const hasRepos = Object.keys(manifest.git_gate?.repos ?? {}).length > 0;
   const proxy = prepareCredProxy(manifest);
   return {
-    gate: hasRepos ? prepareGitGate(manifest, stage, { gateUrl }) : null,
+    gate: hasRepos
+      ? prepareGitGate(
+          manifest,
+          stage,
+          gitGateCommand ? { gateUrl, command: gitGateCommand } : { gateUrl },
+        )
+      : null,
     proxy: proxy.routesFile.routes.length > 0 ? proxy : null,
   };
 }

@@ -27,7 +27,12 @@ export const BIN = join(import.meta.dirname, "../dist/cli.js");
 
 /** Sets up the upstreams and writes `bottle.yaml`, with `routesYaml` appended to its routes. */
 export async function setupBottle(
-  options: { routesYaml?: string; env?: NodeJS.ProcessEnv; githubApp?: boolean } = {},
+  options: {
+    routesYaml?: string;
+    env?: NodeJS.ProcessEnv;
+    githubApp?: boolean;
+    agentImage?: string;
+  } = {},
 ) {
   const dir = await testdir();
   const app = options.githubApp ? await serveGitHubAppFixture({ realTime: true }) : undefined;
@@ -70,7 +75,7 @@ export async function setupBottle(
     manifest,
     `version: 1
 name: acme
-agent: { command: [sh] }
+agent: { command: [sh]${options.agentImage ? `, image: "${options.agentImage}"` : ""} }
 git_gate:
   user: { name: Bottle Agent, email: agent@acme.example }
   repos:

@@ -38,10 +38,18 @@ export interface SidecarLaunch {
   readonly readyTimeoutMs?: number;
 }
 
-/** A sidecar that listens, with its child process. */
+/** What a running sidecar's owner watches: its child process, or its container. */
+export interface SidecarHandle {
+  once(event: "exit", listener: (code: number | null, signal: string | null) => void): unknown;
+  off(event: "exit", listener: (code: number | null, signal: string | null) => void): unknown;
+  /** Lets this process exit while the sidecar runs on (`bottle up`). */
+  unref(): void;
+}
+
+/** A sidecar that listens, with its child process (or its container). */
 export interface StartedSidecar {
   readonly record: SidecarRecord;
-  readonly child: ChildProcess;
+  readonly child: SidecarHandle;
   /** Where it listens: the URL it wrote on the ready descriptor. */
   readonly url: string;
 }

@@ -32,6 +32,8 @@ export interface SidecarRecord extends ProcessRef {
   /** Its unix socket (inside the bottle's directory), for the sidecars the agent reaches. */
   readonly socket?: string;
   readonly log: string;
+  /** Its container's name (docker backend). */
+  readonly container?: string;
 }
 
 /** `bottle.json`. */
@@ -41,7 +43,7 @@ export interface BottleRecord {
   /** The manifest's absolute path and its `name` (the gate project). */
   readonly manifest: string;
   readonly project: string;
-  readonly backend: "sandbox";
+  readonly backend: "sandbox" | "docker";
   /** `starting` until every sidecar listens; `stopped` once torn down (logs kept). */
   readonly state: "starting" | "running" | "stopped";
   readonly createdAt: string;

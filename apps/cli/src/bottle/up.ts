@@ -19,6 +19,13 @@ import { silentLogger } from "@bottle/log";
 import { loadManifest, type Manifest } from "@bottle/manifest";
 import { DEFAULT_PORTS } from "@bottle/sidecar";
 import { TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/tokman/client";
+import { engineOf, pingEngine, removeBottleContainers } from "../docker/engine.ts";
+import {
+  agentImageOf,
+  CONTAINER_GIT_GATE_COMMAND,
+  type DockerBottle,
+  startSidecarContainer,
+} from "../docker/sidecars.ts";
 import { CliError } from "../errors.ts";
 import { formatPlan } from "../format.ts";
 import { planBottle, prepareSidecars } from "../plan.ts";
@@ -78,6 +85,8 @@ export interface UpOptions {
   readonly say: (text: string) => void;
   /** `run`: this process owns the bottle and tears it down; `up`: it runs until `bottle down`. */
   readonly mode: "run" | "up";
+  /** Where the sidecars and the agent run (default sandbox). */
+  readonly backend?: BottleRecord["backend"];
 }
 
 /** A bottle whose sidecars listen. */
@@ -118,12 +127,23 @@ export async function bringUp(options: UpOptions): Promise<Bottle> {
     );
   }
   const paths = bottlePaths(root, name);
-  const plans = prepareSidecars(manifest, paths.stage, AGENT_URLS.gate);
+  const backend = options.backend ?? "sandbox";
+  if (backend === "docker") {
+    if (options.mode === "run") agentImageOf(manifest);
+    const engine = engineOf(env);
+    await inStep(progress, `container engine on ${engine.socket}`, () => pingEngine(engine));
+  }
+  const plans = prepareSidecars(
+    manifest,
+    paths.stage,
+    AGENT_URLS.gate,
+    backend === "docker" ? CONTAINER_GIT_GATE_COMMAND : undefined,
+  );
   const { gate, proxy } = plans;
   const tokman = planTokman(plans, env);
 
   options.say(formatPlan(planBottle(manifest, env, plans), options.file));
-  options.say(preflight({ name, manifest, workspace, gate }));
+  options.say(preflight({ name, manifest, workspace, gate, backend }));
   if (!options.yes) {
     if (options.confirm === null) {
       throw new CliError(
@@ -157,7 +177,7 @@ export async function bringUp(options: UpOptions): Promise<Bottle> {
     name,
     manifest: file,
     project: manifest.name,
-    backend: "sandbox",
+    backend,
     state: "starting",
     createdAt: new Date().toISOString(),
     owner: processRef(process.pid),
@@ -207,7 +227,14 @@ async function start(
     ? { [TOKMAN_URL_ENV]: gateTokman.url, [TOKMAN_KEY_ENV]: gateTokman.key }
     : {};
 
-  const launch = (sidecar: SidecarLaunch) => launchSidecar(bottle, progress, sidecar);
+  // The docker backend runs the gate and the proxy as containers; the bottle's own tokman stays
+  // a host process.
+  const docker =
+    bottle.record.backend === "docker"
+      ? { engine: engineOf(env), paths, name: bottle.record.name, env }
+      : null;
+  const launch = (sidecar: SidecarLaunch) =>
+    launchSidecar(bottle, progress, sidecar, undefined, docker);
   // Checked before anything starts: a variable the proxy needs is missing (BTL_PROXY_TOKEN).
   const slots = proxy === null ? {} : proxyTokenEnv(proxy, env, tokmanOf("proxy"));
   // The proxy starts while the gate's stage and mirrors are made: neither waits for the other.
@@ -315,11 +342,13 @@ async function launchSidecar(
   progress: Progress,
   sidecar: SidecarLaunch,
   title = `${sidecar.name}: listening`,
+  /** The docker backend's engine: the sidecar runs as a container. */
+  docker: DockerBottle | null = null,
 ): Promise<StartedSidecar> {
   const started = await inStep(
     progress,
     title,
-    () => startSidecar(sidecar),
+    () => (docker ? startSidecarContainer(docker, sidecar) : startSidecar(sidecar)),
     (s) => `pid ${s.record.pid}${sidecar.socket === undefined ? ` on ${s.url}` : ""}`,
   );
   const sidecars = [...bottle.record.sidecars, started.record].sort(
@@ -422,6 +451,7 @@ function preflight(input: {
   manifest: Manifest;
   workspace: string;
   gate: GitGatePlan | null;
+  backend: BottleRecord["backend"];
 }): string {
   const keys: string[] = [];
   for (const repo of input.gate?.repos ?? []) {
@@ -432,7 +462,7 @@ function preflight(input: {
   }
   const lines = [
     "",
-    `bottle ${input.name}, sandbox backend`,
+    `bottle ${input.name}, ${input.backend} backend`,
     `  workspace  ${input.workspace} → ${input.manifest.agent.workdir}`,
   ];
   if (keys.length > 0) {
@@ -492,8 +522,14 @@ export async function teardown(paths: BottlePaths, env: Env, progress: Progress)
     return;
   }
   await inStep(progress, `stop ${record.name}'s sidecars`, async () => {
-    if (record.agent) await stopProcess(record.agent, SIDECAR_GRACE_MS);
-    await Promise.all(record.sidecars.map((s) => stopProcess(s, SIDECAR_GRACE_MS)));
+    if (record.backend === "docker") {
+      await removeBottleContainers(engineOf(env), paths, record.name, SIDECAR_GRACE_MS / 1000);
+    } else if (record.agent) {
+      await stopProcess(record.agent, SIDECAR_GRACE_MS);
+    }
+    // Host processes (all of the sandbox backend's; the bottle's own tokman with docker).
+    const processes = record.sidecars.filter((s) => s.container === undefined);
+    await Promise.all(processes.map((s) => stopProcess(s, SIDECAR_GRACE_MS)));
   });
   const tokens = join(paths.private, "gate-tokens.json");
   if (existsSync(tokens)) {

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { sleep } from "../bottle/sidecars.ts";
 import { bottlePaths, isAlive, readRecord, stateRoot } from "../bottle/state.ts";
+import { engineOf, writeContainerLogs } from "../docker/engine.ts";
 import { CliError } from "../errors.ts";
 import { type CommandContext, EXIT_CODES } from "./context.ts";
 import { processOf } from "./up.ts";
@@ -27,6 +28,23 @@ ${EXIT_CODES}`,
       const paths = bottlePaths(stateRoot(ctx.io.env), name);
       if (!existsSync(paths.logs)) {
         throw new CliError("BTL_CLI_NO_BOTTLE", `no bottle ${name} (see \`bottle ps\`)`);
+      }
+      const current = readRecord(paths);
+      if (current?.backend === "docker" && current.state !== "stopped") {
+        // A running docker bottle's logs are its containers' (kept in files at teardown).
+        const abort = new AbortController();
+        const off = processOf(ctx).onSignal(() => abort.abort());
+        try {
+          await writeContainerLogs(engineOf(ctx.io.env), paths, name, {
+            ...(flags.sidecar === undefined ? {} : { only: flags.sidecar }),
+            follow: flags.follow === true,
+            write: (text) => ctx.io.stdout.write(text),
+            signal: abort.signal,
+          });
+        } finally {
+          off();
+        }
+        return;
       }
       const available = readdirSync(paths.logs)
         .filter((f) => f.endsWith(".log"))

@@ -9,6 +9,7 @@ import {
   stateRoot,
 } from "../bottle/state.ts";
 import { cleanOrphans } from "../bottle/up.ts";
+import { containerStates, engineOf } from "../docker/engine.ts";
 import { type CommandContext, EXIT_CODES } from "./context.ts";
 import { progressOf } from "./up.ts";
 
@@ -35,8 +36,15 @@ export function psCommand(program: Command, ctx: CommandContext): void {
       await cleanOrphans(root, ctx.io.env, await progressOf(ctx, flags.json));
       const rows: PsRow[] = [];
       for (const name of listBottles(root)) {
-        const record = readRecord(bottlePaths(root, name));
-        if (record !== null) rows.push(rowOf(record));
+        const paths = bottlePaths(root, name);
+        const record = readRecord(paths);
+        if (record === null) continue;
+        // A docker bottle's processes are its containers: the engine says whether they run.
+        const states =
+          record.backend === "docker" && record.state !== "stopped"
+            ? await containerStates(engineOf(ctx.io.env), paths, name).catch(() => new Map())
+            : null;
+        rows.push(rowOf(record, states));
       }
       if (flags.json) {
         ctx.io.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
@@ -71,18 +79,23 @@ export function psCommand(program: Command, ctx: CommandContext): void {
     });
 }
 
-function rowOf(record: BottleRecord): PsRow {
-  const state = (ref: { pid: number; start: string }): "running" | "exited" =>
-    isAlive(ref) ? "running" : "exited";
-  const degraded = record.state === "running" && record.sidecars.some((s) => !isAlive(s));
+function rowOf(record: BottleRecord, containers: Map<string, "running" | "exited"> | null): PsRow {
+  const state = (ref: { pid: number; start: string }, role: string): "running" | "exited" =>
+    containers === null
+      ? isAlive(ref)
+        ? "running"
+        : "exited"
+      : (containers.get(role) ?? "exited");
+  const degraded =
+    record.state === "running" && record.sidecars.some((s) => state(s, s.name) === "exited");
   return {
     name: record.name,
     manifest: record.manifest,
     backend: record.backend,
     state: degraded ? "degraded" : record.state,
     age_seconds: Math.round((Date.now() - Date.parse(record.createdAt)) / 1000),
-    sidecars: record.sidecars.map((s) => ({ name: s.name, pid: s.pid, state: state(s) })),
-    agent: record.agent ? { pid: record.agent.pid, state: state(record.agent) } : null,
+    sidecars: record.sidecars.map((s) => ({ name: s.name, pid: s.pid, state: state(s, s.name) })),
+    agent: record.agent ? { pid: record.agent.pid, state: state(record.agent, "agent") } : null,
     ended: record.ended ?? null,
   };
 }

@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { renderAgentSide } from "../agent-side.ts";
 import { processRef, writeRecord } from "../bottle/state.ts";
 import { AGENT_URLS, type Bottle, SOCKETS, teardown } from "../bottle/up.ts";
+import { runDockerAgent } from "../docker/agent.ts";
 import { CliError } from "../errors.ts";
 import type { Progress } from "../progress.ts";
 import { prepareSandbox, sandboxProcess } from "../sandbox/index.ts";
@@ -29,11 +30,15 @@ The agent runs in a bubblewrap sandbox: its own network namespace (only its loop
 the git gate listens on ${AGENT_URLS.gate} and the proxy on ${AGENT_URLS.proxy}), no
 capability, a seccomp filter, a minimal /etc, the workspace at agent.workdir. On a terminal it
 gets its own pseudo-terminal; Ctrl-C and Ctrl-Z reach the agent.
+With --backend docker, the sidecars, a forwarder and the agent (in agent.image, as the
+workspace's owner) are containers on DOCKER_HOST's engine, and the agent's only network is
+the same loopback; without a terminal its stdin is empty.
 
 Examples:
   bottle run bottle.yaml                       the manifest's agent, after a confirmation
   bottle run bottle.yaml --yes -- bash         a shell in the bottle
   bottle run bottle.yaml --name task-42 --workspace ~/src/api --yes -- claude -p "fix the tests"
+  DOCKER_HOST=unix:///run/podman/podman.sock bottle run bottle.yaml --backend docker --yes
 ${EXIT_CODES}`,
     )
     .action(async (file: string, command: string[], flags: UpFlags) => {
@@ -55,9 +60,23 @@ ${EXIT_CODES}`,
           ctx.exit(exitCodeOf(null, interrupted));
           return;
         }
-        const ended = await runAgent(bottle, command, ctx, progress, (stop) => {
+        const onStop = (stop: (reason: string) => void) => {
           stopAgent = stop;
-        });
+        };
+        const ended =
+          bottle.record.backend === "docker"
+            ? await runDockerAgent({
+                bottle,
+                command,
+                env: ctx.io.env,
+                terminal: hasTerminal(proc) ? proc : null,
+                stdout: proc.stdout,
+                stderr: ctx.io.stderr as NodeJS.WritableStream,
+                progress,
+                graceMs: AGENT_GRACE_MS,
+                onStop,
+              })
+            : await runAgent(bottle, command, ctx, progress, onStop);
         ctx.exit(ended.exitCode);
       } catch (error) {
         ctx.exit(report(error, ctx.io));

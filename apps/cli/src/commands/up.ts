@@ -14,6 +14,7 @@ export interface UpFlags {
   workspace?: string;
   yes?: boolean;
   json?: boolean;
+  backend?: string;
 }
 
 /** Adds the flags `up` and `run` share. */
@@ -23,6 +24,11 @@ export function upOptions(command: Command): Command {
     .option("--name <name>", "the bottle's name (default: the manifest's name, made unique)")
     .option("--workspace <dir>", "the directory the agent works in (default: this one)")
     .option("-y, --yes", "bring the bottle up without asking (needed without a terminal)")
+    .option(
+      "--backend <backend>",
+      "sandbox (bubblewrap, the default) or docker (containers on DOCKER_HOST's engine)",
+      "sandbox",
+    )
     .option("--json", "progress as JSON lines on stderr");
 }
 
@@ -49,7 +55,12 @@ export async function bringUpFrom(
 ): Promise<Bottle> {
   const proc = processOf(ctx);
   const terminal = proc.stdin.isTTY === true && ctx.io.stderr.isTTY === true;
+  const backend = flags.backend ?? "sandbox";
+  if (backend !== "sandbox" && backend !== "docker") {
+    throw new CliError("BTL_CLI_USAGE", `--backend ${backend}: expected sandbox or docker`);
+  }
   return bringUp({
+    backend,
     file,
     ...(flags.name === undefined ? {} : { name: flags.name }),
     ...(flags.workspace === undefined ? {} : { workspace: flags.workspace }),

@@ -17,6 +17,8 @@ export interface ForwarderConfig {
   readonly files: ReadonlyArray<readonly [string, string]>;
   /** Port → absolute socket path inside the sandbox. */
   readonly forwards: ReadonlyArray<readonly [number, string]>;
+  /** Where "ready" goes: descriptor 3 (closed after), or 1 (stdout, in a container's log). */
+  readonly readyFd?: 1 | 3;
 }
 
 /** The line the program writes on descriptor 3 once every port listens. */
@@ -34,6 +36,7 @@ import { dirname } from "node:path";
 
 const FILES = ${JSON.stringify(config.files)};
 const FORWARDS = ${JSON.stringify(config.forwards)};
+const READY_FD = ${config.readyFd ?? 3};
 
 for (const [path, content] of FILES) {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -41,8 +44,8 @@ for (const [path, content] of FILES) {
 }
 
 function ready() {
-  writeSync(3, ${JSON.stringify(`${READY_LINE}\n`)});
-  closeSync(3);
+  writeSync(READY_FD, ${JSON.stringify(`${READY_LINE}\n`)});
+  if (READY_FD === 3) closeSync(3);
 }
 
 // The forwarder shares the agent's terminal: keys the agent leaves to the terminal driver
