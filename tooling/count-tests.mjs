@@ -1,5 +1,6 @@
 // Sums vitest's JSON reports of the workspace's packages (every one with a test script must
-// have left one; a package with another check script counts when it did) and prints
+// have left `vitest-report.json`; a package with another check script counts when it did, and
+// so does a suite run on its own, `vitest-report.<suite>.json`) and prints
 // `N passed, N failed` (and skipped). Exits 1 when a package left no report or a test failed.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,16 +16,18 @@ for (const group of ["packages", "apps", "tooling"]) {
     const pkgFile = join(dir, "package.json");
     if (!existsSync(pkgFile)) continue;
     const pkg = JSON.parse(readFileSync(pkgFile, "utf8"));
-    const reportFile = join(dir, "vitest-report.json");
-    if (!existsSync(reportFile)) {
+    if (!existsSync(join(dir, "vitest-report.json"))) {
       // A package without a test script (the release checks) reports only when CI ran it.
       if (pkg.scripts?.test) missing.push(`${group}/${name}`);
-      continue;
     }
-    const report = JSON.parse(readFileSync(reportFile, "utf8"));
-    passed += report.numPassedTests ?? 0;
-    failed += report.numFailedTests ?? 0;
-    skipped += (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
+    // The main report, and those of suites run on their own (`vitest-report.docker.json`).
+    const reports = readdirSync(dir).filter((f) => /^vitest-report(\.[a-z-]+)?\.json$/.test(f));
+    for (const file of reports) {
+      const report = JSON.parse(readFileSync(join(dir, file), "utf8"));
+      passed += report.numPassedTests ?? 0;
+      failed += report.numFailedTests ?? 0;
+      skipped += (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
+    }
   }
 }
 if (missing.length > 0) console.error(`no test report from: ${missing.join(", ")}`);
