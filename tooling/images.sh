@@ -48,20 +48,7 @@ command -v podman >/dev/null || die "podman is missing (see tooling/images/READM
 
 # Podman's settings for this machine, without touching /etc.
 mkdir -p "$cache/images"
-export CONTAINERS_CONF=$cache/images/containers.conf
-cat >"$CONTAINERS_CONF.tmp" <<'EOF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-
-[network]
-network_backend = "netavark"
-EOF
-mv "$CONTAINERS_CONF.tmp" "$CONTAINERS_CONF"
+export CONTAINERS_CONF=$root/tooling/images/containers.conf
 
 case "$(uname -m)" in
   x86_64) arch=x64 ;;

@@ -5,21 +5,13 @@
  * ordinary storage, where tooling/images.sh puts them.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** Runc, cgroupfs, file events, netavark, and ulimits runc can set (see MACHINE.md). */
-const CONTAINERS_CONF = `[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-[network]
-network_backend = "netavark"
-`;
+/** Podman's settings for this machine image, shared with tooling/images.sh. */
+const CONTAINERS_CONF = join(import.meta.dirname, "../../../tooling/images/containers.conf");
 
 /** A running engine. */
 export interface Podman {
@@ -56,10 +48,8 @@ export async function startPodman(): Promise<Podman> {
   const binary = findPodman();
   if (binary === null) throw new Error(podmanMissing() ?? "podman is missing");
   const dir = mkdtempSync(join(tmpdir(), "bottle-podman-"));
-  const conf = join(dir, "containers.conf");
-  writeFileSync(conf, CONTAINERS_CONF);
   const socket = join(dir, "podman.sock");
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", CONTAINERS_CONF: conf, HOME: dir };
+  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", CONTAINERS_CONF, HOME: dir };
   const service: ChildProcess = spawn(
     binary,
     ["system", "service", "--time=0", `unix://${socket}`],

@@ -3,7 +3,7 @@
  * containers and volumes removed when the test finishes, and the rule for skipping.
  */
 import { randomBytes } from "node:crypto";
-import { accessSync, constants, existsSync } from "node:fs";
+import { accessSync, constants } from "node:fs";
 import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -11,6 +11,8 @@ import { createBaseEnv, type RunProcessResult, runProcess } from "@bottle/test-u
 import { onTestFinished } from "vitest";
 
 /** Where tooling/images.sh keeps its containers.conf and the canaries it planted. */
+/** Podman's settings for this machine image, shared with tooling/images.sh. */
+const CONTAINERS_CONF = join(import.meta.dirname, "../containers.conf");
 export const IMAGES_CACHE = join(
   process.env.BOTTLE_CACHE_DIR ??
     join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "bottle"),
@@ -38,7 +40,7 @@ function onPath(command: string): boolean {
  */
 export function skipReason(): string | undefined {
   if (onPath("podman") || process.env.CI) return undefined;
-  return "podman is not installed (and CI is unset): see images/README.md";
+  return "podman is not installed (and CI is unset): see tooling/images/README.md";
 }
 
 /** Runs podman with `args`; rejects on a non-zero exit unless `allowFailure`. */
@@ -46,10 +48,8 @@ export async function podman(
   args: readonly string[],
   options: { env?: Record<string, string>; allowFailure?: boolean; timeoutMs?: number } = {},
 ): Promise<RunProcessResult> {
-  const conf = join(IMAGES_CACHE, "containers.conf");
-  if (!existsSync(conf)) throw new Error(`${conf} is missing: run tooling/images.sh first`);
   const result = await runProcess("podman", args, {
-    env: createBaseEnv({ CONTAINERS_CONF: conf, ...options.env }),
+    env: createBaseEnv({ CONTAINERS_CONF, ...options.env }),
     timeoutMs: options.timeoutMs ?? 60_000,
   });
   if (result.code !== 0 && !options.allowFailure)

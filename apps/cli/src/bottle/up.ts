@@ -19,6 +19,7 @@ import { silentLogger } from "@bottle/log";
 import { loadManifest, type Manifest } from "@bottle/manifest";
 import { DEFAULT_PORTS } from "@bottle/sidecar";
 import { TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/tokman/client";
+import { type AgentSide, renderAgentSide } from "../agent-side.ts";
 import { engineOf, pingEngine, removeBottleContainers } from "../docker/engine.ts";
 import {
   agentImageOf,
@@ -334,6 +335,18 @@ async function start(
   const all = own ? [own.sidecar, ...started] : started;
   if (options.mode === "up") for (const s of all) s.child.unref();
   return { ...bottle, gateToken, sidecars: all };
+}
+
+/** The agent's side of a bottle that is up: its home files and environment. */
+export function agentSideOf(bottle: Bottle): AgentSide {
+  return renderAgentSide({
+    manifest: bottle.manifest,
+    gitGate: bottle.gate,
+    credProxy: bottle.proxy,
+    gateToken: bottle.gateToken,
+    gateUrl: AGENT_URLS.gate,
+    proxyUrl: AGENT_URLS.proxy,
+  });
 }
 
 /** Starts a sidecar as a step, and records it in the bottle as soon as it listens. */

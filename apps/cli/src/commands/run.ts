@@ -3,9 +3,8 @@
  * teardown, also on Ctrl-C, SIGTERM, SIGHUP or a sidecar that stops. Exits with the agent's code.
  */
 import type { Command } from "commander";
-import { renderAgentSide } from "../agent-side.ts";
 import { processRef, writeRecord } from "../bottle/state.ts";
-import { AGENT_URLS, type Bottle, SOCKETS, teardown } from "../bottle/up.ts";
+import { AGENT_URLS, agentSideOf, type Bottle, SOCKETS, teardown } from "../bottle/up.ts";
 import { runDockerAgent } from "../docker/agent.ts";
 import { CliError } from "../errors.ts";
 import type { Progress } from "../progress.ts";
@@ -106,14 +105,7 @@ async function runAgent(
 ): Promise<Ended> {
   const proc = processOf(ctx);
   const { manifest, paths } = bottle;
-  const side = renderAgentSide({
-    manifest,
-    gitGate: bottle.gate,
-    credProxy: bottle.proxy,
-    gateToken: bottle.gateToken,
-    gateUrl: AGENT_URLS.gate,
-    proxyUrl: AGENT_URLS.proxy,
-  });
+  const side = agentSideOf(bottle);
   const terminal = hasTerminal({ stdin: proc.stdin, stdout: proc.stdout }) ? "pty" : "none";
   const forwards = [
     ...(bottle.gate ? [{ port: Number(new URL(AGENT_URLS.gate).port), socket: SOCKETS.gate }] : []),

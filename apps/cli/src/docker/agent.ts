@@ -9,10 +9,9 @@
 import { chownSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type Docker from "dockerode";
-import { renderAgentSide } from "../agent-side.ts";
 import { sleep } from "../bottle/sidecars.ts";
 import { processRef, writeRecord } from "../bottle/state.ts";
-import { AGENT_URLS, type Bottle, SOCKETS } from "../bottle/up.ts";
+import { AGENT_URLS, agentSideOf, type Bottle, SOCKETS } from "../bottle/up.ts";
 import { CliError } from "../errors.ts";
 import { inStep, type Progress } from "../progress.ts";
 import { READY_LINE, renderForwarder } from "../sandbox/forwarder.ts";
@@ -93,14 +92,7 @@ export async function runDockerAgent(run: DockerAgentRun): Promise<Ended> {
     );
   }
   const user = { uid: owner.uid, gid: owner.gid };
-  const side = renderAgentSide({
-    manifest,
-    gitGate: bottle.gate,
-    credProxy: bottle.proxy,
-    gateToken: bottle.gateToken,
-    gateUrl: AGENT_URLS.gate,
-    proxyUrl: AGENT_URLS.proxy,
-  });
+  const side = agentSideOf(bottle);
   const home = join(paths.sandbox, "home");
   writeHomeFiles(home, side.homeFiles, user);
 
