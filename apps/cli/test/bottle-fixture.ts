@@ -106,11 +106,13 @@ github_apps:
     API_KEY: apiKey,
     ...options.env,
   });
-  const bottle = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
+  /** The `bottle` command with this bottle's environment; `input` is its stdin. */
+  const bottle = (args: string[], extraEnv: NodeJS.ProcessEnv = {}, input?: string) =>
     runProcess(process.execPath, [BIN, ...args], {
       env: { ...env, ...extraEnv },
       cwd: dir,
       timeoutMs: 90_000,
+      ...(input === undefined ? {} : { input }),
     });
   /** `bottle run` of this manifest in the workspace, without asking; `args` follow. */
   const run = (...args: string[]) =>

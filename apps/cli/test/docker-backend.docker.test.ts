@@ -303,6 +303,32 @@ cat "$HOME/.gitconfig"`,
       expect(leftovers("tty")).toEqual([]);
     });
 
+    it("gives the agent bottle's stdin to its end when there is no terminal", async () => {
+      const t = await dockerBottle();
+      const run = await t.bottle(
+        [
+          "run",
+          t.manifest,
+          "--yes",
+          "--backend",
+          "docker",
+          "--workspace",
+          t.workspace,
+          "--name",
+          "piped",
+          "--",
+          "sh",
+          "-c",
+          "tr a-z A-Z; echo END",
+        ],
+        {},
+        "two lines\nfrom a pipe\n",
+      );
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toContain("TWO LINES\nFROM A PIPE\nEND\n");
+      expect(leftovers("piped")).toEqual([]);
+    });
+
     it("stops the agent's container and tears everything down when bottle run gets SIGTERM", async () => {
       const t = await dockerBottle();
       const run = runInBackground(t, "term", ["sleep", "300"]);

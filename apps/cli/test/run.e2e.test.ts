@@ -201,6 +201,27 @@ node -e 'console.log(require("tiny-bottled"))'`,
     for (const pid of pidsOf(row)) expect(isRunning(pid)).toBe(false);
   });
 
+  it("gives the agent bottle's stdin to its end when there is no terminal", async () => {
+    const t = await setupBottle();
+    const run = await t.bottle(
+      [
+        "run",
+        t.manifest,
+        "--yes",
+        "--workspace",
+        t.workspace,
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z; echo END",
+      ],
+      {},
+      "two lines\nfrom a pipe\n",
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain("TWO LINES\nFROM A PIPE\nEND\n");
+  });
+
   it("runs two bottles of one manifest at once without a collision", async () => {
     const t = await setupBottle();
     const pushes = await Promise.all(

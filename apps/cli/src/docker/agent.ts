@@ -64,6 +64,8 @@ export interface DockerAgentRun {
   readonly env: Env;
   /** The user's terminal, when the agent gets one; null for plain pipes. */
   readonly terminal: UserTerminal | null;
+  /** Without a terminal: what the agent reads (bottle's own stdin), to its end. */
+  readonly stdin: NodeJS.ReadableStream;
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream;
   readonly progress: Progress;
@@ -128,9 +130,10 @@ export async function runDockerAgent(run: DockerAgentRun): Promise<Ended> {
     WorkingDir: manifest.agent.workdir,
     Healthcheck: { Test: ["NONE"] },
     Tty: pty,
-    OpenStdin: pty,
-    StdinOnce: pty,
-    AttachStdin: pty,
+    // The agent reads bottle's stdin (keys on a terminal, a pipe's bytes to their end otherwise).
+    OpenStdin: true,
+    StdinOnce: true,
+    AttachStdin: true,
     AttachStdout: true,
     AttachStderr: true,
     Labels: labelsOf(paths, bottle.record.name, "agent"),
@@ -151,7 +154,7 @@ export async function runDockerAgent(run: DockerAgentRun): Promise<Ended> {
       PidsLimit: AGENT_LIMITS.pids,
     },
   });
-  const stream = await attachContainer(engine, container.id, pty);
+  const stream = await attachContainer(engine, container.id, true);
   const output = new Promise<void>((resolve) => {
     stream.once("end", resolve);
     stream.once("close", resolve);
@@ -159,7 +162,7 @@ export async function runDockerAgent(run: DockerAgentRun): Promise<Ended> {
   });
   const detach = pty
     ? wireTerminal(stream, container, run.terminal as UserTerminal)
-    : wirePipes(stream, run.stdout, run.stderr);
+    : wirePipes(stream, run.stdin, run.stdout, run.stderr);
   await inStep(progress, `agent container (${image})`, () => container.start());
   const pid = (await container.inspect()).State.Pid;
   bottle.record = { ...bottle.record, agent: processRef(pid) };
@@ -286,7 +289,8 @@ async function startForwarder(
 
 /** Without a terminal: the container's stdout and stderr, demultiplexed, to bottle's. */
 function wirePipes(
-  stream: NodeJS.ReadableStream,
+  stream: NodeJS.ReadWriteStream,
+  stdin: NodeJS.ReadableStream,
   stdout: NodeJS.WritableStream,
   stderr: NodeJS.WritableStream,
 ): () => void {
@@ -294,9 +298,13 @@ function wirePipes(
   const err = new LogDemuxer(2);
   stream.pipe(out).pipe(stdout, { end: false });
   stream.pipe(err).pipe(stderr, { end: false });
+  // At the end of bottle's stdin the agent's is closed (a half-close of the attachment).
+  stdin.pipe(stream);
   return () => {
     out.unpipe();
     err.unpipe();
+    stdin.unpipe(stream);
+    stdin.pause();
   };
 }
 
