@@ -12,7 +12,14 @@ import {
 import { request } from "node:http";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { createWorkspace, descendants, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import {
+  binArgv,
+  createWorkspace,
+  descendants,
+  parseBenchArgs,
+  progress,
+  runBench,
+} from "../harness.mjs";
 import { collectCpuProfile, summariseProfile } from "../profile.mjs";
 import { startOnFreePort } from "../servers.mjs";
 import { forEachLine, machineBusySeconds, machineInfo, median, summarize } from "../stats.mjs";
@@ -218,7 +225,7 @@ async function main() {
     )}\n`,
   );
   const credEnv = { ...env, BOTTLE_PROXY_TOKEN_0: token };
-  const credArgv = [CRED_PROXY_CLI, "--routes", routesFile, "--port", "0"];
+  const credArgv = [...binArgv(CRED_PROXY_CLI), "--routes", routesFile, "--port", "0"];
   const cred = await startNode(
     "bottle-cred-proxy",
     place.proxy,

@@ -6,7 +6,14 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { createWorkspace, parseBenchArgs, progress, runBench, sleep } from "../harness.mjs";
+import {
+  binArgv,
+  createWorkspace,
+  parseBenchArgs,
+  progress,
+  runBench,
+  sleep,
+} from "../harness.mjs";
 import { machineInfo, summarize } from "../stats.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -27,17 +34,33 @@ const NEEDS = {
 const REQUESTS = 1000;
 const CONCURRENCY = 4;
 const IDLE_MS = 500; // settle time after `listening` before idle RSS is read
+const CLK_TCK = 100; // USER_HZ: the unit of /proc/PID/stat times on Linux
 const TARGETS = { startup: 1.5, idleRss: 1.3, loadedRss: 1.5 }; // × the floor's
 
-const USAGE = `usage: node bench/sidecars/run.mjs [--runs N] [--json]
+const USAGE = `usage: node bench/sidecars/run.mjs [--runs N] [--only gate,proxy,tokman] [--node-flags=FLAGS] [--json]
 
 Starts the floor (a bare node:http server), bottle-gate, bottle-cred-proxy and bottle-tokman
 N times each (default 5), interleaved, and reports the median time from exec to the
 \`listening\` record, idle RSS and RSS after ${REQUESTS} requests, beside the floor's.
+--only measures these sidecars alone (and the floor); --node-flags=FLAGS gives node options to
+the sidecars (not the floor), to measure V8 flags.
 `;
-const { flags, runs: RUNS } = parseBenchArgs(USAGE, { runs: "5" });
+const { flags, runs: RUNS } = parseBenchArgs(USAGE, {
+  runs: "5",
+  options: {
+    "node-flags": { type: "string", default: "" },
+    only: { type: "string", default: "gate,proxy,tokman" },
+  },
+});
+const NODE_FLAGS = flags["node-flags"].split(" ").filter(Boolean);
 const ws = createWorkspace("sidecars");
 const { work, HOME, PATH, GIT_ENV, track, must, git } = ws;
+
+/** CPU time (user and system, all threads) a process has used so far, in ms. */
+function cpuMsOf(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
 
 /** VmRSS and VmHWM of a process in MiB (null once it is gone). */
 function rssOf(pid) {
@@ -73,9 +96,10 @@ function startTimed(name, argv, env) {
         return;
       }
       const ms = performance.now() - started;
+      const cpuMs = cpuMsOf(child.pid);
       done = true;
       const line = pending.slice(pending.lastIndexOf("\n", at) + 1).split("\n")[0];
-      resolve({ child, ms, url: JSON.parse(line).url });
+      resolve({ child, ms, cpuMs, url: JSON.parse(line).url });
     });
     child.once("exit", (code, signal) => {
       if (!done) reject(new Error(`${name} exited (${code ?? signal}):\n${pending.slice(-4000)}`));
@@ -204,7 +228,16 @@ async function setUp() {
       floor: { name: "node floor", argv: [FLOOR], env, unit: twice(get("/a"), get("/b")) },
       gate: {
         name: "bottle-gate",
-        argv: [CLI.gate, "--base-path", base, "--token-file", tokenFile, "--port", "0"],
+        argv: [
+          ...NODE_FLAGS,
+          ...binArgv(CLI.gate),
+          "--base-path",
+          base,
+          "--token-file",
+          tokenFile,
+          "--port",
+          "0",
+        ],
         env,
         unit: twice(
           get("/bench.git/info/refs?service=git-upload-pack", v2, (t) => t.includes("ls-refs")),
@@ -219,13 +252,21 @@ async function setUp() {
       },
       proxy: {
         name: "bottle-cred-proxy",
-        argv: [CLI.proxy, "--routes", routes, "--port", "0"],
+        argv: [...NODE_FLAGS, ...binArgv(CLI.proxy), "--routes", routes, "--port", "0"],
         env: { ...env, BOTTLE_PROXY_TOKEN_0: upstreamToken },
         unit: twice(get("/api/small"), get("/api/small")),
       },
       tokman: {
         name: "bottle-tokman",
-        argv: [CLI.tokman, "serve", "--config", app.configFile, "--port", "0"],
+        argv: [
+          ...NODE_FLAGS,
+          ...binArgv(CLI.tokman),
+          "serve",
+          "--config",
+          app.configFile,
+          "--port",
+          "0",
+        ],
         env,
         unit: twice(get("/api/acme/api", tokmanAuth), get("/api/acme/api", tokmanAuth)),
       },
@@ -235,13 +276,13 @@ async function setUp() {
 
 /** One measured start: exec → listening, idle RSS, RSS after the load; then it is stopped. */
 async function measureOnce(target) {
-  const { child, ms, url } = await startTimed(target.name, target.argv, target.env);
+  const { child, ms, cpuMs, url } = await startTimed(target.name, target.argv, target.env);
   try {
     await sleep(IDLE_MS);
     const idle = rssOf(child.pid);
     await load(REQUESTS / 2, (agent) => target.unit(agent, url));
     const loaded = rssOf(child.pid);
-    return { ms, idleMiB: idle.rss, loadedMiB: loaded.rss, hwmMiB: loaded.hwm };
+    return { ms, cpuMs, idleMiB: idle.rss, loadedMiB: loaded.rss, hwmMiB: loaded.hwm };
   } finally {
     await stop(child);
   }
@@ -283,7 +324,8 @@ async function main() {
   progress(`work dir ${work}`);
   const { close, targets } = await setUp();
   try {
-    const names = Object.keys(targets);
+    const only = new Set(flags.only.split(","));
+    const names = Object.keys(targets).filter((n) => n === "floor" || only.has(n));
     progress("warm-up: one unmeasured start of each (fills the compile cache)");
     for (const name of names) await measureOnce(targets[name]);
     const runs = Object.fromEntries(names.map((n) => [n, []]));
@@ -301,6 +343,7 @@ async function main() {
       const pick = (key) => summarize(runs[name].map((r) => r[key]));
       results[name] = {
         startupMs: pick("ms"),
+        startupCpuMs: pick("cpuMs"),
         idleMiB: pick("idleMiB"),
         loadedMiB: pick("loadedMiB"),
         hwmMiB: pick("hwmMiB"),
@@ -327,6 +370,7 @@ async function main() {
     return {
       machine: machineInfo(),
       runs: RUNS,
+      nodeFlags: NODE_FLAGS,
       requests: REQUESTS,
       names: Object.fromEntries(names.map((n) => [n, targets[n].name])),
       results,
@@ -346,20 +390,22 @@ function report(r) {
   const ratio = (x) => `${x.toFixed(2)}×`.padStart(7);
   const lines = [
     `bench/sidecars: nproc ${m.nproc} (${m.cpu}), Linux ${m.kernel}, node ${m.node}`,
+    ...(r.nodeFlags.length > 0 ? [`sidecars run with node ${r.nodeFlags.join(" ")}`] : []),
     `${r.runs} starts each, interleaved; median (min–max); RSS in MiB; load: ${r.requests} requests, ${CONCURRENCY} at a time`,
     "",
-    `${"".padEnd(19)}${"exec→listening ms".padEnd(20)}${"idle RSS".padEnd(20)}${"RSS after load".padEnd(20)}  ×floor: start  idle  loaded/idle  modules (KiB)`,
+    `${"".padEnd(19)}${"exec→listening ms".padEnd(20)}${"its CPU ms".padEnd(20)}${"idle RSS".padEnd(20)}${"RSS after load".padEnd(20)}  ×floor: start  idle  loaded/idle  modules (KiB)`,
   ];
   for (const [key, name] of Object.entries(r.names)) {
     const x = r.results[key];
+    if (x === undefined) continue;
     const mods = r.modules[key];
     lines.push(
-      `${name.padEnd(19)}${cell(x.startupMs)}${cell(x.idleMiB, 1)}${cell(x.loadedMiB, 1)}  ${ratio(x.startupMs.median / floor.startupMs.median)}${ratio(x.idleMiB.median / floor.idleMiB.median)}${ratio(x.loadedMiB.median / floor.idleMiB.median)}      ${mods.modules} (${mods.kib})`,
+      `${name.padEnd(19)}${cell(x.startupMs)}${cell(x.startupCpuMs)}${cell(x.idleMiB, 1)}${cell(x.loadedMiB, 1)}  ${ratio(x.startupMs.median / floor.startupMs.median)}${ratio(x.idleMiB.median / floor.idleMiB.median)}${ratio(x.loadedMiB.median / floor.idleMiB.median)}      ${mods.modules} (${mods.kib})`,
     );
   }
   lines.push("", "modules loaded up to `listening`, largest packages:");
   for (const [key, name] of Object.entries(r.names)) {
-    if (key === "floor") continue;
+    if (key === "floor" || r.modules[key] === undefined) continue;
     const top = r.modules[key].packages
       .slice(0, 6)
       .map((p) => `${p.package} ${p.modules}/${p.kib}`);
