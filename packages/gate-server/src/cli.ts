@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --max-semi-space-size=1 --no-concurrent-recompilation
 // The `bottle-gate` executable: the only place that touches process globals.
 import { enableCompileCache } from "node:module";
 
