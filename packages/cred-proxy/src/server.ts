@@ -4,7 +4,7 @@
  * and bodies stream both ways through a keep-alive pool per upstream origin. Redirects are
  * never followed; odd targets, methods and upgrades are refused before any upstream is contacted.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import type { Duplex } from "node:stream";
 import { rootCertificates } from "node:tls";
@@ -15,6 +15,7 @@ import {
   errorName,
   type ListenTarget,
   listenOn,
+  nodeHttp,
   rawErrorAnswer,
   trackInFlight,
 } from "@bottle/sidecar";
@@ -132,7 +133,7 @@ export function createCredProxy(options: CredProxyOptions): CredProxy {
     );
   }
 
-  const server = createServer({
+  const server = nodeHttp.createServer({
     headersTimeout: headersTimeoutMs,
     requestTimeout: 0, // SECURITY (item 9): no total limit; LLM streams and pushes run long
     keepAliveTimeout: Math.min(KEEP_ALIVE_MS, idleTimeoutMs),
