@@ -286,3 +286,14 @@ export function createWorkspace(name) {
     sleep,
   };
 }
+
+/**
+ * The node arguments that start a bin as its shebang does: a sidecar's bin reads
+ * `#!/usr/bin/env -S node OPTIONS`, and a bench runs it on its own node (`process.execPath`)
+ * with the same OPTIONS, then the file.
+ */
+export function binArgv(file) {
+  const first = readFileSync(file, "utf8").split("\n", 1)[0];
+  const options = /^#!\/usr\/bin\/env -S node(?: (.*))?$/.exec(first)?.[1];
+  return [...(options ? options.split(" ") : []), file];
+}

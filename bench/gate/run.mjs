@@ -2,7 +2,14 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createWorkspace, descendants, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import {
+  binArgv,
+  createWorkspace,
+  descendants,
+  parseBenchArgs,
+  progress,
+  runBench,
+} from "../harness.mjs";
 import { fastImport, importRepository } from "../repository.mjs";
 import { startOnFreePort } from "../servers.mjs";
 import { machineInfo, median, summarize } from "../stats.mjs";
@@ -78,7 +85,7 @@ async function startGate(source) {
 
   const child = track(
     process.execPath,
-    [GATE_CLI, "--base-path", base, "--token-file", tokenFile, "--port", "0"],
+    [...binArgv(GATE_CLI), "--base-path", base, "--token-file", tokenFile, "--port", "0"],
     { cwd: work, env, stdio: ["ignore", "ignore", "pipe"] },
   );
   // Drain stderr for the whole run (a full pipe would stall the gate), counting request records.

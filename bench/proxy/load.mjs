@@ -100,7 +100,9 @@ async function closed(spec) {
     cpu.t0 = performance.now();
     cpu.fromUs = monotonicUs();
   }, windowStart - performance.now());
-  setTimeout(() => {
+  // Awaited after the callers: on a busy machine the last answer can arrive before this timer.
+  const windowClosed = new Promise((resolve) => setTimeout(resolve, windowEnd - performance.now()));
+  const measured = windowClosed.then(() => {
     const wallS = (performance.now() - cpu.t0) / 1000;
     cpu.toUs = monotonicUs();
     const used = process.cpuUsage(cpu.load0);
@@ -111,7 +113,7 @@ async function closed(spec) {
     // Everything else: other processes, and kernel time charged to no process (softirqs).
     const machine = (machineBusySeconds(clkTck) - cpu.machine0) / wallS;
     cpu.cores.other = Object.values(cpu.cores).reduce((rest, cores) => rest - cores, machine);
-  }, windowEnd - performance.now());
+  });
 
   const record = (sent, status, ok) => {
     const done = performance.now();
@@ -147,6 +149,7 @@ async function closed(spec) {
   };
   await Promise.all(Array.from({ length: spec.connections }, () => new Promise(caller)));
   agent.destroy();
+  await measured;
   const sorted = latencies.sorted();
   const answers = latencies.count;
   return {

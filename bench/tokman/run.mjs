@@ -3,7 +3,7 @@ import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync } from "nod
 import { Agent, createServer, request } from "node:http";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { createWorkspace, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import { binArgv, createWorkspace, parseBenchArgs, progress, runBench } from "../harness.mjs";
 import { collectCpuProfile, summariseProfile } from "../profile.mjs";
 import { serveBenchServer } from "../servers.mjs";
 import { forEachLine, latencyLog, machineBusySeconds, machineInfo, summarize } from "../stats.mjs";
@@ -294,7 +294,7 @@ async function orchestrate() {
     const tokmanLog = join(work, "tokman.log");
     const tokman = await startServer(
       "bottle-tokman",
-      [...cpuProf("tokman"), TOKMAN_CLI, "serve", "--config", config, "--port", "0"],
+      [...cpuProf("tokman"), ...binArgv(TOKMAN_CLI), "serve", "--config", config, "--port", "0"],
       env,
       tokmanLog,
     );

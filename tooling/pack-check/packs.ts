@@ -195,7 +195,8 @@ function filesUnder(dir: string): string[] {
 
 /**
  * What is wrong with an unpacked package (`dir`, the tarball's `package/`): unreplaced ranges;
- * a bin that is missing, lacks `#!/usr/bin/env node` or the exec bit; an `exports` target or
+ * a bin that is missing, lacks a `#!/usr/bin/env node` line (or `#!/usr/bin/env -S node <flags>`)
+ * or the exec bit; an `exports` target or
  * `files` entry that is missing; a package that the built code or its types import but that
  * is not in `dependencies`, `peerDependencies` or `optionalDependencies`.
  */
@@ -209,7 +210,11 @@ export function packageProblems(dir: string): string[] {
       problems.push(`bin ${name}: ${target} is not in the tarball`);
       continue;
     }
-    if (!readFileSync(file, "utf8").startsWith("#!/usr/bin/env node\n")) {
+    if (
+      !/^#!\/usr\/bin\/env (?:node|-S node(?: --[a-z-]+(?:=[\w.]+)?)+)\n/.test(
+        readFileSync(file, "utf8"),
+      )
+    ) {
       problems.push(`bin ${name}: ${target} does not start with #!/usr/bin/env node`);
     }
     if ((statSync(file).mode & 0o111) === 0)

@@ -13,13 +13,10 @@ import {
   type TokenSlot,
   tokenSlots,
 } from "@bottle/manifest";
-import {
-  checkTokmanSettings as checkSettings,
-  TOKMAN_KEY_ENV,
-  TOKMAN_URL_ENV,
-} from "@bottle/tokman/client";
+import { TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/tokman/client";
 import { ProxyError } from "./errors.ts";
 import type { RouteEntry, RoutesFile, TokmanEntry } from "./routes.ts";
+import { checkTokmanSettings } from "./tokman.ts";
 
 /** What the proxy needs from tokman: set when a route takes its token from a GitHub App. */
 export interface TokmanPlan {
@@ -126,24 +123,5 @@ export function proxyTokenEnv(
     problems.some((p) => p.code === "BTL_PROXY_TOKEN") ? "BTL_PROXY_TOKEN" : "BTL_PROXY_CONFIG",
     problems.map((p) => p.message).join("; "),
     { cause: problems },
-  );
-}
-
-/**
- * Checks tokman's URL and key; `names` says what to call them in errors (option or variable).
- * Throws ProxyError BTL_PROXY_CONFIG (URL) or BTL_PROXY_TOKEN (key only), naming, never echoing.
- */
-export function checkTokmanSettings(
-  url: string | undefined,
-  key: string | undefined,
-  names: { readonly url: string; readonly key: string },
-  paths: readonly string[],
-): { url: string; key: string } {
-  const problems = checkSettings({ url, key }, names);
-  const found = [problems.url, problems.key].filter((problem) => problem !== undefined);
-  if (found.length === 0) return { url: url as string, key: key as string };
-  throw new ProxyError(
-    problems.url === undefined ? "BTL_PROXY_TOKEN" : "BTL_PROXY_CONFIG",
-    found.map((problem) => `${problem} (used by ${paths.join(", ")})`).join("; "),
   );
 }

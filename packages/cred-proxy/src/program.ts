@@ -6,9 +6,9 @@ import type { CommonFlags, SidecarProcess } from "@bottle/sidecar";
 import { DEFAULT_PORTS, runSidecar } from "@bottle/sidecar";
 import { TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/tokman/client";
 import { ProxyError } from "./errors.ts";
-import { checkTokmanSettings } from "./plan.ts";
 import { loadRoutes } from "./routes.ts";
 import { type CredProxy, createCredProxy } from "./server.ts";
+import { checkTokmanSettings } from "./tokman.ts";
 
 /**
  * What the process gives the program; `cli.ts` passes the real ones. Its environment is the

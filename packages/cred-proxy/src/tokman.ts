@@ -9,14 +9,14 @@
 import { rootCertificates } from "node:tls";
 import type { Logger } from "@bottle/log";
 import {
+  checkTokmanSettings as checkSettings,
   createTokmanClient,
   type TokenSource,
   type TokmanClientOptions,
   type TokmanFetch,
 } from "@bottle/tokman/client";
-import { Agent, request } from "undici";
+import type { Agent } from "undici";
 import { ProxyError } from "./errors.ts";
-import { checkTokmanSettings } from "./plan.ts";
 import type { ProxyRoute, TokmanEntry } from "./routes.ts";
 
 /** tokman's address and the proxy's caller key there (and, in tests, the clock). */
@@ -52,16 +52,24 @@ export function createTokmanSources(
     { url: "`tokman.url`", key: "`tokman.key`" },
     used.map((route) => route.path),
   );
-  // SECURITY: undici's request follows no redirect; TLS is verified, with the proxy's extra CA.
-  const agent = new Agent({
-    connect: {
-      rejectUnauthorized: true,
-      ...(options.ca === undefined ? {} : { ca: [...rootCertificates, options.ca] }),
-    },
-    connectTimeout: 10_000,
-    keepAliveTimeout: 4_000,
-  });
+  // undici's whole API is loaded on the first request to tokman, not by every proxy at start.
+  let undici: Promise<{ agent: Agent; request: typeof import("undici").request }> | undefined;
+  const load = async () => {
+    const { Agent, request } = await import("undici");
+    // SECURITY: undici's request follows no redirect; TLS is verified, with the proxy's extra CA.
+    const agent = new Agent({
+      connect: {
+        rejectUnauthorized: true,
+        ...(options.ca === undefined ? {} : { ca: [...rootCertificates, options.ca] }),
+      },
+      connectTimeout: 10_000,
+      keepAliveTimeout: 4_000,
+    });
+    return { agent, request };
+  };
   const viaUndici: TokmanFetch = async (target, init) => {
+    undici ??= load();
+    const { agent, request } = await undici;
     const answer = await request(target, {
       method: "GET",
       headers: init.headers,
@@ -86,9 +94,28 @@ export function createTokmanSources(
     invalidate: (route, token) => ofRoute.get(route.path)?.invalidate(token),
     close() {
       client.close();
-      void agent.destroy().catch(() => {});
+      void undici?.then(({ agent }) => agent.destroy()).catch(() => {});
     },
   };
+}
+
+/**
+ * Checks tokman's URL and key; `names` says what to call them in errors (option or variable).
+ * Throws ProxyError BTL_PROXY_CONFIG (URL) or BTL_PROXY_TOKEN (key only), naming, never echoing.
+ */
+export function checkTokmanSettings(
+  url: string | undefined,
+  key: string | undefined,
+  names: { readonly url: string; readonly key: string },
+  paths: readonly string[],
+): { url: string; key: string } {
+  const problems = checkSettings({ url, key }, names);
+  const found = [problems.url, problems.key].filter((problem) => problem !== undefined);
+  if (found.length === 0) return { url: url as string, key: key as string };
+  throw new ProxyError(
+    problems.url === undefined ? "BTL_PROXY_TOKEN" : "BTL_PROXY_CONFIG",
+    found.map((problem) => `${problem} (used by ${paths.join(", ")})`).join("; "),
+  );
 }
 
 function missing(route: ProxyRoute): Promise<string> {

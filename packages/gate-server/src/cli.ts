@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1 --no-concurrent-recompilation
 // The `bottle-gate` executable: the only place that touches process globals.
 import module from "node:module";
 import { exitIfNodeTooOld } from "@bottle/sidecar/node-version";

@@ -6,7 +6,7 @@
 
 import { execFileSync } from "node:child_process";
 import { accessSync, constants, mkdtempSync, realpathSync, rmSync, statSync } from "node:fs";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
@@ -19,6 +19,7 @@ import {
   type ListenTarget,
   listenOn,
   logRequest,
+  nodeHttp,
   type RequestRecord,
   startRequestRecord,
   trackInFlight,
@@ -156,7 +157,7 @@ export function createGateServer(options: GateServerOptions): GateServer {
 
   let closing: Promise<void> | undefined;
 
-  const server = createServer({
+  const server = nodeHttp.createServer({
     headersTimeout: options.headersTimeoutMs ?? 30_000,
     requestTimeout: 0, // SECURITY: no total limit: a long push must not be cut
     keepAliveTimeout: options.keepAliveTimeoutMs ?? 60_000,

@@ -4,8 +4,9 @@
  * message as a line of text for git clients (git prints a text/plain body as `remote:` lines,
  * remote-curl.c show_http_message). Never a secret, a path or anything the request carried.
  */
-import { type IncomingMessage, type ServerResponse, STATUS_CODES } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ErrorTable } from "@bottle/errors";
+import { nodeHttp } from "./node-http.ts";
 
 /** `json` (`{ error, code }`, the default) or `text` (the message and a newline). */
 export type AnswerFormat = "json" | "text";
@@ -82,7 +83,7 @@ export function rawErrorAnswer<T extends ErrorTable>(
   const lines = Object.entries({ ...headers, connection: "close" }).map(
     ([name, value]) => `${name}: ${value}\r\n`,
   );
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n${lines.join("")}\r\n${body}`;
+  return `HTTP/1.1 ${status} ${nodeHttp.STATUS_CODES[status] ?? ""}\r\n${lines.join("")}\r\n${body}`;
 }
 
 const HEALTH_BODY = '{"status":"ok"}';

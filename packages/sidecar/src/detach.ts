@@ -4,6 +4,7 @@ import { closeSync, openSync, writeFileSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { READY_FD_ENV } from "./lifecycle.ts";
 import type { ListenError } from "./listen.ts";
+import { SIDECAR_NODE_OPTIONS } from "./node-options.ts";
 
 /**
  * What a background sidecar inherits of the environment besides the names a package adds.
@@ -51,11 +52,15 @@ export interface DetachOptions {
  */
 export async function detach(options: DetachOptions): Promise<{ url: string; pid: number }> {
   const logFd = openSync(options.logFile, "a", 0o600);
-  const child = spawn(options.execPath, [options.script, ...options.argv], {
-    detached: true,
-    env: { ...pickEnv(options.env, [...DETACH_ENV, ...options.keepEnv]), [READY_FD_ENV]: "3" },
-    stdio: ["ignore", "ignore", logFd, "pipe"],
-  });
+  const child = spawn(
+    options.execPath,
+    [...SIDECAR_NODE_OPTIONS, options.script, ...options.argv],
+    {
+      detached: true,
+      env: { ...pickEnv(options.env, [...DETACH_ENV, ...options.keepEnv]), [READY_FD_ENV]: "3" },
+      stdio: ["ignore", "ignore", logFd, "pipe"],
+    },
+  );
   closeSync(logFd);
   const ready = child.stdio[3] as Readable;
   const url = await new Promise<string | undefined>((resolve) => {

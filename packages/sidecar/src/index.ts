@@ -28,6 +28,8 @@ export {
 export type { ListenError, ListenFlags, ListenTarget } from "./listen.ts";
 export { listenOn, listenTargetFrom, systemdListenFd } from "./listen.ts";
 export { answerMalformedRequests } from "./malformed.ts";
+export { nodeHttp } from "./node-http.ts";
+export { SIDECAR_NODE_OPTIONS } from "./node-options.ts";
 export type {
   CommandOutput,
   CommonDefaults,

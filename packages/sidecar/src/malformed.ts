@@ -1,8 +1,9 @@
 /** Requests Node's parser refused (`clientError`): a bodiless 400, 408 or 431, and a log record. */
-import { type Server, STATUS_CODES } from "node:http";
+import type { Server } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Logger } from "@bottle/log";
 import type { InFlight } from "./in-flight.ts";
+import { nodeHttp } from "./node-http.ts";
 
 /**
  * Answers requests the parser refused as Node's own handler does (400; 431 for headers too
@@ -30,7 +31,7 @@ export function answerMalformedRequests(server: Server, logger: Logger, inFlight
     }
     socket.once("finish", () => socket.destroy());
     socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+      `HTTP/1.1 ${status} ${nodeHttp.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
     );
   });
 }

@@ -5,7 +5,7 @@
  * constant time. Errors answer `{ error, code }` with the code's status.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { isBottleError } from "@bottle/errors";
 import { type Logger, silentLogger } from "@bottle/log";
@@ -16,6 +16,7 @@ import {
   DEFAULT_PORTS,
   type ListenTarget,
   listenOn,
+  nodeHttp,
   trackInFlight,
   writeErrorAnswer,
 } from "@bottle/sidecar";
@@ -211,7 +212,7 @@ export function createTokman(options: TokmanOptions): Tokman {
     return true;
   }
 
-  const server = createServer(
+  const server = nodeHttp.createServer(
     { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 },
     (req, res) => {
       requests.track(req, res);

@@ -38,6 +38,20 @@ describe("packageProblems", () => {
     expect(packageProblems(await packageDir(SOUND, SOUND_FILES))).toEqual([]);
   });
 
+  it("takes a bin whose shebang passes Node flags through env -S, and no other interpreter", async () => {
+    const flags = "#!/usr/bin/env -S node --max-semi-space-size=1 --no-concurrent-recompilation\n";
+    const body = 'import { Command } from "commander";\n';
+    expect(
+      packageProblems(await packageDir(SOUND, { ...SOUND_FILES, "dist/cli.js": flags + body })),
+    ).toEqual([]);
+    for (const shebang of ["#!/usr/bin/env -S bash -c x\n", "#!/usr/bin/env -S node; rm\n"]) {
+      const dir = await packageDir(SOUND, { ...SOUND_FILES, "dist/cli.js": shebang + body });
+      expect(packageProblems(dir)).toEqual([
+        "bin x: ./dist/cli.js does not start with #!/usr/bin/env node",
+      ]);
+    }
+  });
+
   it("finds unreplaced ranges, a bad bin, a missing export and an undeclared import", async () => {
     const dir = await packageDir(
       {

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { READY_FD_ENV } from "@bottle/sidecar";
+import { READY_FD_ENV, SIDECAR_NODE_OPTIONS } from "@bottle/sidecar";
 import { CliError } from "../errors.ts";
 import { isAlive, type ProcessRef, processRef, type SidecarRecord } from "./state.ts";
 
@@ -62,11 +62,15 @@ export async function startSidecar(launch: SidecarLaunch): Promise<StartedSideca
   const log = openSync(launch.log, "a", 0o600);
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [binOf(launch.pkg, launch.bin), ...launch.args], {
-      env: { ...launch.env, [READY_FD_ENV]: "3" },
-      stdio: ["ignore", log, log, "pipe"],
-      detached: true,
-    });
+    child = spawn(
+      process.execPath,
+      [...SIDECAR_NODE_OPTIONS, binOf(launch.pkg, launch.bin), ...launch.args],
+      {
+        env: { ...launch.env, [READY_FD_ENV]: "3" },
+        stdio: ["ignore", log, log, "pipe"],
+        detached: true,
+      },
+    );
   } finally {
     closeSync(log);
   }
