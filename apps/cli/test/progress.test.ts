@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createProgress, inStep } from "../src/progress.ts";
 
 /** A terminal-like sink that keeps what is written. */
@@ -26,6 +26,19 @@ function terminal() {
 }
 
 describe("progress on a terminal", () => {
+  // The spinner stays off under CI or a dumb terminal (ora asks is-interactive): not here.
+  const saved = { CI: process.env.CI, TERM: process.env.TERM };
+  beforeEach(() => {
+    delete process.env.CI;
+    process.env.TERM = "xterm-256color";
+  });
+  afterEach(() => {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  });
+
   it("shows steps that run at once in one spinner and leaves one line per finished step", async () => {
     const out = terminal();
     const progress = await createProgress("tty", out);
