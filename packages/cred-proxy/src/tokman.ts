@@ -6,7 +6,6 @@
  * Authorization header of requests to tokman; neither it nor a token is logged or put in an
  * error.
  */
-import { rootCertificates } from "node:tls";
 import type { Logger } from "@bottle/log";
 import {
   checkTokmanSettings as checkSettings,
@@ -56,6 +55,8 @@ export function createTokmanSources(
   let undici: Promise<{ agent: Agent; request: typeof import("undici").request }> | undefined;
   const load = async () => {
     const { Agent, request } = await import("undici");
+    // node:tls too: a launcher that only checks the settings (`@bottle/cred-proxy/plan`) skips it.
+    const { rootCertificates } = await import("node:tls");
     // SECURITY: undici's request follows no redirect; TLS is verified, with the proxy's extra CA.
     const agent = new Agent({
       connect: {

@@ -3,8 +3,12 @@
  * the structural `Logger` below and default to `silentLogger`, so they never import pino.
  */
 import { createHash } from "node:crypto";
-import { pino } from "pino";
+import { createRequire } from "node:module";
+import type { pino as Pino } from "pino";
 
+// pino (and its worker-thread transport machinery) loads with the first logger: a program
+// that only hands `silentLogger` to libraries never loads it.
+const require = createRequire(import.meta.url);
 /** What a library needs of a logger (pino's shape, a structural subset). */
 export interface Logger {
   debug(obj: object, msg?: string): void;
@@ -67,6 +71,7 @@ export const BUFFER_LIMIT = 8 * 1024 * 1024;
 
 /** Creates the process logger: JSON lines, redacted, on stderr. Call only from entrypoints. */
 export function createLogger(options: CreateLoggerOptions): Logger {
+  const { pino } = require("pino") as { pino: typeof Pino };
   const buffered = options.buffered === true && typeof options.destination !== "object";
   const destination =
     typeof options.destination === "object"
@@ -91,7 +96,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
 }
 
 /** pino's logging methods; `child` redacts the bindings, which pino's formatters never see. */
-function wrap(logger: pino.Logger): Logger {
+function wrap(logger: Pino.Logger): Logger {
   return {
     debug: logger.debug.bind(logger),
     info: logger.info.bind(logger),
@@ -102,7 +107,7 @@ function wrap(logger: pino.Logger): Logger {
 }
 
 /** Counts the lines a full buffer dropped and reports them once lines are accepted again. */
-function reportDrops(destination: NodeJS.EventEmitter, logger: pino.Logger): void {
+function reportDrops(destination: NodeJS.EventEmitter, logger: Pino.Logger): void {
   let dropped = 0;
   let scheduled = false;
   const report = (): void => {

@@ -5,13 +5,19 @@
  * demultiplexed; and their removal.
  */
 import { appendFileSync } from "node:fs";
-import { request } from "node:http";
+import { createRequire } from "node:module";
 import type { Socket } from "node:net";
 import { join } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
-import Docker from "dockerode";
+import { nodeHttp } from "@bottle/sidecar";
+import type Docker from "dockerode";
 import type { BottlePaths } from "../bottle/state.ts";
 import { CliError } from "../errors.ts";
+
+// dockerode (with its SSH and gRPC transports) and node:http's ESM namespace (which loads
+// Node's bundled undici) weigh more than the rest of a sandbox bottle's start: loaded only for
+// the docker backend, on first use.
+const require = createRequire(import.meta.url);
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -50,7 +56,8 @@ export function engineOf(env: Env): Engine {
     }
     socket = host.slice("unix://".length);
   }
-  return { docker: new Docker({ socketPath: socket }), socket };
+  const DockerClient = require("dockerode") as typeof Docker;
+  return { docker: new DockerClient({ socketPath: socket }), socket };
 }
 
 /**
@@ -143,7 +150,7 @@ function ignoreGone(error: unknown): void {
 export function attachContainer(engine: Engine, id: string, stdin: boolean): Promise<Socket> {
   const query = `stream=1&stdout=1&stderr=1&stdin=${stdin ? 1 : 0}`;
   return new Promise((resolve, reject) => {
-    const req = request({
+    const req = nodeHttp.request({
       socketPath: engine.socket,
       method: "POST",
       path: `/containers/${encodeURIComponent(id)}/attach?${query}`,
