@@ -15,6 +15,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
 /** Progress lines on stderr. */
@@ -296,4 +297,33 @@ export function binArgv(file) {
   const first = readFileSync(file, "utf8").split("\n", 1)[0];
   const options = /^#!\/usr\/bin\/env -S node(?: (.*))?$/.exec(first)?.[1];
   return [...(options ? options.split(" ") : []), file];
+}
+
+/** The built test utilities (the fakes), for benches that run one. */
+export const TEST_UTILS = join(import.meta.dirname, "../tooling/test-utils/dist/index.js");
+
+/**
+ * The GitHub fake of tooling/test-utils in this process, on the real clock: one app installed
+ * on acme/api, one caller `bench` (acme/*, contents write, metadata read), and tokman's
+ * configuration for it in `WORK/tokman`. The caller closes it.
+ */
+export async function serveBenchGitHubApp(work) {
+  const { serveGitHubAppFixture } = await import(pathToFileURL(TEST_UTILS).href);
+  const dir = join(work, "tokman");
+  mkdirSync(dir, { mode: 0o700 });
+  return serveGitHubAppFixture({
+    dir,
+    realTime: true,
+    installations: [
+      {
+        id: 7,
+        account: { login: "acme", type: "Organization" },
+        repositories: [{ id: 1, name: "api" }],
+        permissions: { contents: "write", metadata: "read" },
+      },
+    ],
+    callers: {
+      bench: { repositories: ["acme/*"], permissions: { contents: "write", metadata: "read" } },
+    },
+  });
 }

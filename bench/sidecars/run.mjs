@@ -12,7 +12,9 @@ import {
   parseBenchArgs,
   progress,
   runBench,
+  serveBenchGitHubApp,
   sleep,
+  TEST_UTILS,
 } from "../harness.mjs";
 import { machineInfo, summarize } from "../stats.mjs";
 
@@ -23,7 +25,6 @@ const CLI = {
   tokman: join(ROOT, "packages/tokman/dist/cli.js"),
 };
 const TOKENS_CLI = join(ROOT, "packages/gate-tokens/dist/cli.js");
-const TEST_UTILS = join(ROOT, "tooling/test-utils/dist/index.js");
 const UPSTREAM = join(ROOT, "bench/proxy/upstream.mjs");
 const FLOOR = join(import.meta.dirname, "floor.mjs");
 const COUNT_MODULES = join(ROOT, "bench/bottle/count-modules.mjs");
@@ -194,24 +195,7 @@ async function setUp() {
   );
 
   // bottle-tokman: the GitHub fake of tooling/test-utils in this process, one app, one caller.
-  const { serveGitHubAppFixture } = await import(pathToFileURL(TEST_UTILS).href);
-  const dir = join(work, "tokman");
-  mkdirSync(dir, { mode: 0o700 });
-  const app = await serveGitHubAppFixture({
-    dir,
-    realTime: true,
-    installations: [
-      {
-        id: 7,
-        account: { login: "acme", type: "Organization" },
-        repositories: [{ id: 1, name: "api" }],
-        permissions: { contents: "write", metadata: "read" },
-      },
-    ],
-    callers: {
-      bench: { repositories: ["acme/*"], permissions: { contents: "write", metadata: "read" } },
-    },
-  });
+  const app = await serveBenchGitHubApp(work);
   const tokmanAuth = { authorization: `Bearer ${app.key}` };
 
   const get =

@@ -1,16 +1,22 @@
 #!/usr/bin/env node
-import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, ftruncateSync, openSync, readFileSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
-import { binArgv, createWorkspace, parseBenchArgs, progress, runBench } from "../harness.mjs";
+import {
+  binArgv,
+  createWorkspace,
+  parseBenchArgs,
+  progress,
+  runBench,
+  serveBenchGitHubApp,
+  TEST_UTILS,
+} from "../harness.mjs";
 import { collectCpuProfile, summariseProfile } from "../profile.mjs";
 import { serveBenchServer } from "../servers.mjs";
 import { forEachLine, latencyLog, machineBusySeconds, machineInfo, summarize } from "../stats.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
 const TOKMAN_CLI = join(ROOT, "packages/tokman/dist/cli.js");
-const TEST_UTILS = join(ROOT, "tooling/test-utils/dist/index.js");
 /** What the bench runs, checked before it starts. */
 const NEEDS = {
   files: [TOKMAN_CLI, TEST_UTILS],
@@ -261,24 +267,7 @@ async function orchestrate() {
 
     // 1. The fake GitHub, in this process, with the real clock; tokman's configuration (app
     // key, a caller key) for the built CLI.
-    const { serveGitHubAppFixture } = await import(pathToFileURL(TEST_UTILS).href);
-    const dir = join(work, "tokman");
-    mkdirSync(dir, { mode: 0o700 });
-    const app = await serveGitHubAppFixture({
-      dir,
-      realTime: true,
-      installations: [
-        {
-          id: 7,
-          account: { login: "acme", type: "Organization" },
-          repositories: [{ id: 1, name: "api" }],
-          permissions: { contents: "write", metadata: "read" },
-        },
-      ],
-      callers: {
-        bench: { repositories: ["acme/*"], permissions: { contents: "write", metadata: "read" } },
-      },
-    });
+    const app = await serveBenchGitHubApp(work);
     const { fake } = app;
     closers.push(() => app.close());
     progress(`fake GitHub at ${fake.url}`);
