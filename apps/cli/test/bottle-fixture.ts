@@ -7,6 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
+import { request } from "node:http";
 import { dirname, join } from "node:path";
 import {
   createBaseEnv,
@@ -141,6 +142,18 @@ github_apps:
     app,
     liveToken,
   };
+}
+
+/** A GET on a unix socket (a sidecar's); resolves with the status. */
+export function getOnSocket(socket: string, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    request({ socketPath: socket, path, method: "GET" }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    })
+      .on("error", reject)
+      .end();
+  });
 }
 
 /** Whether `pid` runs (a zombie has exited: it waits for whichever process adopted it). */

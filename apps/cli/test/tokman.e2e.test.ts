@@ -1,22 +1,9 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { request } from "node:http";
 import { join } from "node:path";
 import { expectNoCanary, git } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
-import { isRunning, setupBottle } from "./bottle-fixture.ts";
-
-/** A GET on a unix socket; resolves with the status. */
-function getOnSocket(socket: string, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    request({ socketPath: socket, path }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode ?? 0));
-    })
-      .on("error", reject)
-      .end();
-  });
-}
+import { getOnSocket, isRunning, setupBottle } from "./bottle-fixture.ts";
 
 /** The variables of a running process (the tests run as the bottle's user). */
 function environOf(pid: number): Record<string, string> {

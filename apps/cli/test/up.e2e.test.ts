@@ -1,21 +1,8 @@
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { request } from "node:http";
 import { join } from "node:path";
 import { expectNoCanary, runProcess } from "@bottle/test-utils";
 import { describe, expect, it } from "vitest";
-import { BIN, isRunning, setupBottle as setup } from "./bottle-fixture.ts";
-
-/** A GET on a unix socket. */
-function getOnSocket(socket: string, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    request({ socketPath: socket, path, method: "GET" }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode ?? 0));
-    })
-      .on("error", reject)
-      .end();
-  });
-}
+import { BIN, getOnSocket, isRunning, setupBottle as setup } from "./bottle-fixture.ts";
 
 describe("bottle up, ps, logs, down", { tags: ["slow"] }, () => {
   it("starts the sidecars on 0600 sockets, and down stops them and removes everything", async () => {
