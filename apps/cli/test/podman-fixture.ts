@@ -35,10 +35,7 @@ export function findPodman(): string | null {
   return null;
 }
 
-/**
- * Why the docker backend's tests cannot run here, or null when they can. Without CI a missing
- * podman skips them with this reason; in CI it is a failure (the caller throws it).
- */
+/** Why the docker backend's tests cannot run here, or null when they can. */
 export function podmanMissing(): string | null {
   return findPodman() === null ? "podman is not installed (apt-get install podman runc …)" : null;
 }

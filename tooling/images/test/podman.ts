@@ -1,6 +1,6 @@
 /**
  * podman for the image smoke tests: rootful, with the containers.conf tooling/images.sh writes,
- * containers and volumes removed when the test finishes, and the rule for skipping.
+ * containers and volumes removed when the test finishes, and the check that podman is there.
  */
 import { randomBytes } from "node:crypto";
 import { accessSync, constants } from "node:fs";
@@ -35,12 +35,13 @@ function onPath(command: string): boolean {
 }
 
 /**
- * Why the smoke tests skip, or undefined when they run. They skip only where podman is
- * missing outside CI; in CI (`CI` set) a missing podman or image fails them.
+ * Throws unless podman is installed: these tests run on their own (`pnpm test:images`, after
+ * tooling/images.sh), and without podman they fail, saying so.
  */
-export function skipReason(): string | undefined {
-  if (onPath("podman") || process.env.CI) return undefined;
-  return "podman is not installed (and CI is unset): see tooling/images/README.md";
+export function requirePodman(): void {
+  if (!onPath("podman")) {
+    throw new Error("the image tests need podman and the images: see tooling/images/README.md");
+  }
 }
 
 /** Runs podman with `args`; rejects on a non-zero exit unless `allowFailure`. */
