@@ -5,7 +5,7 @@
  * and permissions the manifest gives that sidecar. The plan is pure; the caller keys are made
  * by `bottle up` and only their SHA-256 reaches tokman's configuration.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { CredProxyPlan } from "@bottle/cred-proxy/plan";
 import type { GitGatePlan } from "@bottle/git-gate/stage";
 import type { Manifest } from "@bottle/manifest";
@@ -103,11 +103,6 @@ function oneApp(sidecar: string, uses: ReadonlyArray<{ readonly app: string }>):
 
 function unique(values: readonly string[]): string[] {
   return [...new Set(values)].sort();
-}
-
-/** A caller key: 256 random bits, as tokman's `new-key` makes them. */
-export function newCallerKey(): string {
-  return `btk_${randomBytes(32).toString("base64url")}`;
 }
 
 /**

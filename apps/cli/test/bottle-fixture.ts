@@ -116,8 +116,23 @@ github_apps:
       ...(input === undefined ? {} : { input }),
     });
   /** `bottle run` of this manifest in the workspace, without asking; `args` follow. */
-  const run = (...args: string[]) =>
-    bottle(["run", manifest, "--yes", "--workspace", workspace, ...args]);
+  /** `COMMAND FILE --yes --workspace W ARGS…`: `up` or `run` of this bottle, without asking. */
+  const argsOf = (command: "up" | "run", ...args: string[]) => [
+    command,
+    manifest,
+    "--yes",
+    "--workspace",
+    workspace,
+    ...args,
+  ];
+  const run = (...args: string[]) => bottle(argsOf("run", ...args));
+  /** `bottle run ARGS…` of an agent that upper-cases what `bottle run` reads from a pipe. */
+  const runPiped = (...args: string[]) =>
+    bottle(
+      argsOf("run", ...args, "--", "sh", "-c", "tr a-z A-Z; echo END"),
+      {},
+      "two lines\nfrom a pipe\n",
+    );
   const stateOf = (name: string) => join(dir, "state", "bottle", name);
   /** Writes an agent script into the workspace; returns its path inside the bottle. */
   const script = async (name: string, body: string) => {
@@ -126,6 +141,8 @@ github_apps:
   };
   return {
     run,
+    runPiped,
+    argsOf,
     dir,
     manifest,
     workspace,

@@ -98,20 +98,7 @@ describe("the docker backend against podman", { tags: ["slow"], timeout: 180_000
   function runInBackground(t: Setup, name: string, command: string[]) {
     const child: ChildProcess = spawn(
       process.execPath,
-      [
-        BIN,
-        "run",
-        t.manifest,
-        "--backend",
-        "docker",
-        "--yes",
-        "--name",
-        name,
-        "--workspace",
-        t.workspace,
-        "--",
-        ...command,
-      ],
+      [BIN, ...t.argsOf("run", "--backend", "docker", "--name", name, "--", ...command)],
       { env: t.env, cwd: t.dir, stdio: "ignore" },
     );
     // SIGTERM: bottle run tears its bottle down.
@@ -194,17 +181,7 @@ cat "$HOME/.gitconfig"`,
 
   it("bottle up starts the sidecar containers; ps and logs show them; down leaves no container, network or volume", async () => {
     const t = await dockerBottle();
-    const up = await t.bottle([
-      "up",
-      t.manifest,
-      "--backend",
-      "docker",
-      "--name",
-      "upd",
-      "--yes",
-      "--workspace",
-      t.workspace,
-    ]);
+    const up = await t.bottle(t.argsOf("up", "--backend", "docker", "--name", "upd"));
     expect(up.code, up.stderr).toBe(0);
     const names = lines(
       engine.podman([
@@ -261,15 +238,7 @@ cat "$HOME/.gitconfig"`,
       process.execPath,
       [
         BIN,
-        "run",
-        t.manifest,
-        "--backend",
-        "docker",
-        "--yes",
-        "--name",
-        "tty",
-        "--workspace",
-        t.workspace,
+        ...t.argsOf("run", "--backend", "docker", "--name", "tty"),
         "--",
         "sh",
         "-c",
@@ -302,25 +271,7 @@ cat "$HOME/.gitconfig"`,
 
   it("gives the agent bottle's stdin to its end when there is no terminal", async () => {
     const t = await dockerBottle();
-    const run = await t.bottle(
-      [
-        "run",
-        t.manifest,
-        "--yes",
-        "--backend",
-        "docker",
-        "--workspace",
-        t.workspace,
-        "--name",
-        "piped",
-        "--",
-        "sh",
-        "-c",
-        "tr a-z A-Z; echo END",
-      ],
-      {},
-      "two lines\nfrom a pipe\n",
-    );
+    const run = await t.runPiped("--backend", "docker", "--name", "piped");
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain("TWO LINES\nFROM A PIPE\nEND\n");
     expect(leftovers("piped")).toEqual([]);

@@ -203,21 +203,7 @@ node -e 'console.log(require("tiny-bottled"))'`,
 
   it("gives the agent bottle's stdin to its end when there is no terminal", async () => {
     const t = await setupBottle();
-    const run = await t.bottle(
-      [
-        "run",
-        t.manifest,
-        "--yes",
-        "--workspace",
-        t.workspace,
-        "--",
-        "sh",
-        "-c",
-        "tr a-z A-Z; echo END",
-      ],
-      {},
-      "two lines\nfrom a pipe\n",
-    );
+    const run = await t.runPiped();
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain("TWO LINES\nFROM A PIPE\nEND\n");
   });

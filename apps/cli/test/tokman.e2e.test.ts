@@ -17,15 +17,7 @@ function environOf(pid: number): Record<string, string> {
 describe("a bottle's own tokman", { tags: ["slow"] }, () => {
   it("mints the gate's and the proxy's installation tokens with a key per sidecar, and stops with the bottle", async () => {
     const t = await setupBottle({ githubApp: true });
-    const up = await t.bottle([
-      "up",
-      t.manifest,
-      "--yes",
-      "--workspace",
-      t.workspace,
-      "--name",
-      "gh",
-    ]);
+    const up = await t.bottle(t.argsOf("up", "--name", "gh"));
     expect(up.code, up.stderr).toBe(0);
     expect(up.stdout + up.stderr).toMatch(/GitHub App tokens: the bottle.s own tokman/);
     expect(up.stderr).toMatch(/✓ tokman: GitHub App acme/);

@@ -4,14 +4,15 @@ import { join } from "node:path";
 import { parseManifest } from "@bottle/manifest";
 import { expectNoCanary, makeCanary, testdir } from "@bottle/test-utils";
 import { parseConfig } from "@bottle/tokman";
+import { newCallerKey } from "@bottle/tokman/client";
 import { describe, expect, it } from "vitest";
 import { formatPlan } from "../src/format.ts";
 import { planBottle, prepareSidecars } from "../src/plan.ts";
-import { newCallerKey, planTokman, tokmanConfig } from "../src/tokman.ts";
+import { planTokman, tokmanConfig } from "../src/tokman.ts";
 
 const PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n";
 
-function manifest(extra: { routes?: string; apps?: string; repos?: string } = {}) {
+function manifest(extra: { routes?: string; apps?: string; repos?: string; acme?: string } = {}) {
   return parseManifest(
     [
       "version: 1",
@@ -28,7 +29,7 @@ function manifest(extra: { routes?: string; apps?: string; repos?: string } = {}
       "    - { path: /gh2/, upstream: 'https://api.github.com', auth: { scheme: Bearer }, github_app: { app: acme, repository: acme/site, permissions: { contents: write } } }",
       extra.routes ?? "",
       "github_apps:",
-      "  acme: { app_id: 42, private_key: /keys/acme.pem }",
+      `  acme: ${extra.acme ?? "{ app_id: 42, private_key: /keys/acme.pem }"}`,
       extra.apps ?? "",
     ]
       .filter((line) => line !== "")
@@ -123,33 +124,31 @@ describe("the bottle's tokman configuration", () => {
     const dir = await testdir();
     const pem = join(dir, "acme.pem");
     await writeFile(pem, PEM, { mode: 0o600 });
-    const m = parseManifest(
-      [
-        "version: 1",
-        "name: acme",
-        "agent: { command: [agent] }",
-        "git_gate:",
-        "  repos:",
-        "    api: { url: 'https://github.com/acme/api.git', key: { provider: github-app, app: acme } }",
-        "github_apps:",
-        `  acme: { app_id: 42, private_key: ${pem}, api: 'http://127.0.0.1:9' }`,
-      ].join("\n"),
-    );
+    const m = manifest({ acme: `{ app_id: 42, private_key: ${pem}, api: 'http://127.0.0.1:9' }` });
     const plan = planTokman(plansOf(m), {});
     if (plan?.source !== "bottle") throw new Error("expected the bottle's own tokman");
-    const keys = { gate: newCallerKey() };
-    expect(keys.gate).toMatch(/^btk_[A-Za-z0-9_-]{43}$/);
+    const keys = { gate: newCallerKey(), proxy: newCallerKey() };
+    expect(keys.gate).toMatch(/^btk_[A-Za-z0-9_-]{32}$/);
     const text = tokmanConfig(m, plan.callers, keys);
     expectNoCanary(keys.gate, text);
+    expectNoCanary(keys.proxy, text);
     const config = parseConfig(text, dir);
     expect(config.apps.get("acme")).toMatchObject({ issuer: "42", api: "http://127.0.0.1:9" });
+    const digest = (key: string) => createHash("sha256").update(key).digest("hex");
     expect(config.callers).toEqual([
       {
         name: "gate",
-        keySha256: createHash("sha256").update(keys.gate).digest("hex"),
+        keySha256: digest(keys.gate),
         app: "acme",
-        repositories: ["acme/api"],
+        repositories: ["acme/api", "acme/docs"],
         permissions: { contents: "write", metadata: "read" },
+      },
+      {
+        name: "proxy",
+        keySha256: digest(keys.proxy),
+        app: "acme",
+        repositories: ["acme/api", "acme/site"],
+        permissions: { issues: "write", contents: "write" },
       },
     ]);
   });

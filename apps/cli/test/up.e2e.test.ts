@@ -7,15 +7,7 @@ import { BIN, getOnSocket, isRunning, setupBottle as setup } from "./bottle-fixt
 describe("bottle up, ps, logs, down", { tags: ["slow"] }, () => {
   it("starts the sidecars on 0600 sockets, and down stops them and removes everything", async () => {
     const t = await setup();
-    const up = await t.bottle([
-      "up",
-      t.manifest,
-      "--yes",
-      "--workspace",
-      t.workspace,
-      "--name",
-      "task-1",
-    ]);
+    const up = await t.bottle(t.argsOf("up", "--name", "task-1"));
     expect(up.code, up.stderr).toBe(0);
     expect(up.stdout).toContain("bottle task-1 is up");
     expect(up.stderr).toMatch(/✓ gate: listening: pid \d+/);
@@ -84,8 +76,8 @@ describe("bottle up, ps, logs, down", { tags: ["slow"] }, () => {
 
   it("names bottles after the manifest, never twice, and refuses a taken --name", async () => {
     const t = await setup();
-    expect((await t.bottle(["up", t.manifest, "--yes", "--workspace", t.workspace])).code).toBe(0);
-    const second = await t.bottle(["up", t.manifest, "--yes", "--workspace", t.workspace]);
+    expect((await t.bottle(t.argsOf("up"))).code).toBe(0);
+    const second = await t.bottle(t.argsOf("up"));
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout).toContain("bottle acme-2 is up");
     const taken = await t.bottle(["up", t.manifest, "--yes", "--name", "acme"]);

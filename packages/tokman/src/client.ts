@@ -5,6 +5,7 @@
  * entry: it loads neither tokman's server nor its store nor a GitHub client.
  */
 
+import { randomBytes } from "node:crypto";
 import { type Logger, silentLogger } from "@bottle/log";
 import { CREDENTIAL_SHAPE, checkHttpUrl, isCredentialValue } from "@bottle/manifest/policy";
 import * as v from "valibot";
@@ -23,6 +24,11 @@ import {
 export const TOKMAN_URL_ENV = "BOTTLE_TOKMAN_URL";
 /** The documented variable holding the caller's key at tokman (a secret). */
 export const TOKMAN_KEY_ENV = "BOTTLE_TOKMAN_KEY";
+
+/** A new caller key: `btk_` and 192 random bits (what `bottle-tokman new-key` prints). */
+export function newCallerKey(): string {
+  return `btk_${randomBytes(24).toString("base64url")}`;
+}
 
 /** Options of {@link createTokmanClient}. */
 export interface TokmanClientOptions {

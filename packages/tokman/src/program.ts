@@ -1,5 +1,5 @@
 /** The `bottle-tokman` command line: serve, new-key, hash-key. */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import type { CommonFlags, SidecarProcess } from "@bottle/sidecar";
 import {
@@ -11,6 +11,7 @@ import {
   withOutput,
 } from "@bottle/sidecar";
 import { Command, Option } from "commander";
+import { newCallerKey } from "./client.ts";
 import { loadConfig } from "./config.ts";
 import { TokmanError } from "./errors.ts";
 import { createTokman } from "./server.ts";
@@ -106,7 +107,7 @@ export async function runTokman(proc: TokmanProcess): Promise<number> {
       "print a new caller key on stdout, and the key_sha256 for the configuration on stderr",
     )
     .action(() => {
-      const key = `btk_${randomBytes(24).toString("base64url")}`;
+      const key = newCallerKey();
       proc.stdout.write(`${key}\n`);
       proc.stderr.write(`key_sha256: ${createHash("sha256").update(key).digest("hex")}\n`);
     });

@@ -18,7 +18,7 @@ import {
 import { silentLogger } from "@bottle/log";
 import { loadManifest, type Manifest } from "@bottle/manifest";
 import { DEFAULT_PORTS } from "@bottle/sidecar";
-import { TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/tokman/client";
+import { newCallerKey, TOKMAN_KEY_ENV, TOKMAN_URL_ENV } from "@bottle/tokman/client";
 import { type AgentSide, renderAgentSide } from "../agent-side.ts";
 import { engineOf, pingEngine, removeBottleContainers } from "../docker/engine.ts";
 import {
@@ -31,13 +31,7 @@ import { CliError } from "../errors.ts";
 import { formatPlan } from "../format.ts";
 import { planBottle, prepareSidecars } from "../plan.ts";
 import { inStep, type Progress } from "../progress.ts";
-import {
-  newCallerKey,
-  planTokman,
-  type TokmanCallerPlan,
-  type TokmanPlan,
-  tokmanConfig,
-} from "../tokman.ts";
+import { planTokman, type TokmanCallerPlan, type TokmanPlan, tokmanConfig } from "../tokman.ts";
 import { type SidecarLaunch, type StartedSidecar, startSidecar, stopProcess } from "./sidecars.ts";
 import {
   type BottlePaths,
@@ -236,7 +230,8 @@ async function start(
       : null;
   const launch = (sidecar: SidecarLaunch) =>
     launchSidecar(bottle, progress, sidecar, undefined, docker);
-  // Checked before anything starts: a variable the proxy needs is missing (BTL_PROXY_TOKEN).
+  // Checked before the gate and the proxy start: a variable the proxy needs is missing
+  // (BTL_PROXY_TOKEN).
   const slots = proxy === null ? {} : proxyTokenEnv(proxy, env, tokmanOf("proxy"));
   // The proxy starts while the gate's stage and mirrors are made: neither waits for the other.
   const pending: Array<Promise<StartedSidecar>> = [];
